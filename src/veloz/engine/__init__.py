@@ -1,0 +1,1 @@
+"""The kernel: wiring, clock, event bus, lifecycle and the EngineClient facade."""

@@ -1,0 +1,1 @@
+"""Execution: the venue interface, venues (sim, Binance) and sending orders to them."""

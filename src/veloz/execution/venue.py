@@ -1,0 +1,66 @@
+"""What the engine needs from a venue, real or simulated.
+
+A venue answers only through execution reports (`OrderReport` events) delivered to the
+report handler, like a real exchange's user-data stream. `submit` and `cancel` return once
+the request is on its way; their outcome arrives later as reports.
+"""
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Protocol
+
+import msgspec
+
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.model.events import OrderFilled, OrderReport
+
+ReportHandler = Callable[[OrderReport], None]
+
+
+class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order as sent to a venue."""
+
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal
+    price: Decimal | None
+
+
+class VenueOrderState(msgspec.Struct, frozen=True, kw_only=True):
+    """A venue's answer to "what do you know of this client order id?"."""
+
+    client_order_id: str
+    venue_order_id: str
+    status: OrderStatus
+    executed_qty: Decimal
+    fills: list[OrderFilled]
+    reason: str = ""
+
+
+class Venue(Protocol):
+    name: str
+
+    def set_report_handler(self, handler: ReportHandler) -> None: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, order: VenueOrder) -> None: ...
+
+    async def cancel(self, client_order_id: str, symbol: str) -> None: ...
+
+    async def query(self, client_order_id: str, symbol: str) -> VenueOrderState | None:
+        """The venue's record of the order, or None if it never saw it."""
+        ...
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Total balance per asset."""
+        ...
+
+    async def ping(self) -> float:
+        """Round-trip time to the venue in seconds; raises if unreachable."""
+        ...

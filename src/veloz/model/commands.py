@@ -1,0 +1,154 @@
+"""Commands: requests to the engine, in the imperative. They are parsed and checked here
+(shape, types, ranges); whether the engine can act on them is the engine's business."""
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+
+import msgspec
+
+from veloz.model.enums import OrderSide, OrderType, TimeInForce
+from veloz.model.errors import CommandRejected
+from veloz.model.identifiers import is_valid_client_order_id
+
+_E = TypeVar("_E", OrderSide, OrderType, TimeInForce)
+
+MAX_DECIMAL_DIGITS = 30
+MAX_STRATEGY_ID_LENGTH = 64
+
+
+class SubmitOrder(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    price: Decimal | None = None
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    client_order_id: str | None = None
+    strategy_id: str | None = None
+
+
+class CancelOrder(msgspec.Struct, frozen=True, kw_only=True):
+    client_order_id: str
+    symbol: str | None = None
+
+
+def parse_submit_order(fields: Mapping[str, object]) -> SubmitOrder:
+    """Build a SubmitOrder from loosely typed fields (JSON, a form, a stdio line).
+
+    Accepts `type` or `order_type`, `qty`/`price` as numbers or strings. Raises
+    CommandRejected(bad_params) naming the first field that is wrong.
+    """
+    known = {"symbol", "side", "qty", "price", "type", "order_type", "time_in_force",
+             "client_order_id", "strategy_id", "cmd"}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
+    symbol = _required_str(fields, "symbol").upper()
+    side = _enum(OrderSide, _required_str(fields, "side").upper(), "side")
+    raw_type = fields.get("type", fields.get("order_type"))
+    order_type = OrderType.LIMIT if raw_type is None else _enum(
+        OrderType, _str(raw_type, "type").upper(), "type"
+    )
+    raw_tif = fields.get("time_in_force")
+    time_in_force = TimeInForce.GTC if raw_tif is None else _enum(
+        TimeInForce, _str(raw_tif, "time_in_force").upper(), "time_in_force"
+    )
+    qty = parse_positive_decimal(fields.get("qty"), "qty")
+    raw_price = fields.get("price")
+    price = None if raw_price is None or raw_price == "" else parse_positive_decimal(
+        raw_price, "price"
+    )
+    if order_type is OrderType.LIMIT and price is None:
+        raise CommandRejected("price is required for a LIMIT order")
+    if order_type is OrderType.MARKET and price is not None:
+        raise CommandRejected("a MARKET order takes no price")
+    if order_type is OrderType.MARKET and time_in_force is TimeInForce.GTC and raw_tif is not None:
+        raise CommandRejected("a MARKET order cannot rest: use IOC or FOK, or omit time_in_force")
+    client_order_id = fields.get("client_order_id")
+    if client_order_id is not None:
+        client_order_id = _str(client_order_id, "client_order_id")
+        if not is_valid_client_order_id(client_order_id):
+            raise CommandRejected(
+                "client_order_id must be 1-36 characters of A-Z a-z 0-9 . _ : / -"
+            )
+    strategy_id = fields.get("strategy_id")
+    if strategy_id is not None:
+        strategy_id = _str(strategy_id, "strategy_id")
+        if not 0 < len(strategy_id) <= MAX_STRATEGY_ID_LENGTH:
+            raise CommandRejected(f"strategy_id must be 1-{MAX_STRATEGY_ID_LENGTH} characters")
+    return SubmitOrder(
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        order_type=order_type,
+        time_in_force=time_in_force,
+        client_order_id=client_order_id,
+        strategy_id=strategy_id,
+    )
+
+
+def parse_cancel_order(fields: Mapping[str, object]) -> CancelOrder:
+    unknown = sorted(set(fields) - {"client_order_id", "symbol", "cmd"})
+    if unknown:
+        raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
+    client_order_id = _required_str(fields, "client_order_id")
+    if not is_valid_client_order_id(client_order_id):
+        raise CommandRejected("client_order_id must be 1-36 characters of A-Z a-z 0-9 . _ : / -")
+    symbol = fields.get("symbol")
+    return CancelOrder(
+        client_order_id=client_order_id,
+        symbol=None if symbol is None else _str(symbol, "symbol").upper(),
+    )
+
+
+def parse_positive_decimal(value: object, name: str) -> Decimal:
+    """A finite, strictly positive decimal from a number or a numeric string.
+
+    Floats are taken through their shortest repr (0.1 -> Decimal('0.1')), which is what
+    a JSON client meant when it wrote 0.1.
+    """
+    if value is None or value == "":
+        raise CommandRejected(f"{name} is required")
+    if isinstance(value, bool):
+        raise CommandRejected(f"{name} must be a number, not a boolean")
+    try:
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int | str):
+            number = Decimal(str(value).strip())
+        elif isinstance(value, float):
+            number = Decimal(repr(value))
+        else:
+            raise CommandRejected(f"{name} must be a number")
+    except InvalidOperation:
+        raise CommandRejected(f"{name} must be a number, got {str(value)[:40]!r}") from None
+    if not number.is_finite():
+        raise CommandRejected(f"{name} must be finite")
+    if number <= 0:
+        raise CommandRejected(f"{name} must be greater than zero")
+    if len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+        raise CommandRejected(f"{name} has more than {MAX_DECIMAL_DIGITS} significant digits")
+    return number
+
+
+def _required_str(fields: Mapping[str, object], name: str) -> str:
+    value = fields.get(name)
+    if value is None or value == "":
+        raise CommandRejected(f"{name} is required")
+    return _str(value, name)
+
+
+def _str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise CommandRejected(f"{name} must be a string")
+    return value.strip()
+
+
+def _enum(kind: type[_E], value: str, name: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = "|".join(member.value for member in kind)
+        raise CommandRejected(f"{name} must be one of {allowed}, got {value[:20]!r}") from None

@@ -1,0 +1,58 @@
+"""Enumerations with their wire spelling (the values are what JSON, the journal and the API carry)."""
+
+from enum import StrEnum
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> "OrderSide":
+        return OrderSide.SELL if self is OrderSide.BUY else OrderSide.BUY
+
+
+class OrderType(StrEnum):
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    PENDING_NEW = "PENDING_NEW"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+OPEN_STATUSES = frozenset(set(OrderStatus) - FINAL_STATUSES)
+
+
+class LiquiditySide(StrEnum):
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+class TradingMode(StrEnum):
+    """Whether the engine takes new orders. Cancels are allowed in every mode."""
+
+    ACTIVE = "ACTIVE"
+    READONLY = "READONLY"
+    MAINTENANCE = "MAINTENANCE"
+    HALTED = "HALTED"

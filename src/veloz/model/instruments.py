@@ -1,0 +1,68 @@
+"""Tradable instruments: what a symbol is made of and the increments its prices and sizes
+must respect."""
+
+from decimal import Decimal
+
+import msgspec
+
+from veloz.model.identifiers import SYMBOL_PATTERN
+
+# Longest first, so that e.g. "FDUSD" wins over "USD" when splitting a symbol.
+KNOWN_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    price_increment: Decimal
+    size_increment: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+
+    def is_price_on_grid(self, price: Decimal) -> bool:
+        return price % self.price_increment == 0
+
+    def is_size_on_grid(self, qty: Decimal) -> bool:
+        return qty % self.size_increment == 0
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """`BTCUSDT` -> (`BTC`, `USDT`). Raises ValueError for a symbol we cannot split."""
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValueError(f"symbol {symbol!r} must be 2-20 upper-case letters or digits")
+    for quote in KNOWN_QUOTE_ASSETS:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ValueError(
+        f"symbol {symbol!r} does not end in a known quote asset ({', '.join(KNOWN_QUOTE_ASSETS)})"
+    )
+
+
+def default_instrument(symbol: str, reference_price: Decimal) -> Instrument:
+    """An instrument with increments scaled to its price, like a venue would list it.
+
+    The price increment keeps 7 significant digits at the reference price (0.01 for BTC at
+    50,000) and the size increment is 10^-(digits before the point) (0.00001 BTC), both
+    what Binance lists for its majors.
+    """
+    base, quote = split_symbol(symbol)
+    magnitude = reference_price.adjusted()  # exponent of the leading digit
+    price_increment = _power_of_ten(max(-10, min(magnitude - 6, 0)))
+    size_increment = _power_of_ten(max(-8, min(0, -(magnitude + 1))))
+    return Instrument(
+        symbol=symbol,
+        base_asset=base,
+        quote_asset=quote,
+        price_increment=price_increment,
+        size_increment=size_increment,
+        min_qty=size_increment,
+        max_qty=Decimal(9_000_000),
+        min_notional=Decimal(5) if quote in ("USDT", "USDC", "FDUSD", "BUSD", "TUSD") else Decimal(0),
+    )
+
+
+def _power_of_ten(exponent: int) -> Decimal:
+    # Written out in fixed notation so it prints as 0.01, not 1E-2.
+    return Decimal(format(Decimal(1).scaleb(exponent), "f"))

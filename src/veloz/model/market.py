@@ -1,0 +1,43 @@
+"""Market data: quotes (top of book), trades and bars. Prices and sizes are exact decimals."""
+
+from decimal import Decimal
+
+import msgspec
+
+from veloz.model.enums import OrderSide
+
+
+class QuoteTick(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+    ts_ns: int
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+class TradeTick(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    trade_id: str
+    price: Decimal
+    size: Decimal
+    aggressor: OrderSide
+    ts_ns: int
+
+
+class Bar(msgspec.Struct, kw_only=True):
+    """An OHLCV bar; `ts_ns` is the open time, `closed` says whether it is final."""
+
+    symbol: str
+    interval: str
+    ts_ns: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    closed: bool = False

@@ -1,0 +1,184 @@
+"""The order and its state machine.
+
+An `Order` changes only through `apply(event)`. An event that does not fit the order's
+state raises `InvalidTransition` before anything is touched, so a refused event leaves the
+order exactly as it was.
+"""
+
+from decimal import Decimal
+
+import msgspec
+
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.model.errors import InvalidTransition
+from veloz.model.events import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+)
+
+S = OrderStatus
+_LIVE = frozenset({S.PENDING_NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+
+# Which statuses each event may be applied in. Fills during PENDING_CANCEL are legal: the
+# cancel and the fill cross on the wire.
+_APPLICABLE_IN: dict[type[OrderEvent], frozenset[OrderStatus]] = {
+    OrderAccepted: _LIVE,
+    OrderRejected: frozenset({S.PENDING_NEW, S.PENDING_CANCEL}),
+    OrderCancelRequested: frozenset({S.PENDING_NEW, S.ACCEPTED, S.PARTIALLY_FILLED}),
+    OrderCancelRejected: frozenset({S.PENDING_CANCEL}),
+    OrderCancelled: _LIVE,
+    OrderExpired: _LIVE,
+    OrderFilled: _LIVE,
+}
+
+
+class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    order_qty: Decimal
+    limit_price: Decimal | None
+    status: OrderStatus = OrderStatus.PENDING_NEW
+    venue_order_id: str | None = None
+    executed_qty: Decimal = Decimal(0)
+    cum_quote: Decimal = Decimal(0)
+    avg_price: Decimal | None = None
+    fee: Decimal = Decimal(0)
+    fee_asset: str | None = None
+    reason: str = ""
+    strategy_id: str | None = None
+    reference_price: Decimal | None = None
+    created_ts_ns: int = 0
+    last_ts_ns: int = 0
+    trade_ids: list[str] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def from_submitted(cls, event: OrderSubmitted) -> "Order":
+        return cls(
+            client_order_id=event.client_order_id,
+            symbol=event.symbol,
+            side=event.side,
+            order_type=event.order_type,
+            time_in_force=event.time_in_force,
+            order_qty=event.qty,
+            limit_price=event.price,
+            reference_price=event.reference_price,
+            strategy_id=event.strategy_id,
+            created_ts_ns=event.ts_ns,
+            last_ts_ns=event.ts_ns,
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return Decimal(0) if self.is_final else self.order_qty - self.executed_qty
+
+    def same_request(self, event: OrderSubmitted) -> bool:
+        """Whether `event` asks for exactly this order (idempotent resubmission)."""
+        return (
+            self.symbol == event.symbol
+            and self.side is event.side
+            and self.order_type is event.order_type
+            and self.time_in_force is event.time_in_force
+            and self.order_qty == event.qty
+            and self.limit_price == event.price
+            and self.strategy_id == event.strategy_id
+        )
+
+    def check(self, event: OrderEvent) -> None:
+        """Raise InvalidTransition if `event` cannot be applied now; change nothing."""
+        if event.client_order_id != self.client_order_id:
+            raise InvalidTransition(
+                f"event for {event.client_order_id} applied to {self.client_order_id}",
+                code="mismatched_order",
+            )
+        allowed = _APPLICABLE_IN.get(type(event))
+        if allowed is None:
+            raise InvalidTransition(f"{type(event).__name__} is not an order report")
+        if self.status not in allowed:
+            raise InvalidTransition(
+                f"{type(event).__name__} cannot apply to order {self.client_order_id} "
+                f"in status {self.status}"
+            )
+        if isinstance(event, OrderFilled):
+            self._check_fill(event)
+
+    def apply(self, event: OrderEvent) -> None:
+        self.check(event)
+        match event:
+            case OrderAccepted():
+                self.venue_order_id = event.venue_order_id
+                if self.status is S.PENDING_NEW:
+                    self.status = S.ACCEPTED
+            case OrderRejected():
+                self.status = S.REJECTED
+                self.reason = event.reason
+            case OrderCancelRequested():
+                self.status = S.PENDING_CANCEL
+            case OrderCancelRejected():
+                self.status = self._working_status()
+                self.reason = event.reason
+            case OrderCancelled():
+                self.status = S.CANCELLED
+                self.reason = event.reason
+            case OrderExpired():
+                self.status = S.EXPIRED
+                self.reason = event.reason
+            case OrderFilled():
+                self._fill(event)
+        self.last_ts_ns = max(self.last_ts_ns, event.ts_ns)
+
+    def _check_fill(self, fill: OrderFilled) -> None:
+        if fill.trade_id in self.trade_ids:
+            raise InvalidTransition(
+                f"trade {fill.trade_id} already applied to {self.client_order_id}",
+                code="duplicate_trade",
+            )
+        if fill.qty <= 0 or fill.price <= 0 or fill.fee < 0:
+            raise InvalidTransition(
+                f"fill {fill.trade_id} has a non-positive qty/price or a negative fee",
+                code="illegal_transition",
+            )
+        if self.executed_qty + fill.qty > self.order_qty:
+            raise InvalidTransition(
+                f"fill {fill.trade_id} of {fill.qty} would take {self.client_order_id} past "
+                f"its quantity {self.order_qty} (executed {self.executed_qty})",
+                code="overfill",
+            )
+        if self.fee_asset is not None and fill.fee and fill.fee_asset != self.fee_asset:
+            raise InvalidTransition(
+                f"fill {fill.trade_id} charges fees in {fill.fee_asset}, earlier fills in "
+                f"{self.fee_asset}",
+                code="illegal_transition",
+            )
+
+    def _fill(self, fill: OrderFilled) -> None:
+        self.trade_ids.append(fill.trade_id)
+        self.executed_qty += fill.qty
+        self.cum_quote += fill.qty * fill.price
+        self.avg_price = self.cum_quote / self.executed_qty
+        if fill.fee:
+            self.fee += fill.fee
+            self.fee_asset = fill.fee_asset
+        if self.executed_qty == self.order_qty:
+            self.status = S.FILLED
+        elif self.status is not S.PENDING_CANCEL:
+            self.status = S.PARTIALLY_FILLED
+
+    def _working_status(self) -> OrderStatus:
+        """The status a live order has when no cancel is in flight."""
+        if self.executed_qty > 0:
+            return S.PARTIALLY_FILLED
+        return S.ACCEPTED if self.venue_order_id is not None else S.PENDING_NEW
