@@ -1,4 +1,5 @@
-"""Enumerations with their wire spelling (the values are what JSON, the journal and the API carry)."""
+"""Enumerations with their wire spelling: the values are what JSON, the journal and the
+API carry."""
 
 from enum import StrEnum
 

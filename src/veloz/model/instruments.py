@@ -8,6 +8,7 @@ import msgspec
 from veloz.model.identifiers import SYMBOL_PATTERN
 
 # Longest first, so that e.g. "FDUSD" wins over "USD" when splitting a symbol.
+_STABLE_QUOTES = frozenset({"USDT", "USDC", "FDUSD", "BUSD", "TUSD"})
 KNOWN_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -59,7 +60,7 @@ def default_instrument(symbol: str, reference_price: Decimal) -> Instrument:
         size_increment=size_increment,
         min_qty=size_increment,
         max_qty=Decimal(9_000_000),
-        min_notional=Decimal(5) if quote in ("USDT", "USDC", "FDUSD", "BUSD", "TUSD") else Decimal(0),
+        min_notional=Decimal(5) if quote in _STABLE_QUOTES else Decimal(0),
     )
 
 
