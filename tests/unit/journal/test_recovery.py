@@ -102,7 +102,7 @@ async def test_retention_keeps_max_files_but_never_what_replay_needs(tmp_path):
     await writer.close()
     segments, _ = list_segments(Path(config.directory))
     completed = [s.first_seq for s in segments if s.first_seq is not None]
-    holder = max(seq for seq in [*completed, cp_seq] if seq <= cp_seq)
+    holder = max(seq for seq in completed if seq <= cp_seq)
     needed = [seq for seq in completed if seq >= holder]
     older = [seq for seq in completed if seq < holder]
     # Older segments go first, down to max_files; the ones replay needs always stay.
