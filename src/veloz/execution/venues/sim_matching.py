@@ -1,0 +1,220 @@
+"""Matching for the simulated venue: an order's venue-side record, the book of resting
+orders of one symbol in price-time priority, the displayed liquidity a quote offers, and
+the price and fee arithmetic of a fill.
+
+Pure and synchronous: no balances, no reports, no asyncio. `sim.py` owns those and calls
+in here to decide what trades and at what price.
+"""
+
+import bisect
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+import msgspec
+
+from veloz.execution.venue import VenueOrder, VenueOrderState
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.model.events import OrderFilled
+from veloz.model.instruments import Instrument
+from veloz.model.market import QuoteTick
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+BPS = Decimal(10_000)
+# Fees are quantized to 8 places (the precision Binance reports commissions in) with
+# ROUND_HALF_UP, so a fee of exactly half a unit in the last place is charged, not waived.
+FEE_QUANTUM = Decimal("0.00000001")
+
+FeeAssetMode = Literal["received", "quote"]
+_PriorityKey = Callable[["SimOrder"], tuple[Decimal, int]]
+
+
+class SimOrder(msgspec.Struct, kw_only=True):
+    """What the venue remembers of one order.
+
+    Funds are held as `order_lock(instrument, side, qty, lock_price) * (1 + fee_reserve)`;
+    `locked` is what is still held, so a fill releases exactly its share and the final
+    report releases the rest.
+    """
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal
+    price: Decimal | None
+    seq: int
+    status: OrderStatus = OrderStatus.ACCEPTED
+    executed_qty: Decimal = ZERO
+    lock_asset: str = ""
+    lock_price: Decimal = ZERO
+    fee_reserve: Decimal = ZERO
+    locked: Decimal = ZERO
+    fills: list[OrderFilled] = msgspec.field(default_factory=list)
+    reason: str = ""
+
+    @classmethod
+    def from_request(cls, request: VenueOrder, *, venue_order_id: str, seq: int) -> "SimOrder":
+        return cls(
+            client_order_id=request.client_order_id,
+            venue_order_id=venue_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            order_type=request.order_type,
+            time_in_force=request.time_in_force,
+            qty=request.qty,
+            # A MARKET order's price, if any, means nothing to the venue.
+            price=request.price if request.order_type is OrderType.LIMIT else None,
+            seq=seq,
+        )
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return ZERO if self.status.is_final else self.qty - self.executed_qty
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    def limit(self) -> Decimal:
+        """The limit price of an order that can rest."""
+        if self.price is None:
+            raise ValueError(f"order {self.client_order_id} has no limit price and cannot rest")
+        return self.price
+
+    def state(self) -> VenueOrderState:
+        return VenueOrderState(
+            client_order_id=self.client_order_id,
+            venue_order_id=self.venue_order_id,
+            status=self.status,
+            executed_qty=self.executed_qty,
+            fills=list(self.fills),
+            reason=self.reason,
+        )
+
+
+def _bid_priority(order: SimOrder) -> tuple[Decimal, int]:
+    return -order.limit(), order.seq
+
+
+def _ask_priority(order: SimOrder) -> tuple[Decimal, int]:
+    return order.limit(), order.seq
+
+
+class RestingBook:
+    """Resting orders of one symbol, each side sorted best price first, then oldest first."""
+
+    def __init__(self) -> None:
+        self._bids: list[SimOrder] = []
+        self._asks: list[SimOrder] = []
+
+    def __len__(self) -> int:
+        return len(self._bids) + len(self._asks)
+
+    def add(self, order: SimOrder) -> None:
+        orders, key = self._side(order.side)
+        bisect.insort(orders, order, key=key)
+
+    def remove(self, order: SimOrder) -> None:
+        orders, key = self._side(order.side)
+        # Priority keys are unique (seq breaks ties), so bisection lands on the order itself.
+        index = bisect.bisect_left(orders, key(order), key=key)
+        if index < len(orders) and orders[index] is order:
+            del orders[index]
+
+    def crossed_by(self, quote: QuoteTick) -> list[tuple[OrderSide, list[SimOrder]]]:
+        """Per side, the resting orders the quote reaches, in priority order: bids at or
+        above the ask, asks at or below the bid. Copies, so the caller may remove orders."""
+        bids = _prefix_while(self._bids, lambda price: price >= quote.ask)
+        asks = _prefix_while(self._asks, lambda price: price <= quote.bid)
+        return [(OrderSide.BUY, bids), (OrderSide.SELL, asks)]
+
+    def _side(self, side: OrderSide) -> tuple[list[SimOrder], _PriorityKey]:
+        if side is OrderSide.BUY:
+            return self._bids, _bid_priority
+        return self._asks, _ask_priority
+
+
+def _prefix_while(orders: list[SimOrder], crosses: Callable[[Decimal], bool]) -> list[SimOrder]:
+    prefix: list[SimOrder] = []
+    for order in orders:
+        if not crosses(order.limit()):
+            break
+        prefix.append(order)
+    return prefix
+
+
+class DisplayedLiquidity:
+    """How much of each quote's displayed size our own fills have used up.
+
+    A quote shows one size per side; every order that trades against that same quote,
+    resting or incoming, shares it, so a burst of orders cannot take more than the book
+    showed. A new quote shows fresh size. Only the latest quote per symbol and side is
+    remembered, so memory stays bounded by the number of symbols.
+    """
+
+    def __init__(self) -> None:
+        self._taken: dict[tuple[str, OrderSide], tuple[QuoteTick, Decimal]] = {}
+
+    def available(self, quote: QuoteTick, side: OrderSide) -> Decimal:
+        """What an order on `side` (BUY takes the ask) can still trade against `quote`."""
+        shown = quote.ask_size if side is OrderSide.BUY else quote.bid_size
+        taken = self._taken.get((quote.symbol, side))
+        if taken is not None and taken[0] is quote:
+            shown -= taken[1]
+        return max(shown, ZERO)
+
+    def take(self, quote: QuoteTick, side: OrderSide, qty: Decimal) -> None:
+        key = (quote.symbol, side)
+        taken = self._taken.get(key)
+        before = taken[1] if taken is not None and taken[0] is quote else ZERO
+        self._taken[key] = (quote, before + qty)
+
+
+def is_marketable(
+    order_type: OrderType, side: OrderSide, price: Decimal | None, quote: QuoteTick
+) -> bool:
+    """Whether the order trades on arrival against the touch of `quote`."""
+    if order_type is OrderType.MARKET:
+        return True
+    if price is None:
+        return False
+    return price >= quote.ask if side is OrderSide.BUY else price <= quote.bid
+
+
+def touch_with_slippage(side: OrderSide, quote: QuoteTick, slippage_bps: Decimal) -> Decimal:
+    """The price a taker gets: the touch it trades against, moved against it by slippage."""
+    if side is OrderSide.BUY:
+        return quote.ask * (ONE + slippage_bps / BPS)
+    return quote.bid * (ONE - slippage_bps / BPS)
+
+
+def taker_price(
+    side: OrderSide, quote: QuoteTick, slippage_bps: Decimal, limit: Decimal | None
+) -> Decimal:
+    """The taker fill price, never worse than the order's limit price."""
+    price = touch_with_slippage(side, quote, slippage_bps)
+    if limit is None:
+        return price
+    return min(price, limit) if side is OrderSide.BUY else max(price, limit)
+
+
+def fee_for(
+    instrument: Instrument,
+    side: OrderSide,
+    qty: Decimal,
+    price: Decimal,
+    *,
+    fee_bps: Decimal,
+    mode: FeeAssetMode,
+) -> tuple[Decimal, str]:
+    """The fee of a fill and its asset: Binance charges in the asset received (base for a
+    BUY) unless told to charge the quote asset."""
+    if mode == "received" and side is OrderSide.BUY:
+        fee, asset = qty * fee_bps / BPS, instrument.base_asset
+    else:
+        fee, asset = qty * price * fee_bps / BPS, instrument.quote_asset
+    return fee.quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP), asset
