@@ -78,9 +78,7 @@ def _parse_at(data: bytes, offset: int) -> Record | str:
     end = len(data)
     if end - offset < HEADER_SIZE:
         return "short header"
-    magic, length, crc, entry_type, _flags, _reserved, seq, ts_ns = HEADER.unpack_from(
-        data, offset
-    )
+    magic, length, crc, entry_type, _flags, _reserved, seq, ts_ns = HEADER.unpack_from(data, offset)
     if magic != MAGIC:
         return "bad magic"
     if length > MAX_PAYLOAD:

@@ -86,8 +86,10 @@ class Recovery:
                     self.duplicates_skipped += 1
                     continue
                 if expected is not None and item.seq > expected:
-                    self._report(f"sequence gap: expected {expected}, found {item.seq} "
-                                 f"in {seg_scan.segment.path.name}")
+                    self._report(
+                        f"sequence gap: expected {expected}, found {item.seq} "
+                        f"in {seg_scan.segment.path.name}"
+                    )
                 expected = item.seq + 1
                 self.stats.replayed_entries += 1
                 yield item

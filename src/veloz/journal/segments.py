@@ -1,9 +1,9 @@
 """The journal directory: segment names, listing, the single-writer lock, quarantine.
 
-    orders_0000000000000001.wal   completed segment, named after its first sequence
-    orders_current.wal            the active segment
-    quarantine/                   copies of damaged files, kept for inspection
-    .lock                         held by the one process that writes this journal
+orders_0000000000000001.wal   completed segment, named after its first sequence
+orders_current.wal            the active segment
+quarantine/                   copies of damaged files, kept for inspection
+.lock                         held by the one process that writes this journal
 """
 
 import fcntl
@@ -91,8 +91,7 @@ class DirectoryLock:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise JournalLocked(
-                f"journal directory {self._path.parent} is in use by another process "
-                f"(pid {holder})"
+                f"journal directory {self._path.parent} is in use by another process (pid {holder})"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

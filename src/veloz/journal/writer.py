@@ -181,6 +181,12 @@ class JournalWriter:
         assert future is not None
         return seq, future
 
+    def rotate_now(self, ts_ns: int) -> None:
+        """Start a new segment with the next entry (used to put damage found at start
+        behind a fresh checkpoint, so it is not read, and reported, at every start)."""
+        if self._segment_bytes > 0:
+            self._queue_rotation(ts_ns)
+
     async def append_durable(self, entry_type: EntryType, payload: bytes, ts_ns: int) -> int:
         seq, durable = self.append(entry_type, payload, ts_ns)
         await durable

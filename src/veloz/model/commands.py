@@ -39,31 +39,47 @@ def parse_submit_order(fields: Mapping[str, object]) -> SubmitOrder:
     Accepts `type` or `order_type`, `qty`/`price` as numbers or strings. Raises
     CommandRejected(bad_params) naming the first field that is wrong.
     """
-    known = {"symbol", "side", "qty", "price", "type", "order_type", "time_in_force",
-             "client_order_id", "strategy_id", "cmd"}
+    known = {
+        "symbol",
+        "side",
+        "qty",
+        "price",
+        "type",
+        "order_type",
+        "time_in_force",
+        "client_order_id",
+        "strategy_id",
+        "cmd",
+    }
     unknown = sorted(set(fields) - known)
     if unknown:
         raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
     symbol = _required_str(fields, "symbol").upper()
     side = _enum(OrderSide, _required_str(fields, "side").upper(), "side")
     raw_type = fields.get("type", fields.get("order_type"))
-    order_type = OrderType.LIMIT if raw_type is None else _enum(
-        OrderType, _str(raw_type, "type").upper(), "type"
+    order_type = (
+        OrderType.LIMIT
+        if raw_type is None
+        else _enum(OrderType, _str(raw_type, "type").upper(), "type")
     )
     raw_tif = fields.get("time_in_force")
-    time_in_force = TimeInForce.GTC if raw_tif is None else _enum(
-        TimeInForce, _str(raw_tif, "time_in_force").upper(), "time_in_force"
+    # A market order cannot rest, so it defaults to IOC rather than GTC.
+    default_tif = TimeInForce.IOC if order_type is OrderType.MARKET else TimeInForce.GTC
+    time_in_force = (
+        default_tif
+        if raw_tif is None
+        else _enum(TimeInForce, _str(raw_tif, "time_in_force").upper(), "time_in_force")
     )
     qty = parse_positive_decimal(fields.get("qty"), "qty")
     raw_price = fields.get("price")
-    price = None if raw_price is None or raw_price == "" else parse_positive_decimal(
-        raw_price, "price"
+    price = (
+        None if raw_price is None or raw_price == "" else parse_positive_decimal(raw_price, "price")
     )
     if order_type is OrderType.LIMIT and price is None:
         raise CommandRejected("price is required for a LIMIT order")
     if order_type is OrderType.MARKET and price is not None:
         raise CommandRejected("a MARKET order takes no price")
-    if order_type is OrderType.MARKET and time_in_force is TimeInForce.GTC and raw_tif is not None:
+    if order_type is OrderType.MARKET and time_in_force is TimeInForce.GTC:
         raise CommandRejected("a MARKET order cannot rest: use IOC or FOK, or omit time_in_force")
     client_order_id = fields.get("client_order_id")
     if client_order_id is not None:

@@ -27,12 +27,13 @@ S = OrderStatus
 _LIVE = frozenset({S.PENDING_NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 
 # Which statuses each event may be applied in. Fills during PENDING_CANCEL are legal: the
-# cancel and the fill cross on the wire.
+# cancel and the fill cross on the wire. A cancel rejection is information in any status
+# ("too late, it filled"); it changes the status only of an order waiting on that cancel.
 _APPLICABLE_IN: dict[type[OrderEvent], frozenset[OrderStatus]] = {
     OrderAccepted: _LIVE,
     OrderRejected: frozenset({S.PENDING_NEW, S.PENDING_CANCEL}),
     OrderCancelRequested: frozenset({S.PENDING_NEW, S.ACCEPTED, S.PARTIALLY_FILLED}),
-    OrderCancelRejected: frozenset({S.PENDING_CANCEL}),
+    OrderCancelRejected: frozenset(OrderStatus),
     OrderCancelled: _LIVE,
     OrderExpired: _LIVE,
     OrderFilled: _LIVE,
@@ -128,8 +129,9 @@ class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
             case OrderCancelRequested():
                 self.status = S.PENDING_CANCEL
             case OrderCancelRejected():
-                self.status = self._working_status()
-                self.reason = event.reason
+                if self.status is S.PENDING_CANCEL:
+                    self.status = self._working_status()
+                    self.reason = event.reason
             case OrderCancelled():
                 self.status = S.CANCELLED
                 self.reason = event.reason

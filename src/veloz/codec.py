@@ -1,0 +1,93 @@
+"""The one place that encodes and decodes: JSON for the API, stdio and logs (decimals as
+JSON numbers with their exact digits), MessagePack for journal payloads (decimals as
+strings), and the mapping between events and journal entry types."""
+
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+from veloz.journal.framing import EntryType
+from veloz.model.events import (
+    BalanceSet,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    TradingModeChanged,
+)
+
+ENTRY_TYPE_OF: dict[type[Event], EntryType] = {
+    OrderSubmitted: EntryType.OrderNew,
+    OrderAccepted: EntryType.OrderUpdate,
+    OrderRejected: EntryType.OrderUpdate,
+    OrderCancelRequested: EntryType.OrderUpdate,
+    OrderCancelRejected: EntryType.OrderUpdate,
+    OrderExpired: EntryType.OrderUpdate,
+    OrderFilled: EntryType.OrderFill,
+    OrderCancelled: EntryType.OrderCancel,
+    OrderDenied: EntryType.OrderDenied,
+    TradingModeChanged: EntryType.ModeChange,
+    BalanceSet: EntryType.BalanceSet,
+}
+
+JournalEvent = (
+    OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderCancelRequested
+    | OrderCancelRejected
+    | OrderExpired
+    | OrderFilled
+    | OrderCancelled
+    | OrderDenied
+    | TradingModeChanged
+    | BalanceSet
+)
+
+_T = TypeVar("_T")
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_event_decoder = msgspec.msgpack.Decoder(JournalEvent)
+_json_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class PayloadError(ValueError):
+    """A journal payload that does not decode to what its entry type promises."""
+
+
+def encode_event(event: Event) -> tuple[EntryType, bytes]:
+    return ENTRY_TYPE_OF[type(event)], _msgpack_encoder.encode(event)
+
+
+def decode_event(entry_type: int, payload: bytes) -> Event:
+    try:
+        event: Event = _event_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"undecodable {entry_type} payload: {exc}") from None
+    if ENTRY_TYPE_OF[type(event)] != entry_type:
+        raise PayloadError(f"{type(event).__name__} stored under entry type {entry_type}")
+    return event
+
+
+def encode_msgpack(value: Any) -> bytes:
+    return _msgpack_encoder.encode(value)
+
+
+def decode_msgpack(payload: bytes, kind: type[_T]) -> _T:
+    return msgspec.msgpack.decode(payload, type=kind)
+
+
+def encode_json(value: Any) -> bytes:
+    return _json_encoder.encode(value)
+
+
+def to_builtins(value: Any) -> Any:
+    """Plain dicts/lists with decimals kept as Decimal (for building JSON documents)."""
+    return msgspec.to_builtins(value, builtin_types=(Decimal,))

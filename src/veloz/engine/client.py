@@ -1,0 +1,103 @@
+"""EngineClient: the one facade that REST, the streams, stdio and the CLI call. In a
+single-node deployment it talks to the Engine in process; a remote implementation with the
+same methods will serve gateway replicas."""
+
+from collections.abc import Callable
+
+import msgspec
+
+from veloz.engine.bus import BusMessage
+from veloz.engine.kernel import Engine, OrderAck
+from veloz.model.account import Balance, PositionView
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus, TradingMode
+from veloz.model.errors import CommandRejected
+from veloz.model.orders import Order
+
+
+class AccountStatus(msgspec.Struct, frozen=True, kw_only=True):
+    ts_ns: int
+    mode: TradingMode
+    mode_reason: str
+    balances: list[Balance]
+    positions: list[PositionView]
+    open_orders: int
+    orders: int
+    equity: str
+
+
+def parse_status_filter(value: str | None) -> frozenset[OrderStatus] | None:
+    """`open`, `final` or one status name (case-insensitive); None means every status."""
+    if value is None or value == "":
+        return None
+    lowered = value.lower()
+    if lowered == "open":
+        return OPEN_STATUSES
+    if lowered == "final":
+        return FINAL_STATUSES
+    try:
+        return frozenset({OrderStatus(value.upper())})
+    except ValueError:
+        allowed = "open|final|" + "|".join(OrderStatus)
+        raise CommandRejected(f"status must be one of {allowed}") from None
+
+
+class EngineClient:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def submit_order(self, command: SubmitOrder) -> OrderAck:
+        return await self._engine.submit(command)
+
+    async def cancel_order(self, command: CancelOrder) -> OrderAck:
+        return await self._engine.cancel(command)
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self._engine.oms.get(client_order_id)
+
+    def orders(
+        self,
+        statuses: frozenset[OrderStatus] | None = None,
+        symbol: str | None = None,
+        limit: int | None = None,
+    ) -> list[Order]:
+        """Orders newest first, optionally filtered by status set and symbol."""
+        oms = self._engine.oms
+        found = oms.all_orders() if statuses is None else oms.with_status(statuses)
+        if symbol is not None:
+            found = [o for o in found if o.symbol == symbol]
+        found.sort(key=lambda o: (o.created_ts_ns, o.client_order_id), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def balances(self) -> list[Balance]:
+        return self._engine.portfolio.balances()
+
+    def positions(self) -> list[PositionView]:
+        return self._engine.portfolio.positions()
+
+    def account(self) -> AccountStatus:
+        engine = self._engine
+        return AccountStatus(
+            ts_ns=engine.clock.time_ns(),
+            mode=engine.mode,
+            mode_reason=engine.mode_reason,
+            balances=self.balances(),
+            positions=self.positions(),
+            open_orders=engine.oms.open_count(),
+            orders=len(engine.oms),
+            equity=str(engine.portfolio.equity()),
+        )
+
+    def subscribe(self, handler: Callable[[BusMessage], None]) -> Callable[[], None]:
+        return self._engine.bus.subscribe(handler)
+
+    async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
+        await self._engine.set_mode(mode, reason, actor)
+
+    async def checkpoint(self) -> int:
+        return await self._engine.write_checkpoint()
+
+    @property
+    def engine(self) -> Engine:
+        """For health and metrics views that read component state directly."""
+        return self._engine

@@ -1,0 +1,575 @@
+"""The Engine: wires the components and owns the lifecycle and the order path.
+
+    start:  recover the journal -> replay from the newest checkpoint -> seed/restore the
+            venue -> reconcile live orders with it by client order id -> ready
+    order:  validate -> apply in memory -> journal (group commit) -> durable -> ack and
+            send to the venue (intent before send)
+    report: venue report -> check + apply -> journal -> publish once durable
+    stop:   refuse new orders, drain in-flight work, checkpoint, close
+
+State changes go through `_apply` only, which live trading and replay share, so a replay
+rebuilds exactly what live trading built.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from veloz.codec import PayloadError, decode_event, decode_msgpack, encode_event, encode_msgpack
+from veloz.engine.bus import EventBus, Journaled
+from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
+from veloz.engine.clock import Clock, LiveClock
+from veloz.execution.engine import ExecutionEngine
+from veloz.execution.reconcile import reconcile
+from veloz.execution.venue import VenueOrder
+from veloz.execution.venues.sim import SimVenue, SimVenueConfig
+from veloz.journal.framing import EntryType, Record
+from veloz.journal.recovery import recover
+from veloz.journal.segments import JournalLocked
+from veloz.journal.stats import JournalStats
+from veloz.journal.writer import JournalConfig, JournalUnavailable, JournalWriter
+from veloz.market.engine import MarketDataConfig, MarketDataEngine
+from veloz.market.sim import SimMarketConfig, SimMarketSource
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TradingMode
+from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.events import (
+    BalanceSet,
+    Event,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    OrderReport,
+    OrderSubmitted,
+    TradingModeChanged,
+)
+from veloz.model.market import Bar, QuoteTick, TradeTick
+from veloz.model.orders import Order
+from veloz.oms.manager import OrderManager
+from veloz.oms.validation import validate_against
+from veloz.portfolio.portfolio import Portfolio
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    journal: JournalConfig = JournalConfig()
+    market: SimMarketConfig = SimMarketConfig()
+    market_data: MarketDataConfig = MarketDataConfig()
+    venue: SimVenueConfig = SimVenueConfig()
+    retained_final_orders: int = 20_000
+    checkpoint_recent_final: int = 1_000
+    drain_timeout_s: float = 5.0
+    # Run the sim market's own timer; tests and benchmarks may feed quotes themselves.
+    run_market: bool = True
+
+
+class OrderAck(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    client_order_id: str
+    status: OrderStatus
+    venue_order_id: str | None = None
+    created: bool = True
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or LiveClock()
+        self.journal_stats = JournalStats()
+        self.bus = EventBus()
+        self.oms = OrderManager(config.retained_final_orders)
+        self.market_source = SimMarketSource(config.market, self.clock)
+        self.instruments = self.market_source.instruments()
+        self.market = MarketDataEngine(config.market_data)
+        self.portfolio = Portfolio(self.instruments)
+        self.venue = SimVenue(config.venue, self.clock, self.instruments, self.market.quote)
+        self.execution = ExecutionEngine(self.venue, self._on_send_error)
+        self.mode = TradingMode.ACTIVE
+        self.mode_reason = ""
+        self.phase = "created"
+        self.journal: JournalWriter | None = None
+        self.journal_error: str | None = None
+        self.journal_problems: list[str] = []
+        self.rejections: Counter[str] = Counter()
+        self.invalid_reports = 0
+        self.started_ns = self.clock.time_ns()
+        self._generated_ids = 0
+        self._id_prefix = f"vz-{self.started_ns // 1_000_000:x}-"
+        self._balances_seeded = False
+        self._checkpoint: EngineCheckpoint | None = None
+        self._submissions: dict[str, asyncio.Future[None]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+    async def start(self) -> None:
+        self.phase = "replaying"
+        self._open_journal()
+        if self._balances_seeded:
+            # The sim venue keeps no files: it resumes from what the journal says it held.
+            self.venue.restore(self._orders_at_venue(), self.portfolio.balances())
+        self.venue.set_report_handler(self._on_report)
+        await self.venue.connect()
+        self.execution.start()
+        if self.journal is not None and not self._balances_seeded:
+            await self._seed_balances()
+        if self.journal is not None and self.journal_problems:
+            await self._quarantine_damage()
+        self.market.subscribe(self._on_market)
+        if self.config.run_market:
+            await self.market.start(self.market_source)
+        self.phase = "reconciling"
+        await self._reconcile()
+        if self.journal is not None and self.journal.entries_since_checkpoint:
+            await self.write_checkpoint()
+        self.phase = "ready"
+        logger.info(
+            "engine ready: %d orders (%d open), mode %s",
+            len(self.oms),
+            self.oms.open_count(),
+            self.mode,
+        )
+
+    async def stop(self) -> None:
+        """Refuse new orders, let in-flight work finish (bounded), checkpoint, close."""
+        if self.phase in ("stopping", "stopped"):
+            return
+        self.phase = "stopping"
+        await self.market.stop()
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        if self._submissions:
+            await asyncio.wait(
+                list(self._submissions.values()), timeout=self.config.drain_timeout_s
+            )
+        # In-flight orders settle through venue reports; a bounded poll is all we need.
+        while self.oms.with_status(IN_FLIGHT) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await self.execution.stop()
+        await self.venue.close()
+        if self.journal is not None:
+            if self.journal.failure is None:
+                await self.write_checkpoint()
+            await self.journal.close()
+        self.phase = "stopped"
+
+    async def checkpoint_offline(self) -> int:
+        """Replay the journal and write a checkpoint without starting trading."""
+        self._open_journal()
+        try:
+            return await self.write_checkpoint()
+        finally:
+            if self.journal is not None:
+                await self.journal.close()
+
+    def _open_journal(self) -> None:
+        started = time.perf_counter()
+        try:
+            recovery, writer = recover(
+                self.config.journal, self.journal_stats, self._accept_checkpoint, self.clock.time_ns
+            )
+        except JournalLocked:
+            raise
+        except OSError as exc:
+            self.journal_error = (
+                f"cannot open the journal in {self.config.journal.directory}: {exc.strerror or exc}"
+            )
+            self.mode, self.mode_reason = TradingMode.READONLY, self.journal_error
+            logger.error("%s; refusing orders", self.journal_error)
+            return
+        if self._checkpoint is not None:
+            self._restore(self._checkpoint)
+        for record in recovery.entries():
+            self._replay(record)
+        self.journal_problems += recovery.problems
+        for problem in recovery.problems:
+            logger.error("journal damage: %s", problem)
+        for path in recovery.quarantined:
+            logger.error("damaged journal file copied to %s", path)
+        for path in recovery.strangers:
+            logger.warning("ignoring unexpected file in the journal directory: %s", path)
+        writer.start()
+        self.journal = writer
+        self.journal_stats.replay_seconds = time.perf_counter() - started
+        logger.info(
+            "journal replayed: %d entries after checkpoint seq %s in %.3fs",
+            self.journal_stats.replayed_entries,
+            recovery.checkpoint.seq if recovery.checkpoint else None,
+            self.journal_stats.replay_seconds,
+        )
+
+    def _accept_checkpoint(self, record: Record) -> bool:
+        try:
+            checkpoint = decode_msgpack(record.payload, EngineCheckpoint)
+        except msgspec.DecodeError as exc:
+            logger.error(
+                "checkpoint at seq %d is unreadable (%s); trying an older one", record.seq, exc
+            )
+            return False
+        if checkpoint.version != CHECKPOINT_VERSION:
+            return False
+        self._checkpoint = checkpoint
+        return True
+
+    def _restore(self, checkpoint: EngineCheckpoint) -> None:
+        self.oms.restore(checkpoint.orders)
+        self.portfolio.restore(checkpoint.portfolio)
+        self.mode, self.mode_reason = checkpoint.mode, checkpoint.mode_reason
+        self._generated_ids = checkpoint.generated_ids
+        self._balances_seeded = checkpoint.balances_seeded
+
+    def _replay(self, record: Record) -> None:
+        if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
+            return
+        try:
+            self._apply(decode_event(record.entry_type, record.payload))
+        except (PayloadError, InvalidTransition) as exc:
+            # The journal contradicts itself: state may be incomplete, say so loudly.
+            self.journal_problems.append(f"replay of seq {record.seq}: {exc}")
+            self.journal_stats.corrupted_entries += 1
+
+    async def _quarantine_damage(self) -> None:
+        """State may be incomplete: trade nothing until an operator has looked. READONLY is
+        journaled so it survives restarts, and the damage is rotated behind a checkpoint so
+        the operator's `readwrite` is not undone by reading the same damage again."""
+        assert self.journal is not None
+        self.journal.rotate_now(self.clock.time_ns())
+        reason = f"journal damaged ({len(self.journal_problems)} problems): check the WAL"
+        await self.set_mode(TradingMode.READONLY, reason, "engine")
+        await self.write_checkpoint()
+
+    def _orders_at_venue(self) -> list[Order]:
+        return [o for o in self.oms.open_orders() if o.venue_order_id is not None]
+
+    async def _seed_balances(self) -> None:
+        now = self.clock.time_ns()
+        events = [
+            BalanceSet(asset=asset, total=total, ts_ns=now)
+            for asset, total in sorted((await self.venue.balances()).items())
+        ]
+        for event in events:
+            self._apply(event)
+        self._balances_seeded = True
+        await asyncio.gather(*(asyncio.shield(self._record(e, None)) for e in events))
+
+    async def _reconcile(self) -> None:
+        live = self.oms.open_orders()
+        if not live:
+            return
+        result = await reconcile(self.venue, live, self.clock.time_ns)
+        for report in result.reports:
+            self._on_report(report)
+        for order in result.cancels_to_resend:
+            self.execution.send_cancel(order.client_order_id, order.symbol)
+        logger.info(
+            "reconciled %d live orders with %s: %d missed reports, %d cancels re-sent",
+            result.checked,
+            self.venue.name,
+            len(result.reports),
+            len(result.cancels_to_resend),
+        )
+
+    # -- the one place state changes -------------------------------------------------------
+
+    def _apply(self, event: Event) -> Order | None:
+        match event:
+            case OrderSubmitted():
+                order = self.oms.add(event)
+                self.portfolio.on_submitted(order)
+                return order
+            case OrderFilled():
+                order = self.oms.apply(event)
+                self.portfolio.on_fill(order, event)
+                self._on_order_changed(order)
+                return order
+            case TradingModeChanged():
+                self.mode, self.mode_reason = event.mode, event.reason
+            case BalanceSet():
+                self.portfolio.on_balance_set(event.asset, event.total)
+                self._balances_seeded = True
+            case OrderDenied():  # before OrderEvent: a denial names an order that never existed
+                self.rejections[event.reason] += 1
+            case OrderEvent():
+                order = self.oms.apply(event)
+                self._on_order_changed(order)
+                return order
+        return None
+
+    def _on_order_changed(self, order: Order) -> None:
+        if order.is_final:
+            self.portfolio.on_final(order)
+
+    def _record(self, event: Event, order: Order | None) -> asyncio.Future[None]:
+        """Journal an applied event; publish it once durable. Returns the durability future."""
+        if self.journal is None:
+            raise JournalUnavailable(self.journal_error or "no journal")
+        entry_type, payload = encode_event(event)
+        seq, durable = self.journal.append(entry_type, payload, event.ts_ns)
+        if self.bus.has_subscribers:
+            message = Journaled(seq, event, msgspec.structs.replace(order) if order else None)
+            durable.add_done_callback(lambda f: self._publish_if_durable(f, message))
+        self._maybe_checkpoint()
+        return durable
+
+    def _publish_if_durable(self, durable: asyncio.Future[None], message: Journaled) -> None:
+        if _succeeded(durable):
+            self.bus.publish(message)
+
+    def _maybe_checkpoint(self) -> None:
+        assert self.journal is not None
+        # Checkpoint size grows with the open orders; stretching the interval with it keeps
+        # checkpoints a bounded share of the log however many orders rest.
+        interval = max(self.config.journal.checkpoint_interval, 4 * self.oms.open_count())
+        if self.journal.entries_since_checkpoint >= interval and self.journal.failure is None:
+            self._append_checkpoint()
+
+    def _append_checkpoint(self) -> asyncio.Future[None]:
+        assert self.journal is not None
+        state = EngineCheckpoint(
+            ts_ns=self.clock.time_ns(),
+            orders=self.oms.snapshot(self.config.checkpoint_recent_final),
+            portfolio=self.portfolio.snapshot(),
+            mode=self.mode,
+            mode_reason=self.mode_reason,
+            generated_ids=self._generated_ids,
+            balances_seeded=self._balances_seeded,
+        )
+        _, durable = self.journal.append(EntryType.Checkpoint, encode_msgpack(state), state.ts_ns)
+        self.journal_stats.checkpoints += 1
+        return durable
+
+    async def write_checkpoint(self) -> int:
+        """Write a checkpoint now; returns its sequence once durable."""
+        self._check_journal()
+        assert self.journal is not None
+        seq = self.journal.next_seq
+        await asyncio.shield(self._append_checkpoint())
+        return seq
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def submit(self, command: SubmitOrder) -> OrderAck:
+        self._check_taking_commands()
+        event = self._submission(command)
+        existing = self.oms.existing_for(event)
+        if existing is not None:
+            return await self._resubmitted(existing)
+        if self.mode is not TradingMode.ACTIVE:
+            self._deny(
+                event,
+                "trading_disabled",
+                f"trading is {self.mode}: {self.mode_reason or 'set by an operator'}",
+            )
+        order = self._apply(event)
+        assert order is not None
+        try:
+            durable = self._record(event, order)
+        except JournalUnavailable as exc:
+            self._undo_submission(order)
+            raise CommandRejected(str(exc.message), code="journal_unavailable") from None
+        self._submissions[order.client_order_id] = durable
+        durable.add_done_callback(lambda f: self._on_submission_durable(f, order))
+        try:
+            await asyncio.shield(durable)
+        except JournalUnavailable as exc:
+            raise CommandRejected(exc.message, code="journal_unavailable") from None
+        return OrderAck(
+            client_order_id=order.client_order_id,
+            status=order.status,
+            venue_order_id=order.venue_order_id,
+        )
+
+    def _submission(self, command: SubmitOrder) -> OrderSubmitted:
+        instrument = self.instruments.get(command.symbol)
+        if instrument is None:
+            raise CommandRejected(
+                f"unknown symbol {command.symbol}; trading {', '.join(sorted(self.instruments))}",
+                code="unknown_symbol",
+            )
+        reference = self._reference_price(command)
+        validate_against(command, instrument, reference)
+        return OrderSubmitted(
+            client_order_id=command.client_order_id or self._next_client_order_id(),
+            symbol=command.symbol,
+            side=command.side,
+            order_type=command.order_type,
+            time_in_force=command.time_in_force,
+            qty=command.qty,
+            price=command.price,
+            reference_price=reference,
+            strategy_id=command.strategy_id,
+            ts_ns=self.clock.time_ns(),
+        )
+
+    def _reference_price(self, command: SubmitOrder) -> Decimal | None:
+        if command.order_type is not OrderType.MARKET:
+            return None
+        quote = self.market.quote(command.symbol)
+        if quote is None:
+            raise CommandRejected(f"no market data for {command.symbol} yet", code="no_market_data")
+        return quote.ask if command.side is OrderSide.BUY else quote.bid
+
+    async def _resubmitted(self, order: Order) -> OrderAck:
+        pending = self._submissions.get(order.client_order_id)
+        if pending is not None:
+            try:
+                await asyncio.shield(pending)
+            except JournalUnavailable as exc:
+                raise CommandRejected(exc.message, code="journal_unavailable") from None
+        return OrderAck(
+            client_order_id=order.client_order_id,
+            status=order.status,
+            venue_order_id=order.venue_order_id,
+            created=False,
+        )
+
+    def _on_submission_durable(self, durable: asyncio.Future[None], order: Order) -> None:
+        self._submissions.pop(order.client_order_id, None)
+        if not _succeeded(durable):
+            self._undo_submission(order)
+            return
+        self.execution.send_order(
+            VenueOrder(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                order_type=order.order_type,
+                time_in_force=order.time_in_force,
+                qty=order.order_qty,
+                price=order.limit_price,
+            )
+        )
+
+    def _undo_submission(self, order: Order) -> None:
+        """The submission never became durable: it was not acknowledged and not sent."""
+        self.portfolio.on_final(order)
+        self.oms.forget(order.client_order_id)
+
+    def _deny(self, event: OrderSubmitted, reason: str, message: str) -> None:
+        denied = OrderDenied(
+            client_order_id=event.client_order_id,
+            symbol=event.symbol,
+            side=event.side,
+            qty=event.qty,
+            price=event.price,
+            reason=reason,
+            message=message,
+            ts_ns=event.ts_ns,
+        )
+        self._apply(denied)
+        if self.journal is not None and self.journal.failure is None:
+            self._record(denied, None)
+        raise CommandRejected(message, code=reason)
+
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        self._check_taking_commands()
+        order = self.oms.get(command.client_order_id)
+        if order is None:
+            raise CommandRejected(f"no order {command.client_order_id}", code="not_found")
+        if command.symbol is not None and command.symbol != order.symbol:
+            raise CommandRejected(
+                f"order {order.client_order_id} is for {order.symbol}, not {command.symbol}"
+            )
+        if order.is_final:
+            raise CommandRejected(
+                f"order {order.client_order_id} is already {order.status}", code="order_final"
+            )
+        if order.status is not OrderStatus.PENDING_CANCEL:
+            event = OrderCancelRequested(
+                client_order_id=order.client_order_id, ts_ns=self.clock.time_ns()
+            )
+            self._apply(event)
+            try:
+                durable = self._record(event, order)
+                await asyncio.shield(durable)
+            except JournalUnavailable as exc:
+                self._apply(
+                    OrderCancelRejected(
+                        client_order_id=order.client_order_id,
+                        reason="journal_unavailable",
+                        ts_ns=self.clock.time_ns(),
+                    )
+                )
+                raise CommandRejected(exc.message, code="journal_unavailable") from None
+            self.execution.send_cancel(order.client_order_id, order.symbol)
+        return OrderAck(
+            client_order_id=order.client_order_id,
+            status=order.status,
+            venue_order_id=order.venue_order_id,
+            created=False,
+        )
+
+    async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
+        self._check_journal()
+        event = TradingModeChanged(
+            mode=mode, reason=reason, actor=actor, ts_ns=self.clock.time_ns()
+        )
+        self._apply(event)
+        await asyncio.shield(self._record(event, None))
+        logger.warning("trading mode set to %s by %s: %s", mode, actor, reason)
+
+    def _check_taking_commands(self) -> None:
+        if self.phase in ("stopping", "stopped"):
+            raise CommandRejected("the engine is shutting down", code="shutting_down")
+        if self.phase not in ("ready", "reconciling"):
+            raise CommandRejected("the engine is still starting", code="not_ready")
+        self._check_journal()
+
+    def _check_journal(self) -> None:
+        if self.journal is None or self.journal.failure is not None:
+            reason = self.journal.failure if self.journal else self.journal_error
+            raise CommandRejected(f"orders are refused: {reason}", code="journal_unavailable")
+
+    def _next_client_order_id(self) -> str:
+        self._generated_ids += 1
+        return f"{self._id_prefix}{self._generated_ids}"
+
+    # -- venue and market input --------------------------------------------------------
+
+    def _on_report(self, report: OrderReport) -> None:
+        try:
+            order = self._apply(report)
+        except InvalidTransition as exc:
+            if exc.code != "duplicate_trade":
+                self.invalid_reports += 1
+                logger.warning("venue report refused: %s", exc)
+            return
+        try:
+            self._record(report, order)
+        except JournalUnavailable:
+            logger.error(
+                "venue report for %s could not be journaled; reconciliation after "
+                "a restart will recover it",
+                report.client_order_id,
+            )
+
+    def _on_send_error(self, client_order_id: str, error: Exception) -> None:
+        self.rejections["venue_error"] += 1
+
+    def _on_market(self, item: QuoteTick | TradeTick | Bar) -> None:
+        if isinstance(item, QuoteTick):
+            self.venue.on_quote(item)
+            self.portfolio.mark(item.symbol, item.mid)
+        if self.bus.has_subscribers:
+            self.bus.publish(item)
+
+    # -- views -------------------------------------------------------------------------
+
+    def journal_directory(self) -> Path:
+        return Path(self.config.journal.directory)
+
+
+def _succeeded(future: asyncio.Future[None]) -> bool:
+    return not future.cancelled() and future.exception() is None

@@ -1,0 +1,62 @@
+"""Service mode: the engine with its HTTP API, uvicorn serving inside the engine's loop.
+
+The server comes up first so `/health` answers while the journal replays; SIGINT/SIGTERM
+stop the server from taking requests, then the engine drains and checkpoints.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from veloz.api.app import create_app
+from veloz.engine.client import EngineClient
+from veloz.engine.kernel import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn re-raises captured signals after serving, which would kill the process
+    before the engine drains; the engine installs its own handlers instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_service(engine: Engine, host: str, port: int) -> int:
+    app = create_app(EngineClient(engine))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = _EmbeddedServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    serving = loop.create_task(server.serve(), name="veloz-http")
+    # uvicorn offers no "started" event to await, only the flag.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    if serving.done():
+        serving.result()  # surfaces a bind error
+        return 1
+    logger.info("serving HTTP on %s:%d", host, port)
+    try:
+        await engine.start()
+    except BaseException:
+        server.should_exit = True
+        await serving
+        raise
+    await serving
+    await engine.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Order management: the book of orders, idempotent client order ids, applying events."""

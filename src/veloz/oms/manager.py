@@ -1,0 +1,125 @@
+"""The OrderManager: every order the engine knows, indexed by client order id and by
+status, changed only by applying events. No I/O; the engine journals around it."""
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus
+from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.events import OrderEvent, OrderSubmitted
+from veloz.model.orders import Order
+
+
+class OrderManager:
+    """Orders in memory: all open ones, and the most recent `retained_final` final ones
+    (older final orders live in the journal and the history store)."""
+
+    def __init__(self, retained_final: int = 20_000) -> None:
+        self._retained_final = retained_final
+        self._clear()
+
+    def _clear(self) -> None:
+        self._orders: dict[str, Order] = {}
+        self._by_status: dict[OrderStatus, dict[str, Order]] = {s: {} for s in OrderStatus}
+        # Final orders in the order they became final, for eviction oldest first.
+        self._final: OrderedDict[str, None] = OrderedDict()
+
+    # -- queries -----------------------------------------------------------------------
+
+    def get(self, client_order_id: str) -> Order | None:
+        return self._orders.get(client_order_id)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def with_status(self, statuses: Iterable[OrderStatus]) -> list[Order]:
+        return [order for s in statuses for order in self._by_status[s].values()]
+
+    def open_orders(self) -> list[Order]:
+        return self.with_status(OPEN_STATUSES)
+
+    def open_count(self) -> int:
+        return sum(len(self._by_status[s]) for s in OPEN_STATUSES)
+
+    def counts(self) -> dict[OrderStatus, int]:
+        return {status: len(orders) for status, orders in self._by_status.items()}
+
+    def all_orders(self) -> list[Order]:
+        return list(self._orders.values())
+
+    # -- changes -----------------------------------------------------------------------
+
+    def existing_for(self, event: OrderSubmitted) -> Order | None:
+        """The order a resubmission refers to, or None for a new id. The same id with
+        different parameters is refused: it cannot be the same order."""
+        existing = self._orders.get(event.client_order_id)
+        if existing is None:
+            return None
+        if not existing.same_request(event):
+            raise CommandRejected(
+                f"client_order_id {event.client_order_id} is already used by a different order",
+                code="duplicate_client_order_id",
+            )
+        return existing
+
+    def add(self, event: OrderSubmitted) -> Order:
+        if event.client_order_id in self._orders:
+            raise InvalidTransition(
+                f"order {event.client_order_id} already exists", code="duplicate_order"
+            )
+        order = Order.from_submitted(event)
+        self._orders[order.client_order_id] = order
+        self._by_status[order.status][order.client_order_id] = order
+        return order
+
+    def forget(self, client_order_id: str) -> None:
+        """Drop an order whose submission never became durable: it was never
+        acknowledged nor sent, so as far as anyone knows it never existed."""
+        order = self._orders.pop(client_order_id, None)
+        if order is not None:
+            self._by_status[order.status].pop(client_order_id, None)
+            self._final.pop(client_order_id, None)
+
+    def check(self, event: OrderEvent) -> Order:
+        """The order `event` would change; raises InvalidTransition if it cannot."""
+        order = self._orders.get(event.client_order_id)
+        if order is None:
+            raise InvalidTransition(
+                f"{type(event).__name__} for unknown order {event.client_order_id}",
+                code="unknown_order",
+            )
+        order.check(event)
+        return order
+
+    def apply(self, event: OrderEvent) -> Order:
+        order = self.check(event)
+        before = order.status
+        order.apply(event)
+        if order.status is not before:
+            del self._by_status[before][order.client_order_id]
+            self._by_status[order.status][order.client_order_id] = order
+            if order.status in FINAL_STATUSES:
+                self._final[order.client_order_id] = None
+                self._evict()
+        return order
+
+    def _evict(self) -> None:
+        while len(self._final) > self._retained_final:
+            client_order_id, _ = self._final.popitem(last=False)
+            order = self._orders.pop(client_order_id)
+            del self._by_status[order.status][client_order_id]
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def snapshot(self, recent_final: int) -> list[Order]:
+        """Open orders and the `recent_final` most recent final ones."""
+        final_ids = list(self._final)[-recent_final:] if recent_final else []
+        return self.open_orders() + [self._orders[i] for i in final_ids]
+
+    def restore(self, orders: Iterable[Order]) -> None:
+        self._clear()
+        for order in orders:
+            self._orders[order.client_order_id] = order
+            self._by_status[order.status][order.client_order_id] = order
+            if order.is_final:
+                self._final[order.client_order_id] = None
