@@ -33,7 +33,7 @@ def test_round_trip_keeps_every_field():
 
 def test_header_layout_is_little_endian_as_documented():
     data = encode_record(EntryType.Rotation, 7, 9, b"xy")
-    magic, length, _crc, entry_type, flags, reserved, seq, ts = struct.unpack_from(
+    _magic, length, _crc, entry_type, flags, reserved, seq, ts = struct.unpack_from(
         "<IIIBBHQq", data
     )
     assert (length, entry_type, flags, reserved, seq, ts) == (2, 6, 0, 0, 7, 9)

@@ -30,7 +30,9 @@ async def _open(config: JournalConfig, stats: JournalStats | None = None):
     return recovery, writer
 
 
-async def _write(writer: JournalWriter, payloads: list[bytes], kind=EntryType.OrderNew) -> list[int]:
+async def _write(
+    writer: JournalWriter, payloads: list[bytes], kind=EntryType.OrderNew
+) -> list[int]:
     appended = [writer.append(kind, p, 0) for p in payloads]
     await asyncio.gather(*(future for _, future in appended))
     return [seq for seq, _ in appended]

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from portfolio_builders import INSTRUMENTS, make_fill, make_order
 
+from tests.unit.portfolio.portfolio_builders import INSTRUMENTS, make_fill, make_order
 from veloz.model.account import Balance, PositionView
 from veloz.model.enums import OrderSide
 from veloz.model.errors import VelozError

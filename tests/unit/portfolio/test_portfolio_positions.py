@@ -2,8 +2,7 @@
 
 from decimal import Decimal
 
-from portfolio_builders import BTCUSDT, fill_event
-
+from tests.unit.portfolio.portfolio_builders import BTCUSDT, fill_event
 from veloz.model.enums import OrderSide
 from veloz.portfolio.positions import Position, fill_flows
 

@@ -18,8 +18,8 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from portfolio_builders import INSTRUMENTS, make_fill, make_order
 
+from tests.unit.portfolio.portfolio_builders import INSTRUMENTS, make_fill, make_order
 from veloz.model.enums import OrderSide
 from veloz.model.events import OrderCancelled
 from veloz.model.orders import Order

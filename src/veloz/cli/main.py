@@ -1,0 +1,61 @@
+"""`veloz`: run the engine (service or stdio mode) and work with the journal."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from veloz.cli import wal
+
+app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
+app.add_typer(wal.app, name="wal")
+
+
+@app.command()
+def engine(
+    stdio: Annotated[
+        bool, typer.Option("--stdio", help="Commands on stdin, events on stdout")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default VELOZ_PORT, 8080)")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default VELOZ_HOST)")] = None,
+    env_file: Annotated[Path | None, typer.Option(help="Read VELOZ_* from this file too")] = None,
+) -> None:
+    """Start the engine: replay the journal, reconcile with the venue, then serve."""
+    import asyncio
+
+    from veloz.config import SettingsError, load_settings
+    from veloz.engine.kernel import Engine
+    from veloz.journal.segments import JournalLocked
+    from veloz.observability.logs import configure_logging
+
+    try:
+        settings = load_settings(env_file)
+        engine_config = settings.engine_config()
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    engine = Engine(engine_config)
+    try:
+        if stdio:
+            from veloz.engine.stdio import run_stdio
+
+            code = asyncio.run(run_stdio(engine))
+        else:
+            from veloz.engine.service import run_service
+
+            code = asyncio.run(
+                run_service(
+                    engine,
+                    host or settings.host,
+                    port if port is not None else settings.port,
+                )
+            )
+    except JournalLocked as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(3) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,164 @@
+"""`veloz wal inspect|verify|stats|checkpoint`: look into the journal, read-only except
+`checkpoint`, which needs the engine stopped (it takes the journal's lock)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Inspect, verify and checkpoint the order journal (WAL).", no_args_is_help=True
+)
+
+DirOption = Annotated[
+    Path | None, typer.Option("--dir", help="Journal directory (default VELOZ_WAL_DIR, ./data/wal)")
+]
+
+
+def _directory(given: Path | None) -> Path:
+    if given is not None:
+        directory = given
+    else:
+        from veloz.config import SettingsError, load_settings
+
+        try:
+            directory = load_settings().wal_dir
+        except SettingsError as exc:
+            typer.echo(f"veloz: {exc}", err=True)
+            raise typer.Exit(2) from None
+    if not directory.is_dir():
+        typer.echo(f"veloz: no journal directory at {directory}", err=True)
+        raise typer.Exit(2)
+    return directory
+
+
+@app.command()
+def verify(directory: DirOption = None) -> None:
+    """Check every record of every segment; exit 1 if anything is damaged."""
+    from veloz.journal.verify import verify_directory
+
+    report = verify_directory(_directory(directory))
+    table = Table(title=f"journal {report.directory}")
+    for column in ("segment", "first seq", "last seq", "records", "checkpoints", "problems"):
+        table.add_column(column)
+    for seg in report.segments:
+        problems = [f"{d.length} bad bytes at {d.offset} ({d.reason})" for d in seg.damage]
+        if seg.tail is not None:
+            kind = "torn tail" if seg.segment.is_current else "bad end"
+            problems.append(f"{kind}: {seg.tail.length} bytes at {seg.tail.offset}")
+        table.add_row(
+            seg.segment.path.name,
+            str(seg.first_seq or "-"),
+            str(seg.last_seq or "-"),
+            str(seg.records),
+            str(len(seg.checkpoints)),
+            "; ".join(problems) or "ok",
+        )
+    console = Console()
+    console.print(table)
+    for gap in report.gaps:
+        console.print(f"[red]gap[/red] {gap}")
+    for stranger in report.strangers:
+        console.print(f"[yellow]unexpected file[/yellow] {stranger.name}")
+    if report.damaged:
+        console.print("[red]DAMAGED[/red]: the engine will start READONLY on this journal")
+        raise typer.Exit(1)
+    console.print(f"[green]OK[/green]: {report.entries} records in {len(report.segments)} segments")
+
+
+@app.command()
+def stats(directory: DirOption = None) -> None:
+    """Entry counts by type, sizes, sequences and the newest checkpoint."""
+    from veloz.journal.verify import verify_directory
+
+    report = verify_directory(_directory(directory))
+    table = Table(title=f"journal {report.directory}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    last = next((s.last_seq for s in reversed(report.segments) if s.last_seq), None)
+    rows = [
+        ("segments", len(report.segments)),
+        ("bytes", report.bytes),
+        ("entries", report.entries),
+        ("last sequence", last),
+        ("newest checkpoint", report.last_checkpoint_seq),
+        ("damaged", report.damaged),
+    ]
+    rows += [(f"entries {name}", count) for name, count in sorted(report.types.items())]
+    for name, value in rows:
+        table.add_row(name, "-" if value is None else str(value))
+    Console().print(table)
+
+
+@app.command()
+def inspect(
+    directory: DirOption = None,
+    from_seq: Annotated[int, typer.Option(help="First sequence to show")] = 0,
+    limit: Annotated[int, typer.Option(help="Entries to show")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entry")] = False,
+) -> None:
+    """Show entries with their decoded payloads."""
+    import msgspec
+
+    from veloz.codec import PayloadError, decode_event, encode_json
+    from veloz.journal.framing import EntryType
+    from veloz.journal.verify import iterate_records, type_name
+
+    table = Table(title="journal entries")
+    for column in ("seq", "ts_ns", "type", "segment", "payload"):
+        table.add_column(column)
+    records = iterate_records(_directory(directory), from_seq)
+    for _, (path, record) in zip(range(limit), records, strict=False):
+        if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
+            body: object = {"bytes": len(record.payload)}
+            if record.entry_type == EntryType.Rotation:
+                body = msgspec.msgpack.decode(record.payload)
+        else:
+            try:
+                body = decode_event(record.entry_type, record.payload)
+            except PayloadError as exc:
+                body = {"undecodable": str(exc)}
+        entry = {
+            "seq": record.seq,
+            "ts_ns": record.ts_ns,
+            "type": type_name(record.entry_type),
+            "segment": path.name,
+            "payload": body,
+        }
+        if as_json:
+            typer.echo(encode_json(entry).decode())
+        else:
+            table.add_row(
+                str(record.seq),
+                str(record.ts_ns),
+                str(entry["type"]),
+                path.name,
+                encode_json(body).decode()[:160],
+            )
+    if not as_json:
+        Console().print(table)
+
+
+@app.command()
+def checkpoint(directory: DirOption = None) -> None:
+    """Replay the journal and write a checkpoint now (the engine must be stopped; a
+    running engine takes one with POST /api/admin/checkpoint)."""
+    import asyncio
+
+    import msgspec
+
+    from veloz.config import load_settings
+    from veloz.engine.kernel import Engine
+    from veloz.journal.segments import JournalLocked
+
+    config = load_settings().engine_config()
+    journal = msgspec.structs.replace(config.journal, directory=str(_directory(directory)))
+    engine = Engine(msgspec.structs.replace(config, journal=journal))
+    try:
+        seq = asyncio.run(engine.checkpoint_offline())
+    except JournalLocked as exc:
+        typer.echo(f"veloz: {exc}; use POST /api/admin/checkpoint on the running engine", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(f"checkpoint written at sequence {seq}")

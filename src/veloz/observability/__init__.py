@@ -1,0 +1,1 @@
+"""Metrics, logging setup and the health model."""

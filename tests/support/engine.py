@@ -1,0 +1,71 @@
+"""Helpers for engine tests: configs on temporary journals, quotes driven by the test,
+and waiting on published events instead of sleeping."""
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from veloz.engine.bus import BusMessage, Journaled
+from veloz.engine.kernel import Engine, EngineConfig
+from veloz.execution.venues.sim import SimVenueConfig
+from veloz.journal.writer import JournalConfig
+from veloz.market.sim import SimMarketConfig
+from veloz.model.enums import OrderStatus
+from veloz.model.market import QuoteTick
+
+
+def engine_config(wal_dir: Path, **journal: object) -> EngineConfig:
+    return EngineConfig(
+        journal=msgspec.structs.replace(JournalConfig(directory=str(wal_dir)), **journal),
+        market=SimMarketConfig(symbols=("BTCUSDT", "ETHUSDT"), seed=7),
+        venue=SimVenueConfig(latency_ms=0),
+        run_market=False,
+        drain_timeout_s=1.0,
+    )
+
+
+def quote(
+    symbol: str = "BTCUSDT", bid: str = "50000", ask: str = "50001", size: str = "5"
+) -> QuoteTick:
+    return QuoteTick(
+        symbol=symbol,
+        bid=Decimal(bid),
+        ask=Decimal(ask),
+        bid_size=Decimal(size),
+        ask_size=Decimal(size),
+        ts_ns=1,
+    )
+
+
+async def wait_for(predicate: Callable[[], bool], engine: Engine, within_s: float = 5.0) -> None:
+    """Wait until `predicate()` holds, re-checking on every message the engine publishes."""
+    if predicate():
+        return
+    ready = asyncio.get_running_loop().create_future()
+
+    def check(_: BusMessage) -> None:
+        if not ready.done() and predicate():
+            ready.set_result(None)
+
+    unsubscribe = engine.bus.subscribe(check)
+    try:
+        await asyncio.wait_for(ready, within_s)
+    finally:
+        unsubscribe()
+
+
+async def wait_for_status(engine: Engine, client_order_id: str, status: OrderStatus) -> None:
+    def reached() -> bool:
+        order = engine.oms.get(client_order_id)
+        return order is not None and order.status is status
+
+    await wait_for(reached, engine)
+
+
+def journaled(engine: Engine) -> list[Journaled]:
+    seen: list[Journaled] = []
+    engine.bus.subscribe(lambda m: seen.append(m) if isinstance(m, Journaled) else None)
+    return seen
