@@ -2,11 +2,14 @@
 `checkpoint`, which needs the engine stopped (it takes the journal's lock)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from veloz.config import Settings
 
 app = typer.Typer(
     help="Inspect, verify and checkpoint the order journal (WAL).", no_args_is_help=True
@@ -17,17 +20,18 @@ DirOption = Annotated[
 ]
 
 
-def _directory(given: Path | None) -> Path:
-    if given is not None:
-        directory = given
-    else:
-        from veloz.config import SettingsError, load_settings
+def _settings() -> "Settings":
+    from veloz.config import SettingsError, load_settings
 
-        try:
-            directory = load_settings().wal_dir
-        except SettingsError as exc:
-            typer.echo(f"veloz: {exc}", err=True)
-            raise typer.Exit(2) from None
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _directory(given: Path | None) -> Path:
+    directory = given if given is not None else _settings().wal_dir
     if not directory.is_dir():
         typer.echo(f"veloz: no journal directory at {directory}", err=True)
         raise typer.Exit(2)
@@ -149,11 +153,15 @@ def checkpoint(directory: DirOption = None) -> None:
 
     import msgspec
 
-    from veloz.config import load_settings
+    from veloz.config import SettingsError
     from veloz.engine.kernel import Engine
     from veloz.journal.segments import JournalLocked
 
-    config = load_settings().engine_config()
+    try:
+        config = _settings().engine_config()
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
     journal = msgspec.structs.replace(config.journal, directory=str(_directory(directory)))
     engine = Engine(msgspec.structs.replace(config, journal=journal))
     try:

@@ -14,6 +14,9 @@ from veloz.model.identifiers import is_valid_client_order_id
 _E = TypeVar("_E", OrderSide, OrderType, TimeInForce)
 
 MAX_DECIMAL_DIGITS = 30
+# Orders of magnitude a price or quantity may span: wide enough for any listed market,
+# narrow enough that grid arithmetic stays exact within Decimal's 28-digit context.
+MIN_EXPONENT, MAX_EXPONENT = -12, 12
 MAX_STRATEGY_ID_LENGTH = 64
 
 
@@ -133,20 +136,29 @@ def parse_positive_decimal(value: object, name: str) -> Decimal:
         if isinstance(value, Decimal):
             number = value
         elif isinstance(value, int | str):
-            number = Decimal(str(value).strip())
+            number = Decimal(str(value).strip())  # str() of a >4300-digit int: ValueError
         elif isinstance(value, float):
             number = Decimal(repr(value))
         else:
             raise CommandRejected(f"{name} must be a number")
-    except InvalidOperation:
-        raise CommandRejected(f"{name} must be a number, got {str(value)[:40]!r}") from None
+    except (InvalidOperation, ValueError):
+        raise CommandRejected(f"{name} must be a number, got {_preview(value)}") from None
     if not number.is_finite():
         raise CommandRejected(f"{name} must be finite")
     if number <= 0:
         raise CommandRejected(f"{name} must be greater than zero")
     if len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:
         raise CommandRejected(f"{name} has more than {MAX_DECIMAL_DIGITS} significant digits")
+    if not MIN_EXPONENT <= number.adjusted() < MAX_EXPONENT:
+        raise CommandRejected(
+            f"{name} must be between 1e{MIN_EXPONENT} and 1e{MAX_EXPONENT}, got {_preview(number)}"
+        )
     return number
+
+
+def _preview(value: object) -> str:
+    text = value if isinstance(value, str) else f"{value:.6e}" if isinstance(value, Decimal) else ""
+    return repr(text[:40]) if text else type(value).__name__
 
 
 def _required_str(fields: Mapping[str, object], name: str) -> str:

@@ -1,7 +1,7 @@
 """Tradable instruments: what a symbol is made of and the increments its prices and sizes
 must respect."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 
@@ -23,10 +23,17 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_notional: Decimal
 
     def is_price_on_grid(self, price: Decimal) -> bool:
-        return price % self.price_increment == 0
+        return _on_grid(price, self.price_increment)
 
     def is_size_on_grid(self, qty: Decimal) -> bool:
-        return qty % self.size_increment == 0
+        return _on_grid(qty, self.size_increment)
+
+
+def _on_grid(value: Decimal, increment: Decimal) -> bool:
+    try:
+        return value % increment == 0
+    except InvalidOperation:  # more grid steps than Decimal's precision: not a real price
+        return False
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

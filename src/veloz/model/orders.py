@@ -105,6 +105,13 @@ class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
                 f"event for {event.client_order_id} applied to {self.client_order_id}",
                 code="mismatched_order",
             )
+        if isinstance(event, OrderFilled) and event.trade_id in self.trade_ids:
+            # Checked before the status: a venue re-sending a fill of a filled order is a
+            # duplicate to ignore, not an illegal transition to alarm on.
+            raise InvalidTransition(
+                f"trade {event.trade_id} already applied to {self.client_order_id}",
+                code="duplicate_trade",
+            )
         allowed = _APPLICABLE_IN.get(type(event))
         if allowed is None:
             raise InvalidTransition(f"{type(event).__name__} is not an order report")
@@ -118,6 +125,8 @@ class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
 
     def apply(self, event: OrderEvent) -> None:
         self.check(event)
+        if isinstance(event, OrderCancelRejected) and self.status is not S.PENDING_CANCEL:
+            return  # "too late to cancel": nothing about the order changes
         match event:
             case OrderAccepted():
                 self.venue_order_id = event.venue_order_id
@@ -129,9 +138,8 @@ class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
             case OrderCancelRequested():
                 self.status = S.PENDING_CANCEL
             case OrderCancelRejected():
-                if self.status is S.PENDING_CANCEL:
-                    self.status = self._working_status()
-                    self.reason = event.reason
+                self.status = self._working_status()
+                self.reason = event.reason
             case OrderCancelled():
                 self.status = S.CANCELLED
                 self.reason = event.reason
@@ -143,11 +151,6 @@ class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
         self.last_ts_ns = max(self.last_ts_ns, event.ts_ns)
 
     def _check_fill(self, fill: OrderFilled) -> None:
-        if fill.trade_id in self.trade_ids:
-            raise InvalidTransition(
-                f"trade {fill.trade_id} already applied to {self.client_order_id}",
-                code="duplicate_trade",
-            )
         if fill.qty <= 0 or fill.price <= 0 or fill.fee < 0:
             raise InvalidTransition(
                 f"fill {fill.trade_id} has a non-positive qty/price or a negative fee",

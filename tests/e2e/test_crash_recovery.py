@@ -1,0 +1,165 @@
+"""Crash recovery end to end: `veloz engine --stdio` takes orders from several concurrent
+writers, is killed with SIGKILL at a random moment, and restarted; repeated. Afterwards
+every acknowledged order must exist in a consistent state, no journal sequence may repeat,
+and positions must equal the sum of the fills in the journal."""
+
+import contextlib
+import json
+import random
+import threading
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import start_veloz, veloz_env
+from veloz.codec import decode_event
+from veloz.journal.framing import EntryType
+from veloz.journal.verify import iterate_records
+from veloz.model.enums import OrderSide
+from veloz.model.events import OrderFilled
+
+pytestmark = pytest.mark.slow
+
+WRITERS = 4
+ORDERS_PER_WRITER = 80
+ROUNDS = 3
+
+
+class Round:
+    """One engine process: writers feeding stdin, a reader collecting acks, a killer."""
+
+    def __init__(self, wal_dir: Path, round_no: int, rng: random.Random) -> None:
+        self.process = start_veloz(["engine", "--stdio"], veloz_env(wal_dir))
+        self.acked: set[str] = set()
+        # Three lines in four are orders; kill well before the last of them is acked.
+        self.kill_after = rng.randint(20, WRITERS * ORDERS_PER_WRITER * 3 // 4 - 60)
+        self.killed = threading.Event()
+        self._write_lock = threading.Lock()
+        self._round = round_no
+        self._rng = random.Random(rng.random())
+
+    def run(self) -> None:
+        reader = threading.Thread(target=self._read)
+        writers = [threading.Thread(target=self._write, args=(w,)) for w in range(WRITERS)]
+        reader.start()
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        if not self.killed.is_set():  # every line written and still alive: end it cleanly
+            with self._write_lock, contextlib.suppress(BrokenPipeError):
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+        reader.join(timeout=60)
+        self.process.wait(timeout=30)
+
+    def _line_for(self, writer: int, n: int) -> str:
+        coid = f"r{self._round}w{writer}n{n}"
+        kind = n % 4
+        if kind == 0:  # marketable: fills at once as taker
+            return f"ORDER BUY BTCUSDT 0.01 60000 {coid}"
+        if kind == 1:  # rests below the market, may fill as the sim market moves
+            return f"ORDER BUY BTCUSDT 0.02 {49800 + n} {coid}"
+        if kind == 2:  # sells into the bid
+            return f"ORDER SELL ETHUSDT 0.5 2000 {coid}"
+        return f"CANCEL r{self._round}w{writer}n{n - 2}"
+
+    def _write(self, writer: int) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        for n in range(ORDERS_PER_WRITER):
+            if self.killed.is_set():
+                return
+            line = self._line_for(writer, n) + "\n"
+            try:
+                with self._write_lock:
+                    stdin.write(line.encode())
+                    stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+            if self._rng.random() < 0.3:
+                self.killed.wait(0.001)
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        for raw in stdout:
+            try:
+                event = json.loads(raw)
+            except json.JSONDecodeError:
+                # SIGKILL may cut the engine's last line in half; anything else is a bug.
+                assert self.killed.is_set() and not stdout.read(), raw
+                return
+            if event["type"] == "order_update" and event.get("event") == "OrderSubmitted":
+                self.acked.add(event["client_order_id"])
+                if len(self.acked) >= self.kill_after and not self.killed.is_set():
+                    self.killed.set()
+                    self.process.kill()
+
+
+def _final_state(wal_dir: Path, acked: set[str]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    process = start_veloz(["engine", "--stdio"], veloz_env(wal_dir))
+    commands = "".join(f"QUERY {coid}\n" for coid in sorted(acked)) + "STATUS\n"
+    out, err = process.communicate(commands.encode(), timeout=60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    events = [json.loads(line) for line in out.splitlines()]
+    states = {e["client_order_id"]: e for e in events if e["type"] == "order_state"}
+    errors = [e for e in events if e["type"] == "error"]
+    assert not errors, errors[:5]
+    (status,) = [e for e in events if e["type"] == "account" and "positions" in e]
+    return states, status, process.returncode
+
+
+def _journal_fills(wal_dir: Path) -> tuple[list[int], list[OrderFilled]]:
+    seqs: list[int] = []
+    fills: list[OrderFilled] = []
+    for _, record in iterate_records(wal_dir):
+        seqs.append(record.seq)
+        if record.entry_type == EntryType.OrderFill:
+            event = decode_event(record.entry_type, record.payload)
+            assert isinstance(event, OrderFilled)
+            fills.append(event)
+    return seqs, fills
+
+
+def test_every_acknowledged_order_survives_kill_9(tmp_path: Path):
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    wal_dir = tmp_path / "wal"
+    acked: set[str] = set()
+    for round_no in range(ROUNDS):
+        crash = Round(wal_dir, round_no, rng)
+        crash.run()
+        assert crash.killed.is_set(), f"seed {seed}: round {round_no} ended before the kill"
+        assert crash.process.returncode == -9
+        acked |= crash.acked
+
+    states, status, exit_code = _final_state(wal_dir, acked)
+    assert exit_code == 0, f"seed {seed}"
+    missing = acked - set(states)
+    assert not missing, f"seed {seed}: acknowledged orders lost: {sorted(missing)[:10]}"
+    for coid, order in states.items():
+        executed, qty = Decimal(str(order["executed_qty"])), Decimal(str(order["order_qty"]))
+        assert 0 <= executed <= qty, f"seed {seed}: {coid} executed {executed} of {qty}"
+        assert (order["status"] == "FILLED") == (executed == qty), f"seed {seed}: {order}"
+        assert order["status"] not in ("PENDING_NEW", "PENDING_CANCEL"), (
+            f"seed {seed}: {coid} left in flight after reconciliation"
+        )
+
+    seqs, fills = _journal_fills(wal_dir)
+    assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs), f"seed {seed}: sequence reused"
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"seed {seed}: sequence gap"
+    trade_ids = [f.trade_id for f in fills]
+    assert len(trade_ids) == len(set(trade_ids)), f"seed {seed}: a fill was journaled twice"
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for fill in fills:
+        base = fill.symbol.removesuffix("USDT")
+        delta = fill.qty if fill.side is OrderSide.BUY else -fill.qty
+        held[fill.symbol] += delta - (fill.fee if fill.fee_asset == base else 0)
+    positions = {p["symbol"]: Decimal(str(p["qty"])) for p in status["positions"]}
+    assert {s: q for s, q in held.items() if q} == {s: q for s, q in positions.items() if q}, (
+        f"seed {seed}"
+    )

@@ -1,0 +1,38 @@
+"""Running `veloz` as a real subprocess, the way an operator or a supervisor does."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def veloz_env(wal_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
+    env.update(
+        VELOZ_WAL_DIR=str(wal_dir),
+        VELOZ_LOG_LEVEL="warn",
+        VELOZ_SIM_TICK_INTERVAL_MS="10",
+        VELOZ_SIM_LATENCY_MS="0",
+        VELOZ_MARKET_SYMBOL="BTCUSDT,ETHUSDT",
+        VELOZ_SIM_BALANCES="USDT=100000000,BTC=1000,ETH=10000",
+    )
+    env.update(extra)
+    return env
+
+
+def start_veloz(args: list[str], env: dict[str, str], **popen: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+        [sys.executable, "-m", "veloz", *args],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,222 @@
+"""Settings from the VELOZ_* environment: defaults, one clear line naming the variable for
+each invalid value, secrets never echoed, balances parsing and the engine config built."""
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from veloz.config import Settings, SettingsError, load_settings, parse_balances
+
+D = Decimal
+SECRET = "veloz-test-secret-5f1c9e07d2"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No VELOZ_* variable from the caller's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith("VELOZ_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults():
+    settings = load_settings()
+    assert settings.preset == "dev"
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.log_level == "info"
+    assert settings.market_source == "sim" and settings.execution_mode == "sim_engine"
+    assert settings.symbols == ("BTCUSDT",)
+    assert settings.sim_seed is None and settings.sim_tick_interval_ms == 200
+    assert parse_balances(settings.sim_balances) == {"USDT": D(100000)}
+    assert settings.wal_dir == Path("./data/wal")
+    assert settings.wal_sync is True
+    assert settings.wal_max_size == 64 * 1024 * 1024 and settings.wal_max_files == 10
+    assert settings.binance_api_key is None and settings.binance_api_secret is None
+
+
+def test_values_are_read_from_the_environment(clean_env):
+    clean_env.setenv("VELOZ_PORT", "9091")
+    clean_env.setenv("VELOZ_MARKET_SYMBOL", " btcusdt , ethusdt,")
+    clean_env.setenv("VELOZ_WAL_SYNC", "false")
+    clean_env.setenv("VELOZ_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.port == 9091
+    assert settings.symbols == ("BTCUSDT", "ETHUSDT")
+    assert settings.wal_sync is False
+    assert settings.log_level == "debug"
+
+
+def test_an_env_file_is_read_and_the_environment_wins(clean_env, tmp_path):
+    env_file = tmp_path / "veloz.env"
+    env_file.write_text("VELOZ_PORT=9092\nVELOZ_HOST=127.0.0.1\n")
+    assert load_settings(env_file).port == 9092
+    clean_env.setenv("VELOZ_PORT", "9093")
+    settings = load_settings(env_file)
+    assert settings.port == 9093 and settings.host == "127.0.0.1"
+
+
+INVALID = [
+    ("VELOZ_PORT", "http"),
+    ("VELOZ_PORT", "65536"),
+    ("VELOZ_PORT", "-1"),
+    ("VELOZ_PRESET", "prod"),
+    ("VELOZ_LOG_LEVEL", "verbose"),
+    ("VELOZ_MARKET_SOURCE", "nyse"),
+    ("VELOZ_MARKET_SYMBOL", "DOGE"),
+    ("VELOZ_MARKET_SYMBOL", "BTC-USDT"),
+    ("VELOZ_MARKET_SYMBOL", " , "),
+    ("VELOZ_SIM_SEED", "lucky"),
+    ("VELOZ_SIM_TICK_INTERVAL_MS", "0"),
+    ("VELOZ_SIM_LATENCY_MS", "-0.5"),
+    ("VELOZ_SIM_BALANCES", "USDT"),
+    ("VELOZ_SIM_BALANCES", "USDT=-5"),
+    ("VELOZ_SIM_BALANCES", "USDT=lots"),
+    ("VELOZ_EXECUTION_MODE", "binance_futures"),
+    ("VELOZ_WAL_MAX_SIZE", "4095"),
+    ("VELOZ_WAL_MAX_FILES", "0"),
+    ("VELOZ_WAL_SYNC", "maybe"),
+    ("VELOZ_WAL_CHECKPOINT_INTERVAL", "0"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), INVALID)
+def test_an_invalid_value_names_its_variable(clean_env, variable, value):
+    clean_env.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+    assert isinstance(refused.value, ValueError)
+
+
+def test_the_bounds_themselves_are_valid(clean_env):
+    for variable, value in [
+        ("VELOZ_PORT", "65535"),
+        ("VELOZ_WAL_MAX_SIZE", "4096"),
+        ("VELOZ_WAL_MAX_FILES", "1"),
+        ("VELOZ_SIM_LATENCY_MS", "0"),
+        ("VELOZ_WAL_CHECKPOINT_INTERVAL", "1"),
+    ]:
+        clean_env.setenv(variable, value)
+    settings = load_settings()
+    assert settings.port == 65535 and settings.wal_max_size == 4096
+
+
+@pytest.mark.parametrize(("variable", "value"), INVALID)
+def test_the_secret_never_appears_in_an_error(clean_env, variable, value):
+    clean_env.setenv("VELOZ_BINANCE_API_SECRET", SECRET)
+    clean_env.setenv("VELOZ_BINANCE_API_KEY", SECRET + "-key")
+    clean_env.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert SECRET not in str(refused.value)
+    assert SECRET not in repr(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+def test_the_secret_in_an_env_file_never_appears_in_an_error(tmp_path):
+    env_file = tmp_path / "veloz.env"
+    env_file.write_text(f"VELOZ_BINANCE_API_SECRET={SECRET}\nVELOZ_PORT=http\n")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env_file)
+    assert str(refused.value).startswith("VELOZ_PORT: ")
+    assert SECRET not in str(refused.value)
+
+
+def test_non_sim_sources_are_refused_when_building_the_engine_config(clean_env):
+    for variable, value in [
+        ("VELOZ_MARKET_SOURCE", "binance_ws"),
+        ("VELOZ_MARKET_SOURCE", "binance_rest"),
+    ]:
+        clean_env.setenv(variable, value)
+        settings = load_settings()  # a valid setting, but not a runnable one yet
+        with pytest.raises(SettingsError, match="VELOZ_MARKET_SOURCE"):
+            settings.engine_config()
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "sim")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
+    with pytest.raises(SettingsError, match="VELOZ_EXECUTION_MODE"):
+        load_settings().engine_config()
+
+
+def test_engine_config_maps_every_field(clean_env, tmp_path):
+    clean_env.setenv("VELOZ_WAL_DIR", str(tmp_path / "wal"))
+    clean_env.setenv("VELOZ_WAL_MAX_SIZE", "8192")
+    clean_env.setenv("VELOZ_WAL_MAX_FILES", "3")
+    clean_env.setenv("VELOZ_WAL_SYNC", "0")
+    clean_env.setenv("VELOZ_WAL_CHECKPOINT_INTERVAL", "77")
+    clean_env.setenv("VELOZ_MARKET_SYMBOL", "ethusdt,BTCUSDT")
+    clean_env.setenv("VELOZ_SIM_SEED", "42")
+    clean_env.setenv("VELOZ_SIM_TICK_INTERVAL_MS", "50")
+    clean_env.setenv("VELOZ_SIM_LATENCY_MS", "2.5")
+    clean_env.setenv("VELOZ_SIM_BALANCES", "usdt=1000.50,BTC=2")
+    config = load_settings().engine_config()
+    assert config.journal.directory == str(tmp_path / "wal")
+    assert config.journal.max_segment_bytes == 8192
+    assert config.journal.max_files == 3
+    assert config.journal.sync is False
+    assert config.journal.checkpoint_interval == 77
+    assert config.market.symbols == ("ETHUSDT", "BTCUSDT")
+    assert config.market.seed == 42
+    assert config.market.tick_interval_ms == 50
+    assert config.venue.latency_ms == 2.5
+    assert config.venue.starting_balances == {"USDT": D("1000.50"), "BTC": D(2)}
+
+
+def test_settings_are_frozen():
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1
+    assert isinstance(settings, Settings)
+
+
+# -- parse_balances ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("USDT=100000", {"USDT": D(100000)}),
+        ("USDT=100000,BTC=1.5", {"USDT": D(100000), "BTC": D("1.5")}),
+        ("usdt=1, eth=0.25 ,", {"USDT": D(1), "ETH": D("0.25")}),
+        ("USDT=0", {"USDT": D(0)}),
+        ("USDT=0.00000001", {"USDT": D("0.00000001")}),
+        ("", {}),
+        (" , ,", {}),
+        ("1INCH=3", {"1INCH": D(3)}),
+    ],
+)
+def test_parse_balances(text, expected):
+    parsed = parse_balances(text)
+    assert parsed == expected
+    assert all(isinstance(v, Decimal) for v in parsed.values())
+
+
+def test_parse_balances_keeps_exact_digits():
+    assert str(parse_balances("USDT=1000.50")["USDT"]) == "1000.50"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "USDT",
+        "USDT=",
+        "=5",
+        "USDT=-1",
+        "USDT=abc",
+        "USDT=NaN",
+        "USDT=sNaN",
+        "USDT=Infinity",
+        "USDT=1=2",
+        "US-DT=5",
+        "US DT=5",
+        "USDT=1,BTC",
+        "USDT:5",
+    ],
+)
+def test_parse_balances_refuses(text):
+    with pytest.raises(ValueError, match="ASSET=AMOUNT"):
+        parse_balances(text)
