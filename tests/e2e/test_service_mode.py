@@ -46,8 +46,9 @@ def seeded_wal(tmp_path):
 
 def test_runbook_curls_and_sigterm(seeded_wal):
     port = free_port()
-    process = start_veloz(["engine", "--port", str(port), "--host", "127.0.0.1"],
-                          veloz_env(seeded_wal))
+    process = start_veloz(
+        ["engine", "--port", str(port), "--host", "127.0.0.1"], veloz_env(seeded_wal)
+    )
     try:
         wait_until_serving(port, process)
         status, health = get(port, "/health")

@@ -10,20 +10,29 @@ from tests.support.processes import start_veloz, veloz_env
 
 
 def run_stdio(wal_dir: Path, lines: list[str], **popen: object) -> tuple[list[dict], str, int]:
-    process = start_veloz(["engine", "--stdio"], veloz_env(wal_dir, VELOZ_LOG_LEVEL="info"),
-                          **popen)
+    process = start_veloz(
+        ["engine", "--stdio"], veloz_env(wal_dir, VELOZ_LOG_LEVEL="info"), **popen
+    )
     out, err = process.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
     events = [json.loads(line) for line in out.splitlines()]  # every line must be JSON
     return events, err.decode(), process.returncode
 
 
 def test_bad_lines_give_one_error_each_and_the_engine_carries_on(tmp_path):
-    bad = ["foo", "{not json", "ORDER BUY", "ORDER HOLD BTCUSDT 1 1 x1",
-           "ORDER BUY BTCUSDT -1 50000 x2", "ORDER BUY BTCUSDT 0.01 50000 " + "y" * 40,
-           '{"cmd": "order", "side": "BUY", "symbol": "BTCUSDT", "qty": true, "price": 1}',
-           "CANCEL nobody", "QUERY nobody"]
-    events, stderr, code = run_stdio(tmp_path / "wal", [*bad, "ORDER BUY BTCUSDT 0.01 40000 ok-1",
-                                                        "STATUS"])
+    bad = [
+        "foo",
+        "{not json",
+        "ORDER BUY",
+        "ORDER HOLD BTCUSDT 1 1 x1",
+        "ORDER BUY BTCUSDT -1 50000 x2",
+        "ORDER BUY BTCUSDT 0.01 50000 " + "y" * 40,
+        '{"cmd": "order", "side": "BUY", "symbol": "BTCUSDT", "qty": true, "price": 1}',
+        "CANCEL nobody",
+        "QUERY nobody",
+    ]
+    events, stderr, code = run_stdio(
+        tmp_path / "wal", [*bad, "ORDER BUY BTCUSDT 0.01 40000 ok-1", "STATUS"]
+    )
     assert code == 0
     errors = [e for e in events if e["type"] == "error"]
     assert [e["line"] for e in errors] == bad
@@ -55,7 +64,7 @@ def _limit_file_size() -> None:
 def test_disk_full_refuses_orders_and_acknowledges_only_what_is_durable(tmp_path):
     wal_dir = tmp_path / "wal"
     lines = [f"ORDER BUY BTCUSDT 0.01 {40000 + i} full-{i}" for i in range(200)]
-    events, stderr, code = run_stdio(wal_dir, lines, preexec_fn=_limit_file_size)
+    events, _, _ = run_stdio(wal_dir, lines, preexec_fn=_limit_file_size)
     acked = {e["client_order_id"] for e in events if e.get("event") == "OrderSubmitted"}
     refused = [e for e in events if e["type"] == "error"]
     assert acked and refused, "the limit must be hit part-way"
