@@ -7,13 +7,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 
 from tests.support.processes import free_port, start_veloz, veloz_env
 
 
-def get(port: int, path: str) -> tuple[int, dict]:
+def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, json.loads(response.read())

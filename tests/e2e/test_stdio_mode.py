@@ -5,11 +5,14 @@ import json
 import resource
 import signal
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import start_veloz, veloz_env
 
+Events = list[dict[str, Any]]
 
-def run_stdio(wal_dir: Path, lines: list[str], **popen: object) -> tuple[list[dict], str, int]:
+
+def run_stdio(wal_dir: Path, lines: list[str], **popen: object) -> tuple[Events, str, int]:
     process = start_veloz(
         ["engine", "--stdio"], veloz_env(wal_dir, VELOZ_LOG_LEVEL="info"), **popen
     )
