@@ -13,7 +13,7 @@ from veloz.model.orders import Order
 logger = logging.getLogger(__name__)
 
 
-class Journaled(msgspec.Struct, frozen=True):
+class Journaled(msgspec.Struct, gc=False, frozen=True):
     """A durable event, its journal sequence, and the order as it stood right after it."""
 
     seq: int

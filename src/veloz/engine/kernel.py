@@ -12,6 +12,7 @@ rebuilds exactly what live trading built.
 """
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter
@@ -73,7 +74,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     run_market: bool = True
 
 
-class OrderAck(msgspec.Struct, frozen=True, kw_only=True):
+class OrderAck(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     ok: bool = True
     client_order_id: str
     status: OrderStatus
@@ -135,6 +136,9 @@ class Engine:
         await self._reconcile()
         if self.journal is not None and self.journal.entries_since_checkpoint:
             await self.write_checkpoint()
+        # What recovery built lives as long as the engine: keep the collector from
+        # re-scanning it on every full collection.
+        gc.freeze()
         self.phase = "ready"
         logger.info(
             "engine ready: %d orders (%d open), mode %s",

@@ -17,7 +17,7 @@ from veloz.model.events import OrderFilled, OrderReport
 ReportHandler = Callable[[OrderReport], None]
 
 
-class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
+class VenueOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """An order as sent to a venue."""
 
     client_order_id: str
@@ -29,7 +29,7 @@ class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
     price: Decimal | None
 
 
-class VenueOrderState(msgspec.Struct, frozen=True, kw_only=True):
+class VenueOrderState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """A venue's answer to "what do you know of this client order id?"."""
 
     client_order_id: str

@@ -5,7 +5,7 @@ from decimal import Decimal
 import msgspec
 
 
-class Balance(msgspec.Struct, kw_only=True):
+class Balance(msgspec.Struct, gc=False, kw_only=True):
     """An asset balance. `locked` is held for open orders; `free` can be spent."""
 
     asset: str
@@ -17,7 +17,7 @@ class Balance(msgspec.Struct, kw_only=True):
         return self.free + self.locked
 
 
-class PositionView(msgspec.Struct, frozen=True, kw_only=True):
+class PositionView(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: str
     qty: Decimal
     avg_price: Decimal | None

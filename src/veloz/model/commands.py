@@ -20,7 +20,7 @@ MIN_EXPONENT, MAX_EXPONENT = -12, 12
 MAX_STRATEGY_ID_LENGTH = 64
 
 
-class SubmitOrder(msgspec.Struct, frozen=True, kw_only=True):
+class SubmitOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: str
     side: OrderSide
     qty: Decimal
@@ -31,7 +31,7 @@ class SubmitOrder(msgspec.Struct, frozen=True, kw_only=True):
     strategy_id: str | None = None
 
 
-class CancelOrder(msgspec.Struct, frozen=True, kw_only=True):
+class CancelOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     client_order_id: str
     symbol: str | None = None
 

@@ -8,7 +8,7 @@ import msgspec
 from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingMode
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Event(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag=True):
     """Base of all events; the tag is the class name."""
 
     ts_ns: int

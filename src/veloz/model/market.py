@@ -7,7 +7,7 @@ import msgspec
 from veloz.model.enums import OrderSide
 
 
-class QuoteTick(msgspec.Struct, frozen=True, kw_only=True):
+class QuoteTick(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: str
     bid: Decimal
     ask: Decimal
@@ -20,7 +20,7 @@ class QuoteTick(msgspec.Struct, frozen=True, kw_only=True):
         return (self.bid + self.ask) / 2
 
 
-class TradeTick(msgspec.Struct, frozen=True, kw_only=True):
+class TradeTick(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: str
     trade_id: str
     price: Decimal
@@ -29,7 +29,7 @@ class TradeTick(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
 
 
-class Bar(msgspec.Struct, kw_only=True):
+class Bar(msgspec.Struct, gc=False, kw_only=True):
     """An OHLCV bar; `ts_ns` is the open time, `closed` says whether it is final."""
 
     symbol: str

@@ -40,7 +40,10 @@ _APPLICABLE_IN: dict[type[OrderEvent], frozenset[OrderStatus]] = {
 }
 
 
-class Order(msgspec.Struct, kw_only=True, rename={"order_type": "type"}):
+# gc=False on this and the other hot-path structs: they hold only scalars, decimals,
+# strings and lists of such structs, so they can never be part of a reference cycle, and
+# keeping 100k resting orders out of the cyclic collector removes its long pauses.
+class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"}):
     client_order_id: str
     symbol: str
     side: OrderSide

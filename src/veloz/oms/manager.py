@@ -23,6 +23,8 @@ class OrderManager:
         self._by_status: dict[OrderStatus, dict[str, Order]] = {s: {} for s in OrderStatus}
         # Final orders in the order they became final, for eviction oldest first.
         self._final: OrderedDict[str, None] = OrderedDict()
+        # Kept, not summed: the engine asks for it on every journal append.
+        self._open_count = 0
 
     # -- queries -----------------------------------------------------------------------
 
@@ -39,7 +41,7 @@ class OrderManager:
         return self.with_status(OPEN_STATUSES)
 
     def open_count(self) -> int:
-        return sum(len(self._by_status[s]) for s in OPEN_STATUSES)
+        return self._open_count
 
     def counts(self) -> dict[OrderStatus, int]:
         return {status: len(orders) for status, orders in self._by_status.items()}
@@ -70,6 +72,7 @@ class OrderManager:
         order = Order.from_submitted(event)
         self._orders[order.client_order_id] = order
         self._by_status[order.status][order.client_order_id] = order
+        self._open_count += 1
         return order
 
     def forget(self, client_order_id: str) -> None:
@@ -78,7 +81,10 @@ class OrderManager:
         order = self._orders.pop(client_order_id, None)
         if order is not None:
             self._by_status[order.status].pop(client_order_id, None)
-            self._final.pop(client_order_id, None)
+            if order.is_final:
+                self._final.pop(client_order_id, None)
+            else:
+                self._open_count -= 1
 
     def check(self, event: OrderEvent) -> Order:
         """The order `event` would change; raises InvalidTransition if it cannot."""
@@ -100,6 +106,7 @@ class OrderManager:
             self._by_status[order.status][order.client_order_id] = order
             if order.status in FINAL_STATUSES:
                 self._final[order.client_order_id] = None
+                self._open_count -= 1
                 self._evict()
         return order
 
@@ -123,3 +130,5 @@ class OrderManager:
             self._by_status[order.status][order.client_order_id] = order
             if order.is_final:
                 self._final[order.client_order_id] = None
+            else:
+                self._open_count += 1

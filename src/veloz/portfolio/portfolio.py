@@ -25,7 +25,7 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 
 
-class OrderLock(msgspec.Struct, frozen=True, kw_only=True):
+class OrderLock(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """Funds an open order still holds back. `price` is what the lock was computed at (the
     limit price, or a market order's reference price) so that each fill releases exactly
     its share; it is None only for a SELL without a price, whose lock is in base units."""

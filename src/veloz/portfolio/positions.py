@@ -43,7 +43,7 @@ def fee_in_quote(instrument: Instrument, fill: OrderFilled) -> Decimal:
     return ZERO
 
 
-class Position(msgspec.Struct, kw_only=True):
+class Position(msgspec.Struct, gc=False, kw_only=True):
     """What trading one symbol has left us with.
 
     `qty` is signed (negative when short). `cost` is the quote cost basis of the open

@@ -84,7 +84,7 @@ class SimVenueConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_history_limit: int = 100_000
 
 
-class _CancelRequest(msgspec.Struct, frozen=True):
+class _CancelRequest(msgspec.Struct, gc=False, frozen=True):
     client_order_id: str
     symbol: str
 

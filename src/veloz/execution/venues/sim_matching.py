@@ -7,7 +7,7 @@ in here to decide what trades and at what price.
 """
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
@@ -27,10 +27,9 @@ BPS = Decimal(10_000)
 FEE_QUANTUM = Decimal("0.00000001")
 
 FeeAssetMode = Literal["received", "quote"]
-_PriorityKey = Callable[["SimOrder"], tuple[Decimal, int]]
 
 
-class SimOrder(msgspec.Struct, kw_only=True):
+class SimOrder(msgspec.Struct, gc=False, kw_only=True):
     """What the venue remembers of one order.
 
     Funds are held as `order_lock(instrument, side, qty, lock_price) * (1 + fee_reserve)`;
@@ -96,55 +95,68 @@ class SimOrder(msgspec.Struct, kw_only=True):
         )
 
 
-def _bid_priority(order: SimOrder) -> tuple[Decimal, int]:
-    return -order.limit(), order.seq
-
-
-def _ask_priority(order: SimOrder) -> tuple[Decimal, int]:
-    return order.limit(), order.seq
+def _arrival(order: SimOrder) -> int:
+    return order.seq
 
 
 class RestingBook:
-    """Resting orders of one symbol, each side sorted best price first, then oldest first."""
+    """Resting orders of one symbol: per side, price levels best first, each level in
+    arrival order (price-time priority). Levels are found by bisecting plain prices, so adding an
+    order costs a dict lookup and an append, not a sort with a key function."""
 
     def __init__(self) -> None:
-        self._bids: list[SimOrder] = []
-        self._asks: list[SimOrder] = []
+        self._levels: dict[OrderSide, dict[Decimal, list[SimOrder]]] = {
+            OrderSide.BUY: {},
+            OrderSide.SELL: {},
+        }
+        # Sorted ascending; bids are read from the end (best = highest), asks from the start.
+        self._prices: dict[OrderSide, list[Decimal]] = {OrderSide.BUY: [], OrderSide.SELL: []}
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._bids) + len(self._asks)
+        return self._count
 
     def add(self, order: SimOrder) -> None:
-        orders, key = self._side(order.side)
-        bisect.insort(orders, order, key=key)
+        price = order.limit()
+        levels = self._levels[order.side]
+        level = levels.get(price)
+        if level is None:
+            level = levels[price] = []
+            bisect.insort(self._prices[order.side], price)
+        if not level or level[-1].seq < order.seq:
+            level.append(order)
+        else:  # restored orders may arrive out of sequence: time priority is by seq
+            bisect.insort(level, order, key=_arrival)
+        self._count += 1
 
     def remove(self, order: SimOrder) -> None:
-        orders, key = self._side(order.side)
-        # Priority keys are unique (seq breaks ties), so bisection lands on the order itself.
-        index = bisect.bisect_left(orders, key(order), key=key)
-        if index < len(orders) and orders[index] is order:
-            del orders[index]
+        price = order.limit()
+        levels = self._levels[order.side]
+        level = levels.get(price)
+        if level is None or order not in level:
+            return
+        level.remove(order)
+        self._count -= 1
+        if not level:
+            del levels[price]
+            prices = self._prices[order.side]
+            del prices[bisect.bisect_left(prices, price)]
 
     def crossed_by(self, quote: QuoteTick) -> list[tuple[OrderSide, list[SimOrder]]]:
         """Per side, the resting orders the quote reaches, in priority order: bids at or
         above the ask, asks at or below the bid. Copies, so the caller may remove orders."""
-        bids = _prefix_while(self._bids, lambda price: price >= quote.ask)
-        asks = _prefix_while(self._asks, lambda price: price <= quote.bid)
-        return [(OrderSide.BUY, bids), (OrderSide.SELL, asks)]
+        bid_prices = self._prices[OrderSide.BUY]
+        ask_prices = self._prices[OrderSide.SELL]
+        crossing_bids = reversed(bid_prices[bisect.bisect_left(bid_prices, quote.ask) :])
+        crossing_asks = ask_prices[: bisect.bisect_right(ask_prices, quote.bid)]
+        return [
+            (OrderSide.BUY, self._orders_at(OrderSide.BUY, crossing_bids)),
+            (OrderSide.SELL, self._orders_at(OrderSide.SELL, crossing_asks)),
+        ]
 
-    def _side(self, side: OrderSide) -> tuple[list[SimOrder], _PriorityKey]:
-        if side is OrderSide.BUY:
-            return self._bids, _bid_priority
-        return self._asks, _ask_priority
-
-
-def _prefix_while(orders: list[SimOrder], crosses: Callable[[Decimal], bool]) -> list[SimOrder]:
-    prefix: list[SimOrder] = []
-    for order in orders:
-        if not crosses(order.limit()):
-            break
-        prefix.append(order)
-    return prefix
+    def _orders_at(self, side: OrderSide, prices: Iterable[Decimal]) -> list[SimOrder]:
+        levels = self._levels[side]
+        return [order for price in prices for order in levels[price]]
 
 
 class DisplayedLiquidity:
