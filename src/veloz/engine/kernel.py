@@ -33,7 +33,12 @@ from veloz.journal.framing import EntryType, Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import JournalLocked
 from veloz.journal.stats import JournalStats
-from veloz.journal.writer import JournalConfig, JournalUnavailable, JournalWriter
+from veloz.journal.writer import (
+    BatchDurability,
+    JournalConfig,
+    JournalUnavailable,
+    JournalWriter,
+)
 from veloz.market.engine import MarketDataConfig, MarketDataEngine
 from veloz.market.sim import SimMarketConfig, SimMarketSource
 from veloz.model.commands import CancelOrder, SubmitOrder
@@ -266,7 +271,7 @@ class Engine:
         for event in events:
             self._apply(event)
         self._balances_seeded = True
-        await asyncio.gather(*(asyncio.shield(self._record(e, None)) for e in events))
+        await asyncio.gather(*(self._record(e, None) for e in events))
 
     async def _reconcile(self) -> None:
         live = self.oms.open_orders()
@@ -315,7 +320,7 @@ class Engine:
         if order.is_final:
             self.portfolio.on_final(order)
 
-    def _record(self, event: Event, order: Order | None) -> asyncio.Future[None]:
+    def _record(self, event: Event, order: Order | None) -> BatchDurability:
         """Journal an applied event; publish it once durable. Returns the durability future."""
         if self.journal is None:
             raise JournalUnavailable(self.journal_error or "no journal")
@@ -339,7 +344,7 @@ class Engine:
         if self.journal.entries_since_checkpoint >= interval and self.journal.failure is None:
             self._append_checkpoint()
 
-    def _append_checkpoint(self) -> asyncio.Future[None]:
+    def _append_checkpoint(self) -> BatchDurability:
         assert self.journal is not None
         state = EngineCheckpoint(
             ts_ns=self.clock.time_ns(),
@@ -359,7 +364,7 @@ class Engine:
         self._check_journal()
         assert self.journal is not None
         seq = self.journal.next_seq
-        await asyncio.shield(self._append_checkpoint())
+        await self._append_checkpoint()
         return seq
 
     # -- commands ----------------------------------------------------------------------
@@ -386,7 +391,7 @@ class Engine:
         self._submissions[order.client_order_id] = durable
         durable.add_done_callback(lambda f: self._on_submission_durable(f, order))
         try:
-            await asyncio.shield(durable)
+            await durable
         except JournalUnavailable as exc:
             raise CommandRejected(exc.message, code="journal_unavailable") from None
         return OrderAck(
@@ -429,7 +434,7 @@ class Engine:
         pending = self._submissions.get(order.client_order_id)
         if pending is not None:
             try:
-                await asyncio.shield(pending)
+                await pending
             except JournalUnavailable as exc:
                 raise CommandRejected(exc.message, code="journal_unavailable") from None
         return OrderAck(
@@ -497,7 +502,7 @@ class Engine:
             self._apply(event)
             try:
                 durable = self._record(event, order)
-                await asyncio.shield(durable)
+                await durable
             except JournalUnavailable as exc:
                 self._apply(
                     OrderCancelRejected(
@@ -521,7 +526,7 @@ class Engine:
             mode=mode, reason=reason, actor=actor, ts_ns=self.clock.time_ns()
         )
         self._apply(event)
-        await asyncio.shield(self._record(event, None))
+        await self._record(event, None)
         logger.warning("trading mode set to %s by %s: %s", mode, actor, reason)
 
     def _check_taking_commands(self) -> None:

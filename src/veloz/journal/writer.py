@@ -58,6 +58,16 @@ class RotationPayload(msgspec.Struct, frozen=True, kw_only=True):
     previous_last_seq: int
 
 
+class BatchDurability(asyncio.Future[None]):
+    """The durability of one batch, shared by every entry in it. It cannot be cancelled:
+    a waiter that is cancelled while awaiting it is cancelled when the batch completes,
+    and the batch stays intact for every other waiter (what `asyncio.shield` would do
+    per waiter, done once per batch)."""
+
+    def cancel(self, msg: object = None) -> bool:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class _Rotate:
     """Queue marker: close the current segment, which began at `finished_first_seq`."""
@@ -89,9 +99,9 @@ class JournalWriter:
         self._checkpoint_segment_seq = checkpoint_segment_seq
         self.entries_since_checkpoint = 0
         self._pending: list[bytes | _Rotate] = []
-        self._pending_future: asyncio.Future[None] | None = None
+        self._pending_future: BatchDurability | None = None
         self._pending_entries = 0
-        self._inflight: asyncio.Future[None] | None = None
+        self._inflight: BatchDurability | None = None
         self._failure: str | None = None
         self._closing = False
         self._fd = -1
@@ -155,7 +165,7 @@ class JournalWriter:
 
     def append(
         self, entry_type: EntryType, payload: bytes, ts_ns: int
-    ) -> tuple[int, asyncio.Future[None]]:
+    ) -> tuple[int, BatchDurability]:
         """Queue one entry; returns its sequence and a future done when it is durable."""
         if self._failure is not None:
             raise JournalUnavailable(self._failure)
@@ -196,11 +206,11 @@ class JournalWriter:
         """Wait until everything appended so far is durable (or failed)."""
         waiting = self._pending_future or self._inflight
         if waiting is not None:
-            await asyncio.shield(waiting)
+            await waiting
 
     def _enqueue(self, frame: bytes | _Rotate) -> None:
         if self._pending_future is None:
-            self._pending_future = asyncio.get_running_loop().create_future()
+            self._pending_future = BatchDurability(loop=asyncio.get_running_loop())
             self._wakeup.set()
         self._pending.append(frame)
         if isinstance(frame, bytes):
@@ -317,7 +327,7 @@ class JournalWriter:
         os.fdatasync(self._fd)
         self._stats.fsync_seconds.observe(time.perf_counter() - started)
 
-    def _fail(self, exc: OSError, inflight: asyncio.Future[None] | None) -> None:
+    def _fail(self, exc: OSError, inflight: BatchDurability | None) -> None:
         self._failure = f"cannot write the journal in {self._dir}: {exc.strerror or exc}"
         error = JournalUnavailable(self._failure)
         for future in (inflight, self._pending_future):

@@ -248,3 +248,26 @@ async def test_unsynced_mode_acks_after_write_and_syncs_periodically(tmp_path):
         await asyncio.sleep(0.01)
     assert stats.fsync_seconds.count >= 1
     await writer.close()
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_batch_for_others(tmp_path):
+    _, writer = await _open(_config(tmp_path))
+    _, durable = writer.append(EntryType.OrderNew, b"shared", 0)
+    _, same_batch = writer.append(EntryType.OrderNew, b"shared-too", 0)
+    assert durable is same_batch
+
+    async def wait(future: asyncio.Future[None]) -> None:
+        await future
+
+    impatient = asyncio.create_task(wait(durable))
+    patient = asyncio.create_task(wait(same_batch))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    assert durable.cancel() is False
+    await patient  # the batch still completes for everyone else
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    await writer.close()
+    recovery, writer = await _open(_config(tmp_path))
+    assert [r.payload for r in recovery.entries()] == [b"shared", b"shared-too"]
+    await writer.close()

@@ -105,6 +105,13 @@ class SimVenue:
         quote_of: Callable[[str], QuoteTick | None],
     ) -> None:
         self._config = config
+        # The fee rate a BUY paying fees in quote must afford on top of its notional: the
+        # larger rate, so a maker fill can never overdraw what was locked.
+        self._buy_fee_reserve = (
+            max(config.taker_fee_bps, config.maker_fee_bps) / BPS
+            if config.fee_asset == "quote"
+            else ZERO
+        )
         self._clock = clock
         self._instruments = instruments
         self._quote_of = quote_of
@@ -368,11 +375,7 @@ class SimVenue:
         return order
 
     def _fee_reserve(self, side: OrderSide) -> Decimal:
-        """The fee rate a BUY paying fees in quote must be able to afford on top of the
-        notional. The larger rate, so a maker fill can never overdraw what was locked."""
-        if side is OrderSide.BUY and self._config.fee_asset == "quote":
-            return max(self._config.taker_fee_bps, self._config.maker_fee_bps) / BPS
-        return ZERO
+        return self._buy_fee_reserve if side is OrderSide.BUY else ZERO
 
     def _match_arrival(
         self, order: SimOrder, instrument: Instrument, quote: QuoteTick | None
