@@ -81,3 +81,24 @@ def test_disk_full_refuses_orders_and_acknowledges_only_what_is_durable(tmp_path
     for coid, state in states.items():
         if coid not in acked:  # written in the failed batch but never acknowledged nor sent
             assert state["status"] == "REJECTED" and state["reason"] == "not_at_venue"
+
+
+def test_sigterm_with_stdin_open_drains_checkpoints_and_exits_0(tmp_path):
+    wal_dir = tmp_path / "wal"
+    process = start_veloz(["engine", "--stdio"], veloz_env(wal_dir))
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(b"".join(b"ORDER BUY BTCUSDT 0.01 40000 term-%d\n" % i for i in range(5)))
+    process.stdin.flush()
+    acked: set[str] = set()
+    for raw in process.stdout:
+        event = json.loads(raw)
+        if event.get("event") == "OrderSubmitted":
+            acked.add(event["client_order_id"])
+        if len(acked) == 5:
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    events, _, code = run_stdio(wal_dir, [f"QUERY term-{i}" for i in range(5)])
+    assert (
+        code == 0 and {e["client_order_id"] for e in events if e["type"] == "order_state"} == acked
+    )

@@ -555,6 +555,8 @@ class Engine:
                 self.invalid_reports += 1
                 logger.warning("venue report refused: %s", exc)
             return
+        if isinstance(report, OrderFilled):
+            self.portfolio.update_equity()
         try:
             self._record(report, order)
         except JournalUnavailable:
@@ -571,6 +573,8 @@ class Engine:
         if isinstance(item, QuoteTick):
             self.venue.on_quote(item)
             self.portfolio.mark(item.symbol, item.mid)
+            # Live only: marks are not journaled, so the peak travels in checkpoints.
+            self.portfolio.update_equity()
         if self.bus.has_subscribers:
             self.bus.publish(item)
 

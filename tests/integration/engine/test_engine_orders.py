@@ -227,3 +227,21 @@ async def test_unwritable_journal_directory_refuses_orders(tmp_path):
         assert "cannot open the journal" in raised.value.message
     finally:
         await broken.stop()
+
+
+async def test_equity_peak_follows_marks_and_fills_and_survives_a_restart(engine, wal_dir):
+    assert engine.portfolio.peak_equity == D("100000")  # seeded USDT, valued at 1
+    await engine.submit(market("1", "eq-1"))
+    await wait_for_status(engine, "eq-1", OrderStatus.FILLED)
+    engine.market.on_data(quote(bid="60000", ask="60001"))
+    peak = engine.portfolio.peak_equity
+    assert peak > D("109000")  # ~1 BTC bought near 50,001, now marked near 60,000
+    engine.market.on_data(quote(bid="40000", ask="40001"))
+    assert engine.portfolio.peak_equity == peak and engine.portfolio.drawdown() > 0
+    await engine.stop()
+    restarted = Engine(engine_config(wal_dir))
+    await restarted.start()
+    try:
+        assert restarted.portfolio.peak_equity == peak
+    finally:
+        await restarted.stop()
