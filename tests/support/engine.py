@@ -69,3 +69,13 @@ def journaled(engine: Engine) -> list[Journaled]:
     seen: list[Journaled] = []
     engine.bus.subscribe(lambda m: seen.append(m) if isinstance(m, Journaled) else None)
     return seen
+
+
+async def crash(engine: Engine) -> None:
+    """Leave the engine as a kill -9 right after its last journal sync would: no drain,
+    no final checkpoint."""
+    await engine.market.stop()
+    await engine.execution.stop()
+    await engine.venue.close()
+    assert engine.journal is not None
+    await engine.journal.close()

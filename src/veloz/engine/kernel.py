@@ -72,8 +72,10 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     market: SimMarketConfig = SimMarketConfig()
     market_data: MarketDataConfig = MarketDataConfig()
     venue: SimVenueConfig = SimVenueConfig()
-    retained_final_orders: int = 20_000
-    checkpoint_recent_final: int = 1_000
+    # Final orders kept in memory and in every checkpoint, so the engine shows the same
+    # orders before and after a restart; older ones stay in the journal (and, later, the
+    # history store).
+    retained_final_orders: int = 5_000
     drain_timeout_s: float = 5.0
     # Run the sim market's own timer; tests and benchmarks may feed quotes themselves.
     run_market: bool = True
@@ -338,9 +340,10 @@ class Engine:
 
     def _maybe_checkpoint(self) -> None:
         assert self.journal is not None
-        # Checkpoint size grows with the open orders; stretching the interval with it keeps
-        # checkpoints a bounded share of the log however many orders rest.
-        interval = max(self.config.journal.checkpoint_interval, 4 * self.oms.open_count())
+        # A checkpoint carries every order in memory; stretching the interval with them keeps
+        # checkpoints a bounded share of the log (and replay after one bounded) however many
+        # orders rest.
+        interval = max(self.config.journal.checkpoint_interval, 4 * len(self.oms))
         if self.journal.entries_since_checkpoint >= interval and self.journal.failure is None:
             self._append_checkpoint()
 
@@ -348,7 +351,7 @@ class Engine:
         assert self.journal is not None
         state = EngineCheckpoint(
             ts_ns=self.clock.time_ns(),
-            orders=self.oms.snapshot(self.config.checkpoint_recent_final),
+            orders=self.oms.snapshot(),
             portfolio=self.portfolio.snapshot(),
             mode=self.mode,
             mode_reason=self.mode_reason,

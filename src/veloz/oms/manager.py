@@ -118,10 +118,10 @@ class OrderManager:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def snapshot(self, recent_final: int) -> list[Order]:
-        """Open orders and the `recent_final` most recent final ones."""
-        final_ids = list(self._final)[-recent_final:] if recent_final else []
-        return self.open_orders() + [self._orders[i] for i in final_ids]
+    def snapshot(self) -> list[Order]:
+        """Every order held: open ones, then final ones in the order they became final
+        (restore rebuilds the eviction order from it)."""
+        return self.open_orders() + [self._orders[i] for i in self._final]
 
     def restore(self, orders: Iterable[Order]) -> None:
         self._clear()
