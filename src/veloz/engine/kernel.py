@@ -115,7 +115,7 @@ class Engine:
         self._id_prefix = f"vz-{self.started_ns // 1_000_000:x}-"
         self._balances_seeded = False
         self._checkpoint: EngineCheckpoint | None = None
-        self._submissions: dict[str, asyncio.Future[None]] = {}
+        self._submissions: dict[str, BatchDurability] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -390,18 +390,11 @@ class Engine:
             durable = self._record(event, order)
         except JournalUnavailable as exc:
             self._undo_submission(order)
-            raise CommandRejected(str(exc.message), code="journal_unavailable") from None
+            raise _refused(exc) from None
         self._submissions[order.client_order_id] = durable
         durable.add_done_callback(lambda f: self._on_submission_durable(f, order))
-        try:
-            await durable
-        except JournalUnavailable as exc:
-            raise CommandRejected(exc.message, code="journal_unavailable") from None
-        return OrderAck(
-            client_order_id=order.client_order_id,
-            status=order.status,
-            venue_order_id=order.venue_order_id,
-        )
+        await _durable(durable)
+        return _ack(order, created=True)
 
     def _submission(self, command: SubmitOrder) -> OrderSubmitted:
         instrument = self.instruments.get(command.symbol)
@@ -436,33 +429,15 @@ class Engine:
     async def _resubmitted(self, order: Order) -> OrderAck:
         pending = self._submissions.get(order.client_order_id)
         if pending is not None:
-            try:
-                await pending
-            except JournalUnavailable as exc:
-                raise CommandRejected(exc.message, code="journal_unavailable") from None
-        return OrderAck(
-            client_order_id=order.client_order_id,
-            status=order.status,
-            venue_order_id=order.venue_order_id,
-            created=False,
-        )
+            await _durable(pending)
+        return _ack(order, created=False)
 
     def _on_submission_durable(self, durable: asyncio.Future[None], order: Order) -> None:
         self._submissions.pop(order.client_order_id, None)
         if not _succeeded(durable):
             self._undo_submission(order)
             return
-        self.execution.send_order(
-            VenueOrder(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                order_type=order.order_type,
-                time_in_force=order.time_in_force,
-                qty=order.order_qty,
-                price=order.limit_price,
-            )
-        )
+        self.execution.send_order(VenueOrder.of(order))
 
     def _undo_submission(self, order: Order) -> None:
         """The submission never became durable: it was not acknowledged and not sent."""
@@ -514,14 +489,9 @@ class Engine:
                         ts_ns=self.clock.time_ns(),
                     )
                 )
-                raise CommandRejected(exc.message, code="journal_unavailable") from None
+                raise _refused(exc) from None
             self.execution.send_cancel(order.client_order_id, order.symbol)
-        return OrderAck(
-            client_order_id=order.client_order_id,
-            status=order.status,
-            venue_order_id=order.venue_order_id,
-            created=False,
-        )
+        return _ack(order, created=False)
 
     async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
         self._check_journal()
@@ -585,6 +555,27 @@ class Engine:
 
     def journal_directory(self) -> Path:
         return Path(self.config.journal.directory)
+
+
+def _refused(error: JournalUnavailable) -> CommandRejected:
+    return CommandRejected(error.message, code="journal_unavailable")
+
+
+async def _durable(durable: BatchDurability) -> None:
+    """Wait for an entry's batch; a failed write refuses the command that waits on it."""
+    try:
+        await durable
+    except JournalUnavailable as exc:
+        raise _refused(exc) from None
+
+
+def _ack(order: Order, *, created: bool) -> OrderAck:
+    return OrderAck(
+        client_order_id=order.client_order_id,
+        status=order.status,
+        venue_order_id=order.venue_order_id,
+        created=created,
+    )
 
 
 def _succeeded(future: asyncio.Future[None]) -> bool:

@@ -34,25 +34,7 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True, rename={"order_type":
 
     @classmethod
     def of(cls, order: Order) -> "OrderView":
-        return cls(
-            client_order_id=order.client_order_id,
-            venue_order_id=order.venue_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            order_qty=order.order_qty,
-            limit_price=order.limit_price,
-            status=order.status,
-            executed_qty=order.executed_qty,
-            avg_price=order.avg_price,
-            fee=order.fee,
-            fee_asset=order.fee_asset,
-            reason=order.reason,
-            strategy_id=order.strategy_id,
-            created_ts_ns=order.created_ts_ns,
-            last_ts_ns=order.last_ts_ns,
-        )
+        return msgspec.convert(order, cls, from_attributes=True)
 
 
 def stream_events(message: BusMessage) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import msgspec
 
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderFilled, OrderReport
+from veloz.model.orders import Order
 
 ReportHandler = Callable[[OrderReport], None]
 
@@ -27,6 +28,18 @@ class VenueOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     time_in_force: TimeInForce
     qty: Decimal
     price: Decimal | None
+
+    @classmethod
+    def of(cls, order: Order) -> "VenueOrder":
+        return cls(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            qty=order.order_qty,
+            price=order.limit_price,
+        )
 
 
 class VenueOrderState(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -518,21 +518,14 @@ class SimVenue:
         if instrument is None:
             raise ValueError(f"cannot restore {order.client_order_id}: unknown {order.symbol}")
         assert order.venue_order_id is not None and order.limit_price is not None  # _can_rest
-        restored = SimOrder(
-            client_order_id=order.client_order_id,
-            venue_order_id=order.venue_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            qty=order.order_qty,
-            price=order.limit_price,
-            seq=next(self._seqs),
-            status=OrderStatus.PARTIALLY_FILLED if order.executed_qty else OrderStatus.ACCEPTED,
-            executed_qty=order.executed_qty,
-            lock_price=order.limit_price,
-            fee_reserve=self._fee_reserve(order.side),
+        restored = SimOrder.from_request(
+            VenueOrder.of(order), venue_order_id=order.venue_order_id, seq=next(self._seqs)
         )
+        if order.executed_qty:
+            restored.status = OrderStatus.PARTIALLY_FILLED
+        restored.executed_qty = order.executed_qty
+        restored.lock_price = order.limit_price
+        restored.fee_reserve = self._fee_reserve(order.side)
         asset, amount = _hold(restored, instrument, restored.leaves_qty)
         book.lock(asset, amount)
         restored.lock_asset, restored.locked = asset, amount
