@@ -125,6 +125,13 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             )
         if isinstance(event, OrderFilled):
             self._check_fill(event)
+        if isinstance(event, OrderRejected) and (
+            self.venue_order_id is not None or self.executed_qty > 0
+        ):
+            raise InvalidTransition(
+                f"OrderRejected cannot apply to order {self.client_order_id} in status "
+                f"{self.status}: the venue already accepted or filled it"
+            )
 
     def apply(self, event: OrderEvent) -> None:
         self.check(event)

@@ -68,9 +68,9 @@ TABLE: dict[OrderStatus, dict[str, OrderStatus | None]] = {
         "expired": S.EXPIRED,
         "fill": S.PARTIALLY_FILLED,
     },
-    S.PENDING_CANCEL: {
+    S.PENDING_CANCEL: {  # reached here through an accepted order
         "accepted": S.PENDING_CANCEL,
-        "rejected": S.REJECTED,
+        "rejected": X,  # a venue rejects only orders it never took
         "cancel_requested": X,
         "cancel_rejected": S.ACCEPTED,
         "cancelled": S.CANCELLED,
@@ -149,6 +149,13 @@ def test_accepted_records_the_venue_order_id_also_while_a_cancel_is_pending():
     order.apply(cancel_requested())
     order.apply(accepted(venue_order_id="V-9"))
     assert order.status is S.PENDING_CANCEL and order.venue_order_id == "V-9"
+
+
+def test_rejected_while_a_cancel_is_pending_on_an_order_the_venue_never_took():
+    order = order_in(S.PENDING_NEW)
+    order.apply(cancel_requested())
+    order.apply(rejected(reason="insufficient_balance"))
+    assert order.status is S.REJECTED and order.reason == "insufficient_balance"
 
 
 def test_terminal_reports_record_their_reason():
