@@ -230,6 +230,12 @@ class Engine:
             )
             return False
         if checkpoint.version != CHECKPOINT_VERSION:
+            logger.error(
+                "checkpoint at seq %d has version %d, this engine reads %d; trying an older one",
+                record.seq,
+                checkpoint.version,
+                CHECKPOINT_VERSION,
+            )
             return False
         self._checkpoint = checkpoint
         return True
@@ -505,8 +511,8 @@ class Engine:
     def _check_taking_commands(self) -> None:
         if self.phase in ("stopping", "stopped"):
             raise CommandRejected("the engine is shutting down", code="shutting_down")
-        if self.phase not in ("ready", "reconciling"):
-            raise CommandRejected("the engine is still starting", code="not_ready")
+        if self.phase != "ready":  # replay and reconciliation come first
+            raise CommandRejected(f"the engine is still starting ({self.phase})", code="not_ready")
         self._check_journal()
 
     def _check_journal(self) -> None:

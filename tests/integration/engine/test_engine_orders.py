@@ -245,3 +245,16 @@ async def test_equity_peak_follows_marks_and_fills_and_survives_a_restart(engine
         assert restarted.portfolio.peak_equity == peak
     finally:
         await restarted.stop()
+
+
+async def test_commands_wait_for_ready_and_stop_at_shutdown(wal_dir):
+    engine = Engine(engine_config(wal_dir))
+    with pytest.raises(CommandRejected) as early:
+        await engine.submit(limit("0.01", "49000", "early"))
+    assert early.value.code == "not_ready"
+    await engine.start()
+    await engine.stop()
+    with pytest.raises(CommandRejected) as late:
+        await engine.cancel(CancelOrder(client_order_id="late"))
+    assert late.value.code == "shutting_down"
+    assert len(engine.oms) == 0
