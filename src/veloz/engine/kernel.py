@@ -337,20 +337,21 @@ class Engine:
         if self.bus.has_subscribers:
             message = Journaled(seq, event, msgspec.structs.replace(order) if order else None)
             durable.add_done_callback(lambda f: self._publish_if_durable(f, message))
-        self._maybe_checkpoint()
+        self._maybe_checkpoint(self.journal)
         return durable
 
     def _publish_if_durable(self, durable: asyncio.Future[None], message: Journaled) -> None:
         if _succeeded(durable):
             self.bus.publish(message)
 
-    def _maybe_checkpoint(self) -> None:
-        assert self.journal is not None
+    def _maybe_checkpoint(self, journal: JournalWriter) -> None:
+        since = journal.entries_since_checkpoint
+        if since < self.config.journal.checkpoint_interval:
+            return  # the common case, decided without looking at the book
         # A checkpoint carries every order in memory; stretching the interval with them keeps
         # checkpoints a bounded share of the log (and replay after one bounded) however many
         # orders rest.
-        interval = max(self.config.journal.checkpoint_interval, 4 * len(self.oms))
-        if self.journal.entries_since_checkpoint >= interval and self.journal.failure is None:
+        if since >= 4 * len(self.oms) and journal.failure is None:
             self._append_checkpoint()
 
     def _append_checkpoint(self) -> BatchDurability:
