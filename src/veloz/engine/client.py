@@ -52,6 +52,9 @@ class EngineClient:
     async def cancel_order(self, command: CancelOrder) -> OrderAck:
         return await self._engine.cancel(command)
 
+    async def cancel_all(self, symbol: str | None = None) -> list[OrderAck]:
+        return await self._engine.cancel_all(symbol)
+
     def order(self, client_order_id: str) -> Order | None:
         return self._engine.oms.get(client_order_id)
 

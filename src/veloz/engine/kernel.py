@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from veloz.codec import PayloadError, decode_event, decode_msgpack, encode_event, encode_msgpack
+from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import EventBus, Journaled
 from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
 from veloz.engine.clock import Clock, LiveClock
@@ -77,6 +78,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     # history store).
     retained_final_orders: int = 5_000
     drain_timeout_s: float = 5.0
+    # Recent order events and fills kept for /api/orders, /api/trades and stream resume.
+    activity_events: int = 10_000
+    activity_fills: int = 1_000
     # Run the sim market's own timer; tests and benchmarks may feed quotes themselves.
     run_market: bool = True
 
@@ -95,6 +99,8 @@ class Engine:
         self.clock: Clock = clock or LiveClock()
         self.journal_stats = JournalStats()
         self.bus = EventBus()
+        self.activity = ActivityLog(config.activity_events, config.activity_fills)
+        self.bus.subscribe(self.activity.on_bus)
         self.oms = OrderManager(config.retained_final_orders)
         self.market_source = SimMarketSource(config.market, self.clock)
         self.instruments = self.market_source.instruments()
@@ -251,11 +257,16 @@ class Engine:
         if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
             return
         try:
-            self._apply(decode_event(record.entry_type, record.payload))
+            event = decode_event(record.entry_type, record.payload)
+            self._apply(event)
         except (PayloadError, InvalidTransition) as exc:
             # The journal contradicts itself: state may be incomplete, say so loudly.
             self.journal_problems.append(f"replay of seq {record.seq}: {exc}")
             self.journal_stats.corrupted_entries += 1
+            return
+        # Replayed events join the activity a stream may resume from (without the order's
+        # state at the time, which replay does not keep).
+        self.activity.record(Journaled(record.seq, event))
 
     async def _quarantine_damage(self) -> None:
         """State may be incomplete: trade nothing until an operator has looked. READONLY is
@@ -499,6 +510,27 @@ class Engine:
                 raise _refused(exc) from None
             self.execution.send_cancel(order.client_order_id, order.symbol)
         return _ack(order, created=False)
+
+    async def cancel_all(self, symbol: str | None = None) -> list[OrderAck]:
+        """Cancel every open order (of `symbol`), concurrently so the cancel requests share
+        journal syncs. Orders that finish meanwhile are skipped, not reported as errors."""
+        self._check_taking_commands()
+        targets = [
+            order.client_order_id
+            for order in self.oms.open_orders()
+            if symbol is None or order.symbol == symbol
+        ]
+        results = await asyncio.gather(
+            *(self.cancel(CancelOrder(client_order_id=coid)) for coid in targets),
+            return_exceptions=True,
+        )
+        acks: list[OrderAck] = []
+        for result in results:
+            if isinstance(result, OrderAck):
+                acks.append(result)
+            elif not (isinstance(result, CommandRejected) and result.code == "order_final"):
+                raise result
+        return acks
 
     async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
         self._check_journal()
