@@ -6,7 +6,7 @@ An invalid value stops the start with one line naming the variable and what it a
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         parse_balances(value)
         return value
 
+    def public_view(self) -> dict[str, Any]:
+        """Every setting as it is in force, secrets as "***" when set (never their value)."""
+        view = self.model_dump(mode="json")
+        for name in SECRET_FIELDS:
+            view[name] = "***" if view.get(name) else None
+        return view
+
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(self.market_symbol.split(","))
@@ -108,7 +115,7 @@ def parse_balances(text: str) -> dict[str, Decimal]:
 def load_settings(env_file: Path | None = None) -> Settings:
     """Read the environment (and `env_file`); raise SettingsError with one clear line."""
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "*"

@@ -1,24 +1,62 @@
 """Building the Litestar app around an EngineClient."""
 
+import asyncio
+from pathlib import Path
+
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
 
 from veloz import __version__
+from veloz.api.account import AccountController
+from veloz.api.admin import AdminController
+from veloz.api.config import ConfigController
 from veloz.api.errors import domain_error, http_error
 from veloz.api.health import HealthController
+from veloz.api.json import DecimalAsNumber, NumberJSONResponse
+from veloz.api.market import MarketController
 from veloz.api.orders import OrdersController
+from veloz.api.streams import stream_routes
+from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
 
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
-def create_app(client: EngineClient) -> Litestar:
-    return Litestar(
-        route_handlers=[HealthController, OrdersController],
-        dependencies={"engine_client": Provide(lambda: client, sync_to_thread=False)},
+
+def create_app(
+    client: EngineClient,
+    settings: Settings | None = None,
+    *,
+    shutdown: asyncio.Event | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Litestar:
+    """`shutdown` is set when the service stops, so open streams end instead of holding
+    the server open."""
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            MarketController,
+            OrdersController,
+            AccountController,
+            ConfigController,
+            AdminController,
+            *stream_routes,
+            create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
+        ],
+        dependencies={
+            "engine_client": Provide(lambda: client, sync_to_thread=False),
+            "settings": Provide(lambda: settings or Settings(), sync_to_thread=False),
+        },
         exception_handlers={VelozError: domain_error, HTTPException: http_error},
         openapi_config=OpenAPIConfig(title="VeloZ", version=__version__, path="/schema"),
-        request_max_body_size=64 * 1024,
+        plugins=[DecimalAsNumber()],
+        response_class=NumberJSONResponse,
+        request_max_body_size=max_body_bytes,
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
+    app.state.shutdown = shutdown or asyncio.Event()
+    return app

@@ -1,9 +1,12 @@
-"""Mapping domain errors to HTTP answers: `{"error": code, "message": text}`."""
+"""Mapping errors to HTTP answers, `{"error": code, "message": text}`, and documenting
+them: every route lists the error statuses it can answer with."""
 
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 
 from veloz.model.errors import VelozError
 
@@ -20,24 +23,45 @@ STATUS_OF_CODE = {
     "shutting_down": 503,
     "journal_unavailable": 503,
     "no_market_data": 503,
+    "venue_unreachable": 503,
+}
+_HTTP_CODES = {
+    400: "bad_params",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+_DESCRIPTIONS = {
+    400: "Malformed request: bad JSON, a missing or invalid field or parameter",
+    404: "No such route or object",
+    405: "Method not allowed on this route",
+    409: "Conflicts with the object's state or an earlier use of its id",
+    413: "Body larger than the configured limit",
+    423: "Trading is disabled (READONLY, MAINTENANCE or HALTED)",
+    429: "Rate limited",
+    503: "Not ready, shutting down, or the journal or venue is unavailable",
 }
 
 
-def error_body(code: str, message: str) -> dict[str, str]:
-    return {"error": code, "message": message}
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: str
+    message: str
 
 
-def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[dict[str, str]]:
-    return Response(
-        error_body(exc.code, exc.message), status_code=STATUS_OF_CODE.get(exc.code, 400)
-    )
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route may answer (400 always)."""
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[status])
+        for status in sorted({400, *statuses})
+    }
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
-    code = {
-        400: "bad_params",
-        404: "not_found",
-        405: "method_not_allowed",
-        413: "body_too_large",
-    }.get(exc.status_code, "http_error")
-    return Response(error_body(code, str(exc.detail)), status_code=exc.status_code)
+def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
+    status = STATUS_OF_CODE.get(exc.code, 400)
+    return Response(ErrorBody(exc.code, exc.message), status_code=status)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return Response(ErrorBody(code, str(exc.detail)), status_code=exc.status_code)

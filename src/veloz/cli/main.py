@@ -43,13 +43,14 @@ def engine(
         else:
             from veloz.engine.service import run_service
 
-            code = _run(
-                run_service(
-                    engine,
-                    host or settings.host,
-                    port if port is not None else settings.port,
-                )
+            # The options override the environment; /api/config shows what is in force.
+            effective = settings.model_copy(
+                update={
+                    "host": host or settings.host,
+                    "port": port if port is not None else settings.port,
+                }
             )
+            code = _run(run_service(engine, effective, effective.host, effective.port))
     except JournalLocked as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(3) from None

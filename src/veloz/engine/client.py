@@ -63,12 +63,16 @@ class EngineClient:
         statuses: frozenset[OrderStatus] | None = None,
         symbol: str | None = None,
         limit: int | None = None,
+        before_ts_ns: int | None = None,
     ) -> list[Order]:
-        """Orders newest first, optionally filtered by status set and symbol."""
+        """Orders newest first, optionally filtered by status set, symbol and creation
+        time (`before_ts_ns` pages backwards)."""
         oms = self._engine.oms
         found = oms.all_orders() if statuses is None else oms.with_status(statuses)
         if symbol is not None:
             found = [o for o in found if o.symbol == symbol]
+        if before_ts_ns is not None:
+            found = [o for o in found if o.created_ts_ns < before_ts_ns]
         found.sort(key=lambda o: (o.created_ts_ns, o.client_order_id), reverse=True)
         return found[:limit] if limit is not None else found
 
@@ -94,8 +98,8 @@ class EngineClient:
     def subscribe(self, handler: Callable[[BusMessage], None]) -> Callable[[], None]:
         return self._engine.bus.subscribe(handler)
 
-    async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
-        await self._engine.set_mode(mode, reason, actor)
+    async def admin_mode(self, action: str, actor: str) -> tuple[TradingMode, bool]:
+        return await self._engine.admin_mode(action, actor)
 
     async def checkpoint(self) -> int:
         return await self._engine.write_checkpoint()

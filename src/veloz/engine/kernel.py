@@ -59,6 +59,7 @@ from veloz.model.events import (
 )
 from veloz.model.market import Bar, QuoteTick, TradeTick
 from veloz.model.orders import Order
+from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
@@ -66,6 +67,14 @@ from veloz.portfolio.portfolio import Portfolio
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
+
+# action -> (the only mode it leaves, or None for any; the mode it sets)
+_ADMIN_MODES: dict[str, tuple[TradingMode | None, TradingMode]] = {
+    "maintenance": (None, TradingMode.MAINTENANCE),
+    "ready": (TradingMode.MAINTENANCE, TradingMode.ACTIVE),
+    "readonly": (None, TradingMode.READONLY),
+    "readwrite": (TradingMode.READONLY, TradingMode.ACTIVE),
+}
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +126,7 @@ class Engine:
         self.rejections: Counter[str] = Counter()
         self.invalid_reports = 0
         self.started_ns = self.clock.time_ns()
+        self.loop_lag = LoopLagMonitor()
         self._generated_ids = 0
         self._id_prefix = f"vz-{self.started_ns // 1_000_000:x}-"
         self._balances_seeded = False
@@ -131,6 +141,7 @@ class Engine:
 
     async def start(self) -> None:
         self.phase = "replaying"
+        self.loop_lag.start()
         self._open_journal()
         if self._balances_seeded:
             # The sim venue keeps no files: it resumes from what the journal says it held.
@@ -180,6 +191,7 @@ class Engine:
             if self.journal.failure is None:
                 await self.write_checkpoint()
             await self.journal.close()
+        await self.loop_lag.stop()
         self.phase = "stopped"
 
     async def checkpoint_offline(self) -> int:
@@ -531,6 +543,22 @@ class Engine:
             elif not (isinstance(result, CommandRejected) and result.code == "order_final"):
                 raise result
         return acks
+
+    async def admin_mode(self, action: str, actor: str) -> tuple[TradingMode, bool]:
+        """An operator's mode command; returns the mode after it and whether it changed.
+
+        `maintenance` and `readonly` always apply. `ready` leaves only MAINTENANCE and
+        `readwrite` only READONLY: anything else is left as it is (a HALTED breaker or a
+        READONLY set for journal damage is never cleared by the wrong command).
+        """
+        try:
+            leaves, target = _ADMIN_MODES[action]
+        except KeyError:
+            raise CommandRejected(f"mode action must be one of {', '.join(_ADMIN_MODES)}") from None
+        if self.mode is target or (leaves is not None and self.mode is not leaves):
+            return self.mode, False
+        await self.set_mode(target, f"{action} by {actor}", actor)
+        return self.mode, True
 
     async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
         self._check_journal()

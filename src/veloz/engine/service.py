@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from veloz.api.app import create_app
+from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.engine.kernel import Engine
 
@@ -28,8 +29,9 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def run_service(engine: Engine, host: str, port: int) -> int:
-    app = create_app(EngineClient(engine))
+async def run_service(engine: Engine, settings: Settings, host: str, port: int) -> int:
+    shutdown = asyncio.Event()
+    app = create_app(EngineClient(engine), settings, shutdown=shutdown)
     config = uvicorn.Config(
         app,
         host=host,
@@ -41,8 +43,13 @@ async def run_service(engine: Engine, host: str, port: int) -> int:
     )
     server = _EmbeddedServer(config)
     loop = asyncio.get_running_loop()
+
+    def stop_serving() -> None:
+        shutdown.set()  # open streams end, so the server can close their connections
+        server.should_exit = True
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, stop_serving)
     serving = loop.create_task(server.serve(), name="veloz-http")
     # uvicorn offers no "started" event to await, only the flag.
     while not server.started and not serving.done():  # noqa: ASYNC110

@@ -56,6 +56,11 @@ class VenueOrderState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 class Venue(Protocol):
     name: str
 
+    @property
+    def connected(self) -> bool:
+        """Whether the venue can take requests now."""
+        ...
+
     def set_report_handler(self, handler: ReportHandler) -> None: ...
 
     async def connect(self) -> None: ...

@@ -18,3 +18,8 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
+
+
+def set_level(level: str) -> None:
+    """Change the level at runtime (`POST /api/admin/log-level`)."""
+    logging.getLogger().setLevel(LEVELS[level])

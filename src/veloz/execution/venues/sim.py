@@ -210,6 +210,10 @@ class SimVenue:
         self._require_connected()
         return {balance.asset: balance.total for balance in self._balances.snapshot()}
 
+    @property
+    def connected(self) -> bool:
+        return self._loop is not None and self._worker is not None and not self._worker.done()
+
     async def ping(self) -> float:
         self._require_connected()
         return self._latency_s

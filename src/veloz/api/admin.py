@@ -1,0 +1,107 @@
+"""Admin routes: trading modes, log level, checkpoints. Each answers `{"ok", "mode", ...}`
+and is logged as an audit line (the audit store comes with authentication)."""
+
+import logging
+from typing import Literal
+
+import msgspec
+from litestar import Controller, post
+
+from veloz.api.body import AnyRequest, body_operation, object_schema, read_fields, string
+from veloz.api.errors import error_responses
+from veloz.engine.client import EngineClient
+from veloz.model.enums import TradingMode
+from veloz.model.errors import CommandRejected
+from veloz.observability.logs import LEVELS, set_level
+
+audit = logging.getLogger("veloz.audit")
+LogLevel = Literal["debug", "info", "warn", "error"]
+LOG_LEVEL_BODY = object_schema(
+    ["level"], level=string("new log level", enum=["debug", "info", "warn", "error"])
+)
+
+
+class ModeAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    mode: TradingMode
+    changed: bool
+
+
+class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    mode: TradingMode
+    level: str
+
+
+class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    mode: TradingMode
+    seq: int
+
+
+async def _mode(engine_client: EngineClient, request: AnyRequest, action: str) -> ModeAnswer:
+    actor = f"api:{request.client.host if request.client else 'unknown'}"
+    mode, changed = await engine_client.admin_mode(action, actor)
+    audit.warning("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
+    return ModeAnswer(ok=True, mode=mode, changed=changed)
+
+
+_MODE_ERRORS = error_responses(503)
+
+
+class AdminController(Controller):
+    path = "/api/admin"
+    tags = ["admin"]
+
+    @post(
+        "/maintenance",
+        status_code=200,
+        responses=_MODE_ERRORS,
+        summary="Stop taking new orders (cancels still work); /health/ready turns 503",
+    )
+    async def maintenance(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+        return await _mode(engine_client, request, "maintenance")
+
+    @post("/ready", status_code=200, responses=_MODE_ERRORS, summary="Leave maintenance")
+    async def ready(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+        return await _mode(engine_client, request, "ready")
+
+    @post(
+        "/readonly",
+        status_code=200,
+        responses=_MODE_ERRORS,
+        summary="Refuse every new order (cancels still work); survives a restart",
+    )
+    async def readonly(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+        return await _mode(engine_client, request, "readonly")
+
+    @post("/readwrite", status_code=200, responses=_MODE_ERRORS, summary="Leave READONLY")
+    async def readwrite(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+        return await _mode(engine_client, request, "readwrite")
+
+    @post(
+        "/log-level",
+        status_code=200,
+        responses=error_responses(413),
+        summary="Change the log level at runtime",
+        operation_class=body_operation(LOG_LEVEL_BODY),
+    )
+    async def log_level(self, request: AnyRequest, engine_client: EngineClient) -> LogLevelAnswer:
+        fields = await read_fields(request)
+        level = fields.get("level")
+        if not isinstance(level, str) or level.lower() not in LEVELS:
+            raise CommandRejected("level must be one of debug, info, warn, error")
+        set_level(level.lower())
+        audit.warning("admin log-level %s", level.lower())
+        return LogLevelAnswer(ok=True, mode=engine_client.engine.mode, level=level.lower())
+
+    @post(
+        "/checkpoint",
+        status_code=200,
+        responses=error_responses(503),
+        summary="Write a journal checkpoint now",
+    )
+    async def checkpoint(self, engine_client: EngineClient) -> CheckpointAnswer:
+        seq = await engine_client.checkpoint()
+        audit.warning("admin checkpoint at sequence %d", seq)
+        return CheckpointAnswer(ok=True, mode=engine_client.engine.mode, seq=seq)

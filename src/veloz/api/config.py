@@ -1,0 +1,21 @@
+"""`GET /api/config`: the effective configuration, secrets masked."""
+
+from typing import Any
+
+from litestar import Controller, get
+
+from veloz.api.errors import error_responses
+from veloz.config import Settings
+
+
+class ConfigController(Controller):
+    path = "/api/config"
+    tags = ["config"]
+
+    @get(
+        "/",
+        summary="Effective configuration; secrets are shown as ***",
+        responses=error_responses(),
+    )
+    async def config(self, settings: Settings) -> dict[str, Any]:
+        return settings.public_view()

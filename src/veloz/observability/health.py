@@ -1,0 +1,80 @@
+"""The health model behind `/health/*`: each component's state, and whether the engine is
+started, live and ready to trade."""
+
+import msgspec
+
+from veloz.engine.kernel import Engine
+from veloz.market.engine import FeedStatus
+from veloz.model.enums import TradingMode
+
+LIVE_LAG_LIMIT_S = 1.0
+
+
+class ComponentHealth(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    status: str
+    detail: str = ""
+
+
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    phase: str
+    mode: TradingMode
+    mode_reason: str
+    components: dict[str, ComponentHealth]
+
+
+def readiness(engine: Engine, default_symbol: str) -> Readiness:
+    """Ready to trade: started, journal writable, market data fresh, venue connected, not
+    in maintenance. READONLY is ready (reads and cancels work); the mode is reported."""
+    components = {
+        "journal": journal_health(engine),
+        "market": market_health(engine, default_symbol),
+        "venue": venue_health(engine),
+        "database": ComponentHealth(
+            ok=True, status="not_configured", detail="the history store is a later release"
+        ),
+        "cache": ComponentHealth(ok=True, status="not_configured", detail="VELOZ_REDIS_URL unset"),
+    }
+    ok = (
+        engine.ready
+        and all(c.ok for c in components.values())
+        and engine.mode is not TradingMode.MAINTENANCE
+    )
+    return Readiness(
+        ok=ok,
+        phase=engine.phase,
+        mode=engine.mode,
+        mode_reason=engine.mode_reason,
+        components=components,
+    )
+
+
+def journal_health(engine: Engine) -> ComponentHealth:
+    if engine.journal is None:
+        return ComponentHealth(ok=False, status="unavailable", detail=engine.journal_error or "")
+    if engine.journal.failure is not None:
+        return ComponentHealth(ok=False, status="failed", detail=engine.journal.failure)
+    if engine.journal_problems:
+        detail = (
+            f"{len(engine.journal_problems)} problems found at start: {engine.journal_problems[0]}"
+        )
+        return ComponentHealth(ok=True, status="damaged", detail=detail)
+    return ComponentHealth(ok=True, status="ok", detail=f"next sequence {engine.journal.next_seq}")
+
+
+def market_health(engine: Engine, symbol: str) -> ComponentHealth:
+    now = engine.clock.time_ns()
+    status = engine.market.status(symbol, now)
+    age = engine.market.age_ns(symbol, now)
+    detail = (
+        f"{symbol} quote {age // 1_000_000} ms old" if age is not None else f"{symbol}: no quote"
+    )
+    return ComponentHealth(ok=status is FeedStatus.OK, status=status, detail=detail)
+
+
+def venue_health(engine: Engine) -> ComponentHealth:
+    connected = engine.venue.connected
+    return ComponentHealth(
+        ok=connected, status="connected" if connected else "disconnected", detail=engine.venue.name
+    )
