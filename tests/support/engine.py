@@ -2,6 +2,7 @@
 and waiting on published events instead of sleeping."""
 
 import asyncio
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -28,15 +29,20 @@ def engine_config(wal_dir: Path, **journal: object) -> EngineConfig:
 
 
 def quote(
-    symbol: str = "BTCUSDT", bid: str = "50000", ask: str = "50001", size: str = "5"
+    symbol: str = "BTCUSDT",
+    bid: str = "50000",
+    ask: str = "50001",
+    size: str = "5",
+    ts_ns: int | None = None,
 ) -> QuoteTick:
+    """A quote stamped now (the engines under test run on the live clock)."""
     return QuoteTick(
         symbol=symbol,
         bid=Decimal(bid),
         ask=Decimal(ask),
         bid_size=Decimal(size),
         ask_size=Decimal(size),
-        ts_ns=1,
+        ts_ns=time.time_ns() if ts_ns is None else ts_ns,
     )
 
 

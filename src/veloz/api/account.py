@@ -6,8 +6,8 @@ from decimal import Decimal
 import msgspec
 from litestar import Controller, get
 
+from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.engine.client import EngineClient
 from veloz.model.account import Balance, PositionView
 from veloz.model.errors import CommandRejected
 
@@ -36,7 +36,7 @@ class AccountController(Controller):
     tags = ["account"]
 
     @get("/account", summary="Balances: free and locked per asset", responses=error_responses())
-    async def account(self, engine_client: EngineClient) -> Account:
+    async def account(self, engine_client: Client) -> Account:
         return Account(
             ts_ns=engine_client.engine.clock.time_ns(), balances=engine_client.balances()
         )
@@ -46,7 +46,7 @@ class AccountController(Controller):
         summary="Positions, equity, drawdown from peak, gross leverage",
         responses=error_responses(),
     )
-    async def positions(self, engine_client: EngineClient) -> Positions:
+    async def positions(self, engine_client: Client) -> Positions:
         portfolio = engine_client.engine.portfolio
         positions = engine_client.positions()
         equity = portfolio.equity()
@@ -60,7 +60,7 @@ class AccountController(Controller):
         )
 
     @get("/execution/ping", summary="Round trip to the venue", responses=error_responses(503))
-    async def ping(self, engine_client: EngineClient) -> Ping:
+    async def ping(self, engine_client: Client) -> Ping:
         venue = engine_client.engine.venue
         started = time.perf_counter()
         try:

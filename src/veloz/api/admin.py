@@ -8,8 +8,8 @@ import msgspec
 from litestar import Controller, post
 
 from veloz.api.body import AnyRequest, body_operation, object_schema, read_fields, string
+from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.engine.client import EngineClient
 from veloz.model.enums import TradingMode
 from veloz.model.errors import CommandRejected
 from veloz.observability.logs import LEVELS, set_level
@@ -39,7 +39,7 @@ class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
-async def _mode(engine_client: EngineClient, request: AnyRequest, action: str) -> ModeAnswer:
+async def _mode(engine_client: Client, request: AnyRequest, action: str) -> ModeAnswer:
     actor = f"api:{request.client.host if request.client else 'unknown'}"
     mode, changed = await engine_client.admin_mode(action, actor)
     audit.warning("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
@@ -59,11 +59,11 @@ class AdminController(Controller):
         responses=_MODE_ERRORS,
         summary="Stop taking new orders (cancels still work); /health/ready turns 503",
     )
-    async def maintenance(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+    async def maintenance(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
         return await _mode(engine_client, request, "maintenance")
 
     @post("/ready", status_code=200, responses=_MODE_ERRORS, summary="Leave maintenance")
-    async def ready(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+    async def ready(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
         return await _mode(engine_client, request, "ready")
 
     @post(
@@ -72,11 +72,11 @@ class AdminController(Controller):
         responses=_MODE_ERRORS,
         summary="Refuse every new order (cancels still work); survives a restart",
     )
-    async def readonly(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+    async def readonly(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
         return await _mode(engine_client, request, "readonly")
 
     @post("/readwrite", status_code=200, responses=_MODE_ERRORS, summary="Leave READONLY")
-    async def readwrite(self, request: AnyRequest, engine_client: EngineClient) -> ModeAnswer:
+    async def readwrite(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
         return await _mode(engine_client, request, "readwrite")
 
     @post(
@@ -86,7 +86,7 @@ class AdminController(Controller):
         summary="Change the log level at runtime",
         operation_class=body_operation(LOG_LEVEL_BODY),
     )
-    async def log_level(self, request: AnyRequest, engine_client: EngineClient) -> LogLevelAnswer:
+    async def log_level(self, request: AnyRequest, engine_client: Client) -> LogLevelAnswer:
         fields = await read_fields(request)
         level = fields.get("level")
         if not isinstance(level, str) or level.lower() not in LEVELS:
@@ -101,7 +101,7 @@ class AdminController(Controller):
         responses=error_responses(503),
         summary="Write a journal checkpoint now",
     )
-    async def checkpoint(self, engine_client: EngineClient) -> CheckpointAnswer:
+    async def checkpoint(self, engine_client: Client) -> CheckpointAnswer:
         seq = await engine_client.checkpoint()
         audit.warning("admin checkpoint at sequence %d", seq)
         return CheckpointAnswer(ok=True, mode=engine_client.engine.mode, seq=seq)

@@ -4,8 +4,8 @@ from typing import Any
 
 from litestar import Controller, get
 
+from veloz.api.deps import Config
 from veloz.api.errors import error_responses
-from veloz.config import Settings
 
 
 class ConfigController(Controller):
@@ -17,5 +17,5 @@ class ConfigController(Controller):
         summary="Effective configuration; secrets are shown as ***",
         responses=error_responses(),
     )
-    async def config(self, settings: Settings) -> dict[str, Any]:
+    async def config(self, settings: Config) -> dict[str, Any]:
         return settings.public_view()

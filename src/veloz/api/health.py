@@ -10,8 +10,7 @@ from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from veloz import __version__
-from veloz.config import Settings
-from veloz.engine.client import EngineClient
+from veloz.api.deps import Client, Config
 from veloz.observability.health import LIVE_LAG_LIMIT_S, Readiness, readiness
 
 
@@ -43,7 +42,7 @@ class HealthController(Controller):
     tags = ["health"]
 
     @get("/", summary="The process is serving")
-    async def health(self, engine_client: EngineClient) -> Health:
+    async def health(self, engine_client: Client) -> Health:
         engine = engine_client.engine
         return Health(
             ok=True,
@@ -55,7 +54,7 @@ class HealthController(Controller):
         )
 
     @get("/live", summary="The event loop turns", responses=_unavailable(Probe))
-    async def live(self, engine_client: EngineClient) -> Response[Probe]:
+    async def live(self, engine_client: Client) -> Response[Probe]:
         lag = engine_client.engine.loop_lag.current_lag_s()
         ok = lag < LIVE_LAG_LIMIT_S
         status = "ok" if ok else "stalled"
@@ -66,7 +65,7 @@ class HealthController(Controller):
         summary="Journal replay and venue reconciliation have finished",
         responses=_unavailable(Probe),
     )
-    async def startup(self, engine_client: EngineClient) -> Response[Probe]:
+    async def startup(self, engine_client: Client) -> Response[Probe]:
         phase = engine_client.engine.phase
         ok = phase == "ready"
         return _answer(Probe(ok=ok, status=phase), ok)
@@ -76,6 +75,6 @@ class HealthController(Controller):
         summary="Ready to trade, with each component's state",
         responses=_unavailable(Readiness),
     )
-    async def ready(self, engine_client: EngineClient, settings: Settings) -> Response[Readiness]:
+    async def ready(self, engine_client: Client, settings: Config) -> Response[Readiness]:
         report = readiness(engine_client.engine, settings.symbols[0])
         return _answer(report, report.ok)

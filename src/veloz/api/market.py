@@ -1,14 +1,14 @@
 """Market data routes: the current quote and its freshness, the book top, recent bars."""
 
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
+from veloz.api.deps import Client, Config
 from veloz.api.errors import error_responses
-from veloz.config import Settings
-from veloz.engine.client import EngineClient
 from veloz.model.errors import CommandRejected
 from veloz.model.market import Bar
 
@@ -44,7 +44,7 @@ class Bars(msgspec.Struct, frozen=True, kw_only=True):
     bars: list[Bar]
 
 
-def _known(engine_client: EngineClient, symbol: str) -> str:
+def _known(engine_client: Client, symbol: str) -> str:
     symbol = symbol.upper()
     if symbol not in engine_client.engine.instruments:
         raise CommandRejected(f"unknown symbol {symbol}", code="unknown_symbol")
@@ -61,7 +61,7 @@ class MarketController(Controller):
         responses=error_responses(),
     )
     async def market(
-        self, engine_client: EngineClient, settings: Settings, symbol: str | None = None
+        self, engine_client: Client, settings: Config, symbol: FromQuery[str | None] = None
     ) -> MarketState:
         symbol = _known(engine_client, symbol or settings.symbols[0])
         engine = engine_client.engine
@@ -84,7 +84,7 @@ class MarketController(Controller):
         summary="Top of book (the sim source shows one level)",
         responses=error_responses(),
     )
-    async def book(self, engine_client: EngineClient, symbol: str) -> Book:
+    async def book(self, engine_client: Client, symbol: FromPath[str]) -> Book:
         symbol = _known(engine_client, symbol)
         quote = engine_client.engine.market.quote(symbol)
         if quote is None:
@@ -103,10 +103,10 @@ class MarketController(Controller):
     )
     async def bars(
         self,
-        engine_client: EngineClient,
-        symbol: str,
-        interval: str = "1m",
-        limit: int = Parameter(default=100, ge=1, le=1440),
+        engine_client: Client,
+        symbol: FromPath[str],
+        interval: FromQuery[str] = "1m",
+        limit: Annotated[int, QueryParameter(ge=1, le=1440)] = 100,
     ) -> Bars:
         symbol = _known(engine_client, symbol)
         if interval not in BAR_INTERVALS:

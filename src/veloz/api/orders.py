@@ -1,11 +1,11 @@
 """Order routes: place, cancel, cancel all, and read orders, order events and fills."""
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from veloz.api.body import (
     AnyRequest,
@@ -15,8 +15,9 @@ from veloz.api.body import (
     read_fields,
     string,
 )
+from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.engine.client import EngineClient, parse_status_filter
+from veloz.engine.client import parse_status_filter
 from veloz.engine.views import OrderView
 from veloz.model.commands import parse_cancel_order, parse_submit_order
 from veloz.model.enums import LiquiditySide, OrderSide, OrderStatus
@@ -103,7 +104,7 @@ class OrdersController(Controller):
         operation_class=body_operation(ORDER_BODY),
         responses=error_responses(409, 413, 423, 429, 503),
     )
-    async def place(self, request: AnyRequest, engine_client: EngineClient) -> OrderAnswer:
+    async def place(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         command = parse_submit_order(await read_fields(request))
         ack = await engine_client.submit_order(command)
         return OrderAnswer(
@@ -120,7 +121,7 @@ class OrdersController(Controller):
         operation_class=body_operation(CANCEL_BODY),
         responses=error_responses(404, 409, 413, 503),
     )
-    async def cancel(self, request: AnyRequest, engine_client: EngineClient) -> OrderAnswer:
+    async def cancel(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         ack = await engine_client.cancel_order(parse_cancel_order(await read_fields(request)))
         return OrderAnswer(
             ok=True,
@@ -136,7 +137,7 @@ class OrdersController(Controller):
         operation_class=body_operation(CANCEL_ALL_BODY, required=False),
         responses=error_responses(413, 503),
     )
-    async def cancel_all(self, request: AnyRequest, engine_client: EngineClient) -> CancelAllAnswer:
+    async def cancel_all(self, request: AnyRequest, engine_client: Client) -> CancelAllAnswer:
         fields = await read_fields(request, required=False)
         unknown = sorted(set(fields) - {"symbol"})
         if unknown:
@@ -155,11 +156,13 @@ class OrdersController(Controller):
     )
     async def orders_state(
         self,
-        engine_client: EngineClient,
-        status: str | None = Parameter(default=None, description="open, final or a status"),
-        symbol: str | None = None,
-        limit: int | None = Parameter(default=None, ge=1),
-        before: int | None = Parameter(default=None, description="created before this ts_ns"),
+        engine_client: Client,
+        status: Annotated[str | None, QueryParameter(description="open, final or a status")] = None,
+        symbol: FromQuery[str | None] = None,
+        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: Annotated[
+            int | None, QueryParameter(description="created before this ts_ns")
+        ] = None,
     ) -> OrdersState:
         orders = engine_client.orders(
             parse_status_filter(status), symbol.upper() if symbol else None, limit, before
@@ -167,7 +170,9 @@ class OrdersController(Controller):
         return OrdersState(count=len(orders), orders=[OrderView.of(o) for o in orders])
 
     @get("/order_state", summary="One order", responses=error_responses(404))
-    async def order_state(self, engine_client: EngineClient, client_order_id: str) -> OrderView:
+    async def order_state(
+        self, engine_client: Client, client_order_id: FromQuery[str]
+    ) -> OrderView:
         order = engine_client.order(client_order_id)
         if order is None:
             raise CommandRejected(f"no order {client_order_id}", code="not_found")
@@ -175,7 +180,7 @@ class OrdersController(Controller):
 
     @get("/orders", summary="Recent order events, newest first", responses=error_responses())
     async def orders(
-        self, engine_client: EngineClient, limit: int = Parameter(default=100, ge=1, le=10_000)
+        self, engine_client: Client, limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 100
     ) -> OrderEvents:
         items = [
             OrderEventItem(
@@ -192,7 +197,7 @@ class OrdersController(Controller):
 
     @get("/trades", summary="Recent fills, newest first", responses=error_responses())
     async def trades(
-        self, engine_client: EngineClient, limit: int = Parameter(default=20, ge=1, le=1_000)
+        self, engine_client: Client, limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 20
     ) -> Trades:
         fills = engine_client.engine.activity.recent_fills(limit)
         trades = [msgspec.convert(f, Trade, from_attributes=True) for f in fills]

@@ -1,9 +1,13 @@
-"""An in-process client for the API routes (streams are tested against a real server)."""
+"""An in-process client for the API routes (streams are tested against a real server).
+
+httpx's ASGI transport runs the app on the test's own event loop, where the engine runs;
+Litestar's test client would run it on a portal thread with another loop."""
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 
 from veloz.api.app import create_app
 from veloz.config import Settings
@@ -11,9 +15,18 @@ from veloz.engine.client import EngineClient
 from veloz.engine.kernel import Engine
 
 
+class ApiClient(httpx.AsyncClient):
+    app: Litestar
+
+
 @pytest.fixture
-async def api(engine: Engine) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def api(engine: Engine) -> AsyncIterator[ApiClient]:
     settings = Settings(market_symbol="BTCUSDT,ETHUSDT", binance_api_secret="s3cr3t-value")
     app = create_app(EngineClient(engine), settings, max_body_bytes=4096)
-    async with AsyncTestClient(app=app) as client:
+    async with ApiClient(
+        # A standard ASGI app; the two libraries spell the ASGI types differently.
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://veloz.test",
+    ) as client:
+        client.app = app
         yield client
