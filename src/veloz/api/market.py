@@ -45,9 +45,12 @@ class Bars(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _known(engine_client: Client, symbol: str) -> str:
+    """The symbol a market route addresses; one that is not traded is a missing resource."""
     symbol = symbol.upper()
-    if symbol not in engine_client.engine.instruments:
-        raise CommandRejected(f"unknown symbol {symbol}", code="unknown_symbol")
+    instruments = engine_client.engine.instruments
+    if symbol not in instruments:
+        known = ", ".join(sorted(instruments))
+        raise CommandRejected(f"no market {symbol}; trading {known}", code="not_found")
     return symbol
 
 
@@ -58,7 +61,7 @@ class MarketController(Controller):
     @get(
         "/",
         summary="The current quote of a symbol and whether it is fresh",
-        responses=error_responses(),
+        responses=error_responses(404),
     )
     async def market(
         self, engine_client: Client, settings: Config, symbol: FromQuery[str | None] = None
@@ -82,7 +85,7 @@ class MarketController(Controller):
     @get(
         "/{symbol:str}/book",
         summary="Top of book (the sim source shows one level)",
-        responses=error_responses(),
+        responses=error_responses(404),
     )
     async def book(self, engine_client: Client, symbol: FromPath[str]) -> Book:
         symbol = _known(engine_client, symbol)
@@ -99,7 +102,7 @@ class MarketController(Controller):
     @get(
         "/{symbol:str}/bars",
         summary="Recent bars, oldest first, the open bar last",
-        responses=error_responses(),
+        responses=error_responses(404),
     )
     async def bars(
         self,

@@ -45,7 +45,8 @@ async def test_market_routes(api, engine):
     assert market["price"] == 50001 and market["bid"] == 50000 and market["ask"] == 50002
     assert (await api.get("/api/market?symbol=ethusdt")).json()["symbol"] == "ETHUSDT"
     unknown = await api.get("/api/market?symbol=DOGEUSDT")
-    assert unknown.status_code == 400 and unknown.json()["error"] == "unknown_symbol"
+    assert unknown.status_code == 404 and "no market DOGEUSDT" in unknown.json()["message"]
+    assert (await api.get("/api/market/DOGEUSDT/book")).status_code == 404
     book = (await api.get("/api/market/BTCUSDT/book")).json()
     assert book["bids"] == [[50000, 5]] and book["asks"] == [[50002, 5]]
     assert (await api.get("/api/market/BTCUSDT/bars?interval=1m&limit=10")).status_code == 200
