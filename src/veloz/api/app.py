@@ -17,11 +17,13 @@ from veloz.api.errors import domain_error, http_error
 from veloz.api.health import HealthController
 from veloz.api.json import DecimalAsNumber, NumberJSONResponse
 from veloz.api.market import MarketController
+from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
 from veloz.api.streams import stream_routes
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
+from veloz.observability.metrics import registry_for
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -44,6 +46,7 @@ def create_app(
             AccountController,
             ConfigController,
             AdminController,
+            MetricsController,
             *stream_routes,
             create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
         ],
@@ -59,4 +62,5 @@ def create_app(
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()
+    app.state.metrics = registry_for(client.engine)
     return app

@@ -119,8 +119,11 @@ async def test_openapi_documents_every_route_with_its_errors(api):
     paths = document["paths"]
     app = api.app
     for route in app.routes:
-        if route.path.startswith(("/schema", "/ws/")) or route.path in ("/", "/{file_path:path}"):
-            continue  # WebSockets have no OpenAPI operations
+        if route.path.startswith(("/schema", "/ws/", "/metrics")) or route.path in (
+            "/",
+            "/{file_path:path}",
+        ):
+            continue  # WebSockets, Prometheus text and static files are not JSON operations
         documented = route.path.replace(":str", "").replace("{symbol}", "{symbol}")
         assert documented in paths, f"{route.path} is not in the OpenAPI document"
         for method in route.methods - {"HEAD", "OPTIONS"}:

@@ -1,0 +1,140 @@
+"""Prometheus metrics. Every `veloz_*` name is defined here.
+
+The engine's state is read when Prometheus scrapes (a custom collector), so the order path
+pays nothing for metrics: the journal keeps plain counters (`JournalStats`), the OMS its
+status indexes, the portfolio its books. This release exports the journal, orders, trading
+mode, positions and equity, event-loop and build figures; the full catalogue of
+`operations.md` (latency histograms, HTTP, risk, streams) arrives with the observability
+release.
+"""
+
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from veloz import __version__
+from veloz.engine.kernel import Engine
+from veloz.journal.stats import Histogram
+from veloz.model.enums import TradingMode
+
+Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+
+
+class EngineCollector(Collector):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._journal()
+        yield from self._orders()
+        yield from self._portfolio()
+        yield from self._process()
+
+    def _journal(self) -> Iterator[Metric]:
+        stats = self._engine.journal_stats
+        for name, value, help_text in (
+            ("entries_written", stats.entries_written, "Journal entries written"),
+            ("bytes_written", stats.bytes_written, "Journal bytes written"),
+            ("rotations", stats.rotations, "Journal segment rotations"),
+            ("corrupted_entries", stats.corrupted_entries, "Damaged journal entries found"),
+            ("checkpoints", stats.checkpoints, "Journal checkpoints written"),
+            ("replayed_entries", stats.replayed_entries, "Entries replayed at start"),
+        ):
+            yield CounterMetricFamily(f"veloz_wal_{name}", help_text, value=value)
+        yield GaugeMetricFamily(
+            "veloz_wal_replay_seconds",
+            "Time the last start spent replaying the journal",
+            value=stats.replay_seconds,
+        )
+        yield _histogram(
+            "veloz_wal_fsync_seconds", "Journal fdatasync duration", stats.fsync_seconds
+        )
+        yield _histogram("veloz_wal_batch_size", "Entries per journal write", stats.batch_size)
+
+    def _orders(self) -> Iterator[Metric]:
+        engine = self._engine
+        by_status = GaugeMetricFamily(
+            "veloz_orders_by_status", "Orders held, by status", labels=["status"]
+        )
+        for status, count in engine.oms.counts().items():
+            by_status.add_metric([status.value], count)
+        yield by_status
+        yield GaugeMetricFamily("veloz_active_orders", "Open orders", value=engine.oms.open_count())
+        rejections = CounterMetricFamily(
+            "veloz_order_rejections", "Orders refused by the engine, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(engine.rejections.items()):
+            rejections.add_metric([reason], count)
+        yield rejections
+        mode = GaugeMetricFamily("veloz_trading_mode", "1 for the mode in force", labels=["mode"])
+        for candidate in TradingMode:
+            mode.add_metric([candidate.value], 1 if engine.mode is candidate else 0)
+        yield mode
+
+    def _portfolio(self) -> Iterator[Metric]:
+        portfolio = self._engine.portfolio
+        yield GaugeMetricFamily(
+            "veloz_equity", "Equity in the valuation asset", value=float(portfolio.equity())
+        )
+        yield GaugeMetricFamily(
+            "veloz_drawdown_ratio",
+            "Equity drawdown from its peak",
+            value=float(portfolio.drawdown()),
+        )
+        qty = GaugeMetricFamily("veloz_position_qty", "Position quantity", labels=["symbol"])
+        notional = GaugeMetricFamily(
+            "veloz_position_notional", "Position notional at mark", labels=["symbol"]
+        )
+        unrealized = GaugeMetricFamily(
+            "veloz_position_unrealized_pnl", "Unrealised PnL at mark", labels=["symbol"]
+        )
+        realized = GaugeMetricFamily(
+            "veloz_position_realized_pnl", "Realised PnL net of fees", labels=["symbol"]
+        )
+        for position in portfolio.positions():
+            qty.add_metric([position.symbol], float(position.qty))
+            notional.add_metric([position.symbol], float(position.notional))
+            unrealized.add_metric([position.symbol], float(position.unrealized_pnl))
+            realized.add_metric([position.symbol], float(position.realized_pnl))
+        yield from (qty, notional, unrealized, realized)
+
+    def _process(self) -> Iterator[Metric]:
+        engine = self._engine
+        yield GaugeMetricFamily(
+            "veloz_event_loop_lag_seconds",
+            "How late the loop's timers fire",
+            value=engine.loop_lag.current_lag_s(),
+        )
+        now = engine.clock.time_ns()
+        age = GaugeMetricFamily(
+            "veloz_market_data_age_seconds", "Age of the latest quote", labels=["symbol"]
+        )
+        for symbol in engine.market.symbols():
+            quote_age = engine.market.age_ns(symbol, now)
+            if quote_age is not None:
+                age.add_metric([symbol], quote_age / 1e9)
+        yield age
+        info = GaugeMetricFamily("veloz_build_info", "VeloZ version", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+    cumulative, buckets = 0, []
+    for bound, count in zip((*histogram.bounds, float("inf")), histogram.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=histogram.total)
+
+
+def registry_for(engine: Engine) -> CollectorRegistry:
+    """One registry per engine (no process-global state), so two engines can share a
+    process in tests and sweeps."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine))
+    return registry

@@ -1,0 +1,43 @@
+"""`/metrics`: valid Prometheus text whose figures follow the engine."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.engine import wait_for_status
+from veloz.model.enums import OrderStatus
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_follow_the_engine(api, engine):
+    before = samples((await api.get("/metrics")).text)
+    assert before[("veloz_trading_mode", (("mode", "ACTIVE"),))] == 1
+    assert ("veloz_build_info", (("version", "0.1.0"),)) in before
+    await api.post(
+        "/api/order",
+        json={
+            "side": "BUY",
+            "symbol": "BTCUSDT",
+            "qty": 0.1,
+            "type": "MARKET",
+            "client_order_id": "m1",
+        },
+    )
+    await wait_for_status(engine, "m1", OrderStatus.FILLED)
+    await api.post("/api/admin/readonly")
+    response = await api.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = samples(response.text)
+    written = ("veloz_wal_entries_written_total", ())
+    assert after[written] > before[written]
+    assert after[("veloz_orders_by_status", (("status", "FILLED"),))] == 1
+    assert after[("veloz_trading_mode", (("mode", "READONLY"),))] == 1
+    assert after[("veloz_position_qty", (("symbol", "BTCUSDT"),))] > 0
+    assert after[("veloz_wal_fsync_seconds_count", ())] >= 1
+    assert ("veloz_market_data_age_seconds", (("symbol", "BTCUSDT"),)) in after
+    assert after[("veloz_equity", ())] > 0
