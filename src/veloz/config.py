@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     wal_sync: bool = True
     wal_checkpoint_interval: int = Field(1000, ge=1)
     database_url: str = "sqlite:///./data/veloz.db"
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     @field_validator("market_symbol")
     @classmethod

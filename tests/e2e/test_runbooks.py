@@ -103,3 +103,30 @@ def test_operations_runbook(service):
     assert level[0] == 200 and json.loads(level[1])["level"] == "debug"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_body_limit_is_configurable(tmp_path):
+    port = free_port()
+    process = start_veloz(
+        ["engine", "--port", str(port), "--host", "127.0.0.1"],
+        veloz_env(tmp_path / "wal", VELOZ_MAX_BODY_BYTES="2048"),
+    )
+    try:
+        wait_until_serving(port, process)
+        base = f"http://127.0.0.1:{port}"
+        body = {
+            "side": "BUY",
+            "symbol": "BTCUSDT",
+            "qty": 0.001,
+            "price": 40000,
+            "strategy_id": "s" * 60,
+            "padding": "x" * 3000,
+        }
+        status, answer = call(
+            base, "/api/order", "POST", body, {"Content-Type": "application/json"}
+        )
+        assert status == 413 and json.loads(answer)["error"] == "body_too_large"
+        assert json.loads(call(base, "/api/orders_state")[1])["count"] == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

@@ -31,7 +31,9 @@ class _EmbeddedServer(uvicorn.Server):
 
 async def run_service(engine: Engine, settings: Settings, host: str, port: int) -> int:
     shutdown = asyncio.Event()
-    app = create_app(EngineClient(engine), settings, shutdown=shutdown)
+    app = create_app(
+        EngineClient(engine), settings, shutdown=shutdown, max_body_bytes=settings.max_body_bytes
+    )
     config = uvicorn.Config(
         app,
         host=host,
