@@ -12,6 +12,7 @@ rebuilds exactly what live trading built.
 """
 
 import asyncio
+import functools
 import gc
 import logging
 import time
@@ -132,6 +133,7 @@ class Engine:
         self._balances_seeded = False
         self._checkpoint: EngineCheckpoint | None = None
         self._submissions: dict[str, BatchDurability] = {}
+        self._batch_follow_up: _BatchFollowUp | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -358,14 +360,35 @@ class Engine:
         entry_type, payload = encode_event(event)
         seq, durable = self.journal.append(entry_type, payload, event.ts_ns)
         if self.bus.has_subscribers:
-            message = Journaled(seq, event, msgspec.structs.replace(order) if order else None)
-            durable.add_done_callback(lambda f: self._publish_if_durable(f, message))
+            # Copied now: the order keeps changing before the batch is durable.
+            snapshot = msgspec.structs.replace(order) if order else None
+            self._follow_up(durable).published.append(Journaled(seq, event, snapshot))
         self._maybe_checkpoint(self.journal)
         return durable
 
-    def _publish_if_durable(self, durable: asyncio.Future[None], message: Journaled) -> None:
-        if _succeeded(durable):
+    def _follow_up(self, durable: BatchDurability) -> "_BatchFollowUp":
+        """What to do once `durable`'s batch is on disk: one callback per batch, not one
+        per entry, since a batch holds hundreds of entries under load."""
+        follow_up = self._batch_follow_up
+        if follow_up is None or follow_up.durable is not durable:
+            # The batch in flight keeps its own follow-up: it travels with its callback.
+            follow_up = self._batch_follow_up = _BatchFollowUp(durable)
+            durable.add_done_callback(functools.partial(self._on_batch_done, follow_up))
+        return follow_up
+
+    def _on_batch_done(self, follow_up: "_BatchFollowUp", durable: asyncio.Future[None]) -> None:
+        if self._batch_follow_up is follow_up:
+            self._batch_follow_up = None
+        if not _succeeded(durable):
+            for order in follow_up.submitted:  # never acknowledged, never sent
+                self._submissions.pop(order.client_order_id, None)
+                self._undo_submission(order)
+            return
+        for message in follow_up.published:
             self.bus.publish(message)
+        for order in follow_up.submitted:  # intent is durable: now the venue may see it
+            self._submissions.pop(order.client_order_id, None)
+            self.execution.send_order(VenueOrder.of(order))
 
     def _maybe_checkpoint(self, journal: JournalWriter) -> None:
         since = journal.entries_since_checkpoint
@@ -422,7 +445,7 @@ class Engine:
             self._undo_submission(order)
             raise _refused(exc) from None
         self._submissions[order.client_order_id] = durable
-        durable.add_done_callback(lambda f: self._on_submission_durable(f, order))
+        self._follow_up(durable).submitted.append(order)
         await _durable(durable)
         return _ack(order, created=True)
 
@@ -461,13 +484,6 @@ class Engine:
         if pending is not None:
             await _durable(pending)
         return _ack(order, created=False)
-
-    def _on_submission_durable(self, durable: asyncio.Future[None], order: Order) -> None:
-        self._submissions.pop(order.client_order_id, None)
-        if not _succeeded(durable):
-            self._undo_submission(order)
-            return
-        self.execution.send_order(VenueOrder.of(order))
 
     def _undo_submission(self, order: Order) -> None:
         """The submission never became durable: it was not acknowledged and not sent."""
@@ -622,6 +638,17 @@ class Engine:
 
     def journal_directory(self) -> Path:
         return Path(self.config.journal.directory)
+
+
+class _BatchFollowUp:
+    """The events to publish and the orders to send once one journal batch is durable."""
+
+    __slots__ = ("durable", "published", "submitted")
+
+    def __init__(self, durable: BatchDurability) -> None:
+        self.durable = durable
+        self.published: list[Journaled] = []
+        self.submitted: list[Order] = []
 
 
 def _refused(error: JournalUnavailable) -> CommandRejected:

@@ -15,6 +15,7 @@ from veloz.journal.verify import iterate_records
 from veloz.model.commands import CancelOrder, SubmitOrder, parse_submit_order
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingMode
 from veloz.model.errors import CommandRejected
+from veloz.model.events import OrderSubmitted
 
 D = Decimal
 
@@ -258,3 +259,14 @@ async def test_commands_wait_for_ready_and_stop_at_shutdown(wal_dir):
         await engine.cancel(CancelOrder(client_order_id="late"))
     assert late.value.code == "shutting_down"
     assert len(engine.oms) == 0
+
+
+async def test_every_order_of_overlapping_batches_is_sent_and_published_once(engine):
+    seen = journaled(engine)
+    acks = await asyncio.gather(
+        *(engine.submit(limit("0.001", "40000", f"batch-{i}")) for i in range(300))
+    )
+    assert len(acks) == 300 and engine.journal_stats.batch_size.count > 1  # several batches
+    await wait_for(lambda: engine.execution.sent_orders == 300, engine)
+    submitted = [m.event.client_order_id for m in seen if isinstance(m.event, OrderSubmitted)]
+    assert sorted(submitted) == sorted(f"batch-{i}" for i in range(300))
