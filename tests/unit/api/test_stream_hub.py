@@ -1,0 +1,230 @@
+"""The stream hub on a real engine: resume (backlog, then live, no gap and no duplicate;
+`reset` when too old), per-client bounded mailboxes that drop only the slow client, type
+filters, keep-alive and shutdown."""
+
+import asyncio
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.support.engine import engine_config, journaled, quote, wait_for_status
+from veloz.api.stream_hub import KEEPALIVE_FRAME, Closed, Mailbox, StreamHub
+from veloz.engine.client import EngineClient
+from veloz.engine.kernel import Engine
+from veloz.model.commands import SubmitOrder
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+
+
+def resting(coid: str) -> SubmitOrder:
+    return SubmitOrder(
+        symbol="BTCUSDT",
+        side=OrderSide.BUY,
+        qty=Decimal("0.01"),
+        price=Decimal("40000"),
+        client_order_id=coid,
+    )
+
+
+def marketable(coid: str) -> SubmitOrder:
+    return SubmitOrder(
+        symbol="BTCUSDT",
+        side=OrderSide.BUY,
+        qty=Decimal("0.01"),
+        order_type=OrderType.MARKET,
+        time_in_force=TimeInForce.IOC,
+        client_order_id=coid,
+    )
+
+
+async def place(engine: Engine, *coids: str) -> None:
+    for coid in coids:
+        await engine.submit(resting(coid))
+        await wait_for_status(engine, coid, OrderStatus.ACCEPTED)
+
+
+def ids(chunks: list[bytes]) -> list[int]:
+    return [int(i) for i in re.findall(rb"^id: (\d+)$", b"".join(chunks), re.MULTILINE)]
+
+
+def types(chunks: list[bytes]) -> list[str]:
+    return [t.decode() for t in re.findall(rb"^event: (\w+)$", b"".join(chunks), re.MULTILINE)]
+
+
+def journal_seqs(engine: Engine) -> list[int]:
+    return [m.seq for m in reversed(engine.activity.recent_events(1_000))]
+
+
+def test_a_mailbox_is_bounded_taken_in_batches_and_empty_once_closed():
+    mailbox: Mailbox[int] = Mailbox(2)
+    assert mailbox.offer(1) and mailbox.offer(2)
+    assert not mailbox.offer(3)
+    mailbox.close(Closed.SLOW)
+    mailbox.close(Closed.CLIENT)
+    assert mailbox.closed is Closed.SLOW
+    assert mailbox.offer(4)  # ignored, not "full"
+    assert asyncio.run(mailbox.take()) == []
+
+
+async def test_take_returns_what_is_queued_once_woken():
+    mailbox: Mailbox[int] = Mailbox(10)
+    taking = asyncio.create_task(mailbox.take())
+    await asyncio.sleep(0)
+    mailbox.offer(1)
+    mailbox.offer(2)
+    await asyncio.sleep(0)
+    assert not taking.done()  # offering does not wake: the hub decides when
+    mailbox.wake()
+    assert await taking == [1, 2]
+    mailbox.offer(3)
+    assert await mailbox.take() == [3]  # something queued: no waiting at all
+
+
+async def test_after_a_quiet_spell_an_event_goes_out_at_once_then_wakes_are_batched(engine):
+    hub = StreamHub(EngineClient(engine), asyncio.Event(), flush_interval_s=0.2)
+    sse = hub.open_sse(None, None)
+    engine.market.on_data(quote(bid="50000.1"))
+    assert len(await sse.mailbox.take()) == 1
+    taking = asyncio.create_task(sse.mailbox.take())
+    await asyncio.sleep(0)  # waiting
+    engine.market.on_data(quote(bid="50000.2"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not taking.done()  # within the flush interval: held back
+    engine.market.on_data(quote(bid="50000.3"))
+    assert [b"50000.2" in c or b"50000.3" in c for c in await taking] == [True, True]
+    hub.close(sse.mailbox)
+
+
+async def test_resume_sends_what_came_after_the_id_then_live_without_gap_or_duplicate(engine):
+    published = journaled(engine)
+    await place(engine, "r0", "r1", "r2")
+    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    sse = hub.open_sse(None, published[1].seq)
+    assert ids(sse.backlog) == [m.seq for m in published[2:]]
+    assert set(types(sse.backlog)) == {"order_update"}
+    # A live copy of an event the backlog already holds is dropped by its sequence.
+    engine.bus.publish(published[-1])
+    await place(engine, "r3")
+    live = await sse.mailbox.take()
+    assert ids(sse.backlog + live) == list(dict.fromkeys(m.seq for m in published[2:]))
+    hub.close(sse.mailbox)
+
+
+async def test_resume_from_the_newest_id_has_no_backlog_and_misses_nothing_live(engine):
+    await place(engine, "n0")
+    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    sse = hub.open_sse(None, journal_seqs(engine)[-1])
+    assert sse.backlog == []
+    await place(engine, "n1")
+    assert ids(await sse.mailbox.take()) == journal_seqs(engine)[-2:]
+    hub.close(sse.mailbox)
+
+
+async def test_resume_from_before_the_replay_buffer_sends_one_reset(wal_dir):
+    engine = Engine(msgspec.structs.replace(engine_config(wal_dir), activity_events=2))
+    await engine.start()
+    try:
+        engine.market.on_data(quote())
+        await place(engine, "o0", "o1")
+        hub = StreamHub(EngineClient(engine), asyncio.Event())
+        sse = hub.open_sse(None, 0)  # o0's events have left the ring
+        assert types(sse.backlog) == ["reset"]
+        last_seq = engine.activity.last_seq
+        assert last_seq is not None and ids(sse.backlog) == [last_seq]
+        assert b'"last_seq":%d' % last_seq in sse.backlog[0]
+        await place(engine, "o2")  # then live, as usual
+        assert ids(await sse.mailbox.take()) == journal_seqs(engine)[-2:]
+        hub.close(sse.mailbox)
+    finally:
+        await engine.stop()
+
+
+async def test_a_full_mailbox_drops_only_that_client_and_never_blocks_the_publisher(engine):
+    hub = StreamHub(EngineClient(engine), asyncio.Event(), mailbox_size=3)
+    fast, slow = hub.open_sse(None, None), hub.open_sse(None, None)
+    orders, market = hub.open_orders(), hub.open_market()
+    hub.watch(market, [("BTCUSDT", "book_top")])
+    received = []
+    for burst in range(4):
+        for i in range(2):  # the publisher is synchronous: it cannot wait on anyone
+            engine.market.on_data(quote(bid=str(50000 + burst * 2 + i), ask="50010"))
+        received += await fast.mailbox.take()
+        if burst < 2:  # the WebSocket client keeps up with two bursts, then stops reading
+            assert len(await market.take()) == 2
+    assert len(received) == 8
+    assert slow.mailbox.closed is Closed.SLOW and await slow.mailbox.take() == []
+    assert market.closed is Closed.SLOW
+    assert fast.mailbox.closed is None and orders.closed is None
+    assert hub.slow_dropped == 2 and hub.sse_clients == 1 and hub.ws_clients == 1
+    hub.close(fast.mailbox)
+    hub.close(orders)
+
+
+async def test_a_client_gets_only_the_types_it_asked_for(engine):
+    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    fills, everything = hub.open_sse(frozenset({"fill"}), None), hub.open_sse(None, None)
+    engine.market.on_data(quote(bid="50000.5"))
+    await engine.submit(marketable("f1"))
+    await wait_for_status(engine, "f1", OrderStatus.FILLED)
+    assert types(await fills.mailbox.take()) == ["fill"]
+    seen = await everything.mailbox.take()
+    assert types(seen)[0] == "market" and "fill" in types(seen)
+    assert b"event: market\n" in seen[0] and not seen[0].startswith(b"id:")
+    hub.close(fills.mailbox)
+    hub.close(everything.mailbox)
+
+
+async def test_orders_socket_messages_are_order_updates_and_fills(engine):
+    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    orders = hub.open_orders()
+    engine.market.on_data(quote(bid="50000.5"))  # market data is not for this stream
+    await engine.submit(marketable("w1"))
+    await wait_for_status(engine, "w1", OrderStatus.FILLED)
+    messages = [msgspec.json.decode(text) for text in await orders.take()]
+    assert {m["type"] for m in messages} == {"order_update", "fill"}
+    assert all(m["client_order_id"] == "w1" for m in messages)
+    hub.close(orders)
+
+
+async def test_idle_sse_clients_get_keep_alive_comments(engine):
+    hub = StreamHub(EngineClient(engine), asyncio.Event(), keepalive_s=0.01)
+    sse, orders = hub.open_sse(None, None), hub.open_orders()
+    assert await sse.mailbox.take() == [KEEPALIVE_FRAME]
+    hub.close(sse.mailbox)
+    hub.close(orders)
+
+
+async def test_shutdown_ends_every_stream_and_refuses_new_ones(engine):
+    shutdown = asyncio.Event()
+    hub = StreamHub(EngineClient(engine), shutdown)
+    mailboxes: list[Mailbox[Any]] = [
+        hub.open_sse(None, None).mailbox,
+        hub.open_orders(),
+        hub.open_market(),
+    ]
+    shutdown.set()
+    for mailbox in mailboxes:
+        assert await mailbox.take() == []
+        assert mailbox.closed is Closed.SHUTDOWN
+    assert hub.sse_clients == hub.ws_clients == 0
+    late = hub.open_orders()
+    assert late.closed is Closed.SHUTDOWN
+
+
+@pytest.mark.parametrize("kind", ["sse", "orders", "market"])
+async def test_the_last_client_out_unsubscribes_the_hub_from_the_bus(engine, kind):
+    subscribed = len(engine.bus._handlers)
+    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    openers: dict[str, Callable[[], Mailbox[Any]]] = {
+        "sse": lambda: hub.open_sse(None, None).mailbox,
+        "orders": hub.open_orders,
+        "market": hub.open_market,
+    }
+    mailbox = openers[kind]()
+    assert len(engine.bus._handlers) == subscribed + 1
+    hub.close(mailbox)
+    assert len(engine.bus._handlers) == subscribed
