@@ -185,11 +185,6 @@ async def test_sigterm_with_open_streams_exits_0_within_5_s(service):
         assert time.monotonic() - started < 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a restart engine.activity holds only what replay re-read after the last "
-    "checkpoint, yet since() still answers [] for older ids: it cannot say 'too old'",
-)
 async def test_resume_from_before_a_restart_asks_the_client_to_refetch(service, seeded):
     _, seeded_seqs = seeded
     headers = {"Last-Event-ID": str(seeded_seqs[0])}

@@ -22,6 +22,11 @@ class ActivityLog:
         if isinstance(message, Journaled):
             self.record(message)
 
+    def starts_after(self, seq: int) -> None:
+        """Nothing at or before `seq` is held (the journal was replayed from a checkpoint
+        there): resuming from an older id must be told to re-fetch state."""
+        self._evicted_through = max(self._evicted_through, seq)
+
     def record(self, message: Journaled) -> None:
         event = message.event
         if not isinstance(event, OrderEvent) or isinstance(event, OrderDenied):

@@ -222,6 +222,8 @@ class Engine:
             return
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
+        if recovery.checkpoint is not None:
+            self.activity.starts_after(recovery.checkpoint.seq)
         for record in recovery.entries():
             self._replay(record)
         self.journal_problems += recovery.problems
@@ -272,15 +274,16 @@ class Engine:
             return
         try:
             event = decode_event(record.entry_type, record.payload)
-            self._apply(event)
+            order = self._apply(event)
         except (PayloadError, InvalidTransition) as exc:
             # The journal contradicts itself: state may be incomplete, say so loudly.
             self.journal_problems.append(f"replay of seq {record.seq}: {exc}")
             self.journal_stats.corrupted_entries += 1
             return
-        # Replayed events join the activity a stream may resume from (without the order's
-        # state at the time, which replay does not keep).
-        self.activity.record(Journaled(record.seq, event))
+        # Replayed events join the activity a stream may resume from, with the order as it
+        # stood right after each, as live publication has it.
+        snapshot = msgspec.structs.replace(order) if order is not None else None
+        self.activity.record(Journaled(record.seq, event, snapshot))
 
     async def _quarantine_damage(self) -> None:
         """State may be incomplete: trade nothing until an operator has looked. READONLY is

@@ -9,6 +9,7 @@ import msgspec
 from tests.support.engine import crash, engine_config, quote, wait_for, wait_for_status
 from veloz.codec import encode_event
 from veloz.engine.kernel import Engine
+from veloz.engine.views import stream_events
 from veloz.journal.framing import Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import CURRENT_NAME, QUARANTINE_DIR
@@ -213,3 +214,36 @@ async def test_restart_reconciles_in_flight_orders_without_resending(wal_dir):
         assert locked["USDT"] == 0
     finally:
         await engine.stop()
+
+
+async def test_replayed_events_can_be_resumed_and_render_as_stream_events(wal_dir):
+    first = Engine(engine_config(wal_dir))
+    await first.start()
+    await first.write_checkpoint()
+    checkpoint_seq = first.journal.next_seq - 1 if first.journal else 0
+    await first.submit(
+        SubmitOrder(
+            symbol="BTCUSDT",
+            side=OrderSide.BUY,
+            qty=D("0.01"),
+            price=D("49000"),
+            client_order_id="after-cp",
+        )
+    )
+    await wait_for_status(first, "after-cp", OrderStatus.ACCEPTED)
+    await crash(first)
+
+    restarted = Engine(engine_config(wal_dir))
+    await restarted.start()
+    try:
+        resumed = restarted.activity.since(checkpoint_seq)
+        assert resumed is not None
+        rendered = [e for m in resumed for e in stream_events(m)]
+        updates = [e for e in rendered if e["type"] == "order_update"]
+        assert [(u["event"], u["status"]) for u in updates] == [
+            ("OrderSubmitted", "PENDING_NEW"),
+            ("OrderAccepted", "ACCEPTED"),
+        ]
+        assert restarted.activity.since(checkpoint_seq - 5) is None  # from before: reset
+    finally:
+        await restarted.stop()

@@ -61,3 +61,11 @@ def test_resume_from_before_what_the_ring_still_holds_is_refused():
         log.record(accepted(seq))
     assert log.since(0) is None  # event 1 is gone
     assert [m.seq for m in log.since(1) or []] == [2, 5]
+
+
+def test_after_a_replay_from_a_checkpoint_older_ids_must_reset():
+    log = ActivityLog()
+    log.starts_after(40)  # replay began after the checkpoint at 40
+    log.record(accepted(41))
+    assert log.since(12) is None
+    assert [m.seq for m in log.since(40) or []] == [41]
