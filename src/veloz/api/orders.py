@@ -18,6 +18,7 @@ from veloz.api.body import (
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
 from veloz.engine.client import parse_status_filter
+from veloz.engine.kernel import OrderAck
 from veloz.engine.views import OrderView
 from veloz.model.commands import parse_cancel_order, parse_submit_order
 from veloz.model.enums import LiquiditySide, OrderSide, OrderStatus
@@ -49,6 +50,15 @@ class OrderAnswer(msgspec.Struct, frozen=True, kw_only=True):
     client_order_id: str
     status: OrderStatus
     venue_order_id: str | None
+
+    @classmethod
+    def of(cls, ack: OrderAck) -> "OrderAnswer":
+        return cls(
+            ok=True,
+            client_order_id=ack.client_order_id,
+            status=ack.status,
+            venue_order_id=ack.venue_order_id,
+        )
 
 
 class CancelAllAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,12 +117,7 @@ class OrdersController(Controller):
     async def place(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         command = parse_submit_order(await read_fields(request))
         ack = await engine_client.submit_order(command)
-        return OrderAnswer(
-            ok=True,
-            client_order_id=ack.client_order_id,
-            status=ack.status,
-            venue_order_id=ack.venue_order_id,
-        )
+        return OrderAnswer.of(ack)
 
     @post(
         "/cancel",
@@ -123,12 +128,7 @@ class OrdersController(Controller):
     )
     async def cancel(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         ack = await engine_client.cancel_order(parse_cancel_order(await read_fields(request)))
-        return OrderAnswer(
-            ok=True,
-            client_order_id=ack.client_order_id,
-            status=ack.status,
-            venue_order_id=ack.venue_order_id,
-        )
+        return OrderAnswer.of(ack)
 
     @post(
         "/cancel_all",
