@@ -1,0 +1,159 @@
+"""Pre-trade checks: whether one new order fits the limits, given the book as it stands.
+
+The exposure counts open *and in-flight* orders (taken, not yet acknowledged by the venue),
+so concurrent submissions cannot race past a limit that only filled positions would show.
+Each denial carries a stable reason code that the engine journals, counts and answers with.
+"""
+
+from decimal import Decimal
+
+import msgspec
+
+from veloz.model.enums import OrderSide
+from veloz.risk.limits import SymbolLimits
+
+HUNDRED = Decimal(100)
+
+
+class Exposure(msgspec.Struct, frozen=True, kw_only=True):
+    """The facts a check needs about the order's symbol and the account."""
+
+    position_qty: Decimal  # signed, from fills
+    open_buy_qty: Decimal  # what open and in-flight BUY orders may still add
+    open_sell_qty: Decimal  # what open and in-flight SELL orders may still remove
+    open_orders_symbol: int
+    open_orders_total: int
+    mark: Decimal | None  # the current market price (mid), if there is one
+    free_quote: Decimal
+    free_base: Decimal
+
+
+class OrderIntent(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    price: Decimal  # the limit price, or the reference price a market order is locked at
+    is_limit: bool
+
+
+class Denial(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+    message: str
+
+
+def pre_trade(
+    order: OrderIntent, limits: SymbolLimits, max_open_total: int | None, exposure: Exposure
+) -> Denial | None:
+    """The first limit `order` breaks, or None if it fits them all."""
+    for check in (_size, _notional, _price_band, _open_orders, _position, _balance):
+        denial = check(order, limits, max_open_total, exposure)
+        if denial is not None:
+            return denial
+    return None
+
+
+def _size(order: OrderIntent, limits: SymbolLimits, _: int | None, __: Exposure) -> Denial | None:
+    if limits.min_qty is not None and order.qty < limits.min_qty:
+        return Denial(
+            reason="qty_below_minimum",
+            message=f"qty {order.qty} is below the minimum {limits.min_qty}",
+        )
+    if limits.max_qty is not None and order.qty > limits.max_qty:
+        return Denial(
+            reason="qty_above_maximum",
+            message=f"qty {order.qty} is above the maximum {limits.max_qty}",
+        )
+    return None
+
+
+def _notional(
+    order: OrderIntent, limits: SymbolLimits, _: int | None, __: Exposure
+) -> Denial | None:
+    notional = order.qty * order.price
+    if limits.min_notional is not None and notional < limits.min_notional:
+        return Denial(
+            reason="notional_below_minimum",
+            message=f"notional {notional} is below the minimum {limits.min_notional}",
+        )
+    if limits.max_notional is not None and notional > limits.max_notional:
+        return Denial(
+            reason="notional_above_maximum",
+            message=f"notional {notional} is above the maximum {limits.max_notional}",
+        )
+    return None
+
+
+def _price_band(
+    order: OrderIntent, limits: SymbolLimits, _: int | None, exposure: Exposure
+) -> Denial | None:
+    # Market orders trade at the market by definition; without a mark there is no band.
+    if not order.is_limit or limits.price_band_pct is None or not exposure.mark:
+        return None
+    distance = abs(order.price - exposure.mark) / exposure.mark * HUNDRED
+    if distance > limits.price_band_pct:
+        return Denial(
+            reason="price_out_of_band",
+            message=f"price {order.price} is {distance:.2f}% from the market {exposure.mark}; "
+            f"the band is {limits.price_band_pct}%",
+        )
+    return None
+
+
+def _open_orders(
+    order: OrderIntent, limits: SymbolLimits, max_open_total: int | None, exposure: Exposure
+) -> Denial | None:
+    if limits.max_open_orders is not None and exposure.open_orders_symbol >= limits.max_open_orders:
+        return Denial(
+            reason="max_open_orders",
+            message=f"{order.symbol} already has {exposure.open_orders_symbol} open "
+            f"orders (limit {limits.max_open_orders})",
+        )
+    if max_open_total is not None and exposure.open_orders_total >= max_open_total:
+        return Denial(
+            reason="max_open_orders",
+            message=f"{exposure.open_orders_total} orders are open (limit {max_open_total})",
+        )
+    return None
+
+
+def _position(
+    order: OrderIntent, limits: SymbolLimits, _: int | None, exposure: Exposure
+) -> Denial | None:
+    """The position if this order and every open one on its side filled: the worst case."""
+    if order.side is OrderSide.BUY:
+        worst = exposure.position_qty + exposure.open_buy_qty + order.qty
+    else:
+        worst = exposure.position_qty - exposure.open_sell_qty - order.qty
+    if limits.max_position_qty is not None and abs(worst) > limits.max_position_qty:
+        return Denial(
+            reason="max_position_exceeded",
+            message=f"{order.symbol} position could reach {worst} (limit "
+            f"{limits.max_position_qty}, open and in-flight orders included)",
+        )
+    price = exposure.mark or order.price
+    if (
+        limits.max_position_notional is not None
+        and abs(worst) * price > limits.max_position_notional
+    ):
+        return Denial(
+            reason="max_position_exceeded",
+            message=f"{order.symbol} position could reach a notional of "
+            f"{abs(worst) * price} (limit {limits.max_position_notional})",
+        )
+    return None
+
+
+def _balance(
+    order: OrderIntent, _: SymbolLimits, __: int | None, exposure: Exposure
+) -> Denial | None:
+    # Free balances already exclude what open and in-flight orders hold.
+    if order.side is OrderSide.BUY:
+        need, have, unit = order.qty * order.price, exposure.free_quote, "quote"
+    else:
+        need, have, unit = order.qty, exposure.free_base, "base"
+    if need > have:
+        return Denial(
+            reason="insufficient_balance",
+            message=f"needs {need} {unit} free, {have} is (open orders included)",
+        )
+    return None
