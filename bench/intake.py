@@ -81,7 +81,7 @@ from veloz.model.market import QuoteTick
 NAME = "intake"
 SYMBOL = "BTCUSDT"
 BID, ASK = Decimal("50000"), Decimal("50001")
-REST_PRICE = Decimal("25000.00")  # far below the bid: the order rests, never fills
+REST_PRICE = Decimal("47500.00")  # below the bid (it rests, never fills), inside the price band
 QTY = Decimal("0.001")
 TARGETS = (
     Target("throughput_256", ">=", 50_000),

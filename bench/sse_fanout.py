@@ -174,7 +174,7 @@ async def publish(client: EngineClient, options: Options) -> int:
     an order is sent on time whether or not earlier ones were acknowledged). Returns the
     wall time (ns) the measured part began."""
     command = SubmitOrder(
-        symbol=SYMBOL, side=OrderSide.BUY, qty=Decimal("0.001"), price=Decimal("25000.00")
+        symbol=SYMBOL, side=OrderSide.BUY, qty=Decimal("0.001"), price=Decimal("47500.00")
     )
     orders_per_s = options.rate / 2
     total = int(orders_per_s * (options.warmup + options.seconds))

@@ -4,6 +4,7 @@
 An invalid value stops the start with one line naming the variable and what it accepts.
 """
 
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,10 @@ from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.instruments import split_symbol
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import RiskLimitsError, load_limits
+
+logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret"})
 
@@ -47,6 +52,8 @@ class Settings(BaseSettings):
     wal_checkpoint_interval: int = Field(1000, ge=1)
     database_url: str = "sqlite:///./data/veloz.db"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    order_rate_limit: float = Field(10, gt=0)
+    risk_limits_file: Path | None = None
 
     @field_validator("market_symbol")
     @classmethod
@@ -63,6 +70,29 @@ class Settings(BaseSettings):
     def _balances_parse(cls, value: str) -> str:
         parse_balances(value)
         return value
+
+    @property
+    def risk_limits_path(self) -> Path:
+        if self.risk_limits_file is not None:
+            return self.risk_limits_file
+        return Path(
+            "/etc/veloz/risk_limits.yaml"
+            if self.preset == "release"
+            else "./config/risk_limits.yaml"
+        )
+
+    def risk_config(self) -> RiskConfig:
+        """The limits file if there is one (an invalid one stops the start), else the
+        built-in limits; and the engine-wide order rate."""
+        path = self.risk_limits_path
+        if not path.exists():
+            logger.warning("no risk limits file at %s: using the built-in limits", path)
+            return RiskConfig(order_rate_limit=self.order_rate_limit)
+        try:
+            loaded = load_limits(path)
+        except RiskLimitsError as exc:
+            raise SettingsError(f"VELOZ_RISK_LIMITS_FILE: {exc}") from None
+        return RiskConfig(order_rate_limit=self.order_rate_limit, limits=loaded)
 
     def public_view(self) -> dict[str, Any]:
         """Every setting as it is in force, secrets as "***" when set (never their value)."""
@@ -95,6 +125,7 @@ class Settings(BaseSettings):
             venue=SimVenueConfig(
                 latency_ms=self.sim_latency_ms, starting_balances=parse_balances(self.sim_balances)
             ),
+            risk=self.risk_config(),
         )
 
 

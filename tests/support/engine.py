@@ -16,15 +16,25 @@ from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.enums import OrderStatus
 from veloz.model.market import QuoteTick
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
+
+# Engine tests that are not about risk trade without limits; risk tests set their own.
+NO_LIMITS = RiskConfig(
+    limits=LoadedLimits(
+        limits=RiskLimits(defaults=SymbolLimits()), source=None, loaded_at_ns=0, sha256=None
+    )
+)
 
 
-def engine_config(wal_dir: Path, **journal: object) -> EngineConfig:
+def engine_config(wal_dir: Path, risk: RiskConfig = NO_LIMITS, **journal: object) -> EngineConfig:
     return EngineConfig(
         journal=msgspec.structs.replace(JournalConfig(directory=str(wal_dir)), **journal),
         market=SimMarketConfig(symbols=("BTCUSDT", "ETHUSDT"), seed=7),
         venue=SimVenueConfig(latency_ms=0),
         run_market=False,
         drain_timeout_s=1.0,
+        risk=risk,
     )
 
 

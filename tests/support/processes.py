@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+OPEN_RISK_LIMITS = Path(__file__).resolve().parent / "risk_limits_open.yaml"
+SHIPPED_RISK_LIMITS = Path(__file__).resolve().parents[2] / "config" / "risk_limits.yaml"
+
 
 def veloz_env(wal_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
@@ -16,6 +19,9 @@ def veloz_env(wal_dir: Path, **extra: str) -> dict[str, str]:
         VELOZ_SIM_LATENCY_MS="0",
         VELOZ_MARKET_SYMBOL="BTCUSDT,ETHUSDT",
         VELOZ_SIM_BALANCES="USDT=100000000,BTC=1000,ETH=10000",
+        # Not about risk: no limits and no order-rate cap unless a test sets them.
+        VELOZ_RISK_LIMITS_FILE=str(OPEN_RISK_LIMITS),
+        VELOZ_ORDER_RATE_LIMIT="1000000",
     )
     env.update(extra)
     return env

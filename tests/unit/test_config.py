@@ -220,3 +220,21 @@ def test_parse_balances_keeps_exact_digits():
 def test_parse_balances_refuses(text):
     with pytest.raises(ValueError, match="ASSET=AMOUNT"):
         parse_balances(text)
+
+
+def test_risk_limits_file_errors_stop_the_start_with_the_line(tmp_path):
+    bad = tmp_path / "risk_limits.yaml"
+    bad.write_text("defaults:\n  max_qty: lots\n")
+    with pytest.raises(SettingsError, match=r"VELOZ_RISK_LIMITS_FILE: .*line 2: defaults.max_qty"):
+        Settings(risk_limits_file=bad).engine_config()
+
+
+def test_a_missing_risk_limits_file_means_the_builtin_limits(tmp_path):
+    config = Settings(risk_limits_file=tmp_path / "absent.yaml", order_rate_limit=7).engine_config()
+    assert config.risk.limits is None and config.risk.order_rate_limit == 7
+
+
+def test_the_shipped_risk_limits_are_the_dev_default():
+    config = Settings().engine_config()
+    assert config.risk.limits is not None and config.risk.limits.source is not None
+    assert config.risk.limits.source.endswith("config/risk_limits.yaml")

@@ -18,6 +18,7 @@ STATUS_OF_CODE = {
     "duplicate_client_order_id": 409,
     "order_final": 409,
     "trading_disabled": 423,
+    "risk_rejected": 422,
     "rate_limit_exceeded": 429,
     "not_ready": 503,
     "shutting_down": 503,
@@ -38,15 +39,17 @@ _DESCRIPTIONS = {
     405: "Method not allowed on this route",
     409: "Conflicts with the object's state or an earlier use of its id",
     413: "Body larger than the configured limit",
+    422: "Refused by a risk limit; `reason` names it",
     423: "Trading is disabled (READONLY, MAINTENANCE or HALTED)",
     429: "Rate limited",
     503: "Not ready, shutting down, or the journal or venue is unavailable",
 }
 
 
-class ErrorBody(msgspec.Struct, frozen=True):
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     error: str
     message: str
+    reason: str | None = None  # the finer cause under risk_rejected and rate_limit_exceeded
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -59,7 +62,7 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
     status = STATUS_OF_CODE.get(exc.code, 400)
-    return Response(ErrorBody(exc.code, exc.message), status_code=status)
+    return Response(ErrorBody(exc.code, exc.message, exc.reason), status_code=status)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

@@ -112,7 +112,7 @@ class OrdersController(Controller):
         status_code=200,
         summary="Place an order; answered once it is durable in the journal",
         operation_class=body_operation(ORDER_BODY),
-        responses=error_responses(409, 413, 423, 429, 503),
+        responses=error_responses(409, 413, 422, 423, 429, 503),
     )
     async def place(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         command = parse_submit_order(await read_fields(request))

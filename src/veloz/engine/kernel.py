@@ -64,6 +64,8 @@ from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
+from veloz.risk.checks import Exposure, OrderIntent
+from veloz.risk.engine import RiskConfig, RiskEngine
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     # history store).
     retained_final_orders: int = 5_000
     drain_timeout_s: float = 5.0
+    risk: RiskConfig = RiskConfig()
     # Recent order events and fills kept for /api/orders, /api/trades and stream resume.
     activity_events: int = 10_000
     activity_fills: int = 1_000
@@ -118,6 +121,7 @@ class Engine:
         self.portfolio = Portfolio(self.instruments)
         self.venue = SimVenue(config.venue, self.clock, self.instruments, self.market.quote)
         self.execution = ExecutionEngine(self.venue, self._on_send_error)
+        self.risk = RiskEngine(config.risk, self.clock.time_ns)
         self.mode = TradingMode.ACTIVE
         self.mode_reason = ""
         self.phase = "created"
@@ -434,12 +438,9 @@ class Engine:
         existing = self.oms.existing_for(event)
         if existing is not None:
             return await self._resubmitted(existing)
-        if self.mode is not TradingMode.ACTIVE:
-            self._deny(
-                event,
-                "trading_disabled",
-                f"trading is {self.mode}: {self.mode_reason or 'set by an operator'}",
-            )
+        denial = self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+        if denial is not None:
+            self._deny(event, denial.reason, denial.message)
         order = self._apply(event)
         assert order is not None
         try:
@@ -494,6 +495,10 @@ class Engine:
         self.oms.forget(order.client_order_id)
 
     def _deny(self, event: OrderSubmitted, reason: str, message: str) -> None:
+        """Refuse an order before it enters the book: journaled and counted by reason, never
+        an order."""
+        if reason in _MODE_DENIALS:
+            message = f"{message}: {self.mode_reason or 'set by an operator'}"
         denied = OrderDenied(
             client_order_id=event.client_order_id,
             symbol=event.symbol,
@@ -507,7 +512,22 @@ class Engine:
         self._apply(denied)
         if self.journal is not None and self.journal.failure is None:
             self._record(denied, None)
-        raise CommandRejected(message, code=reason)
+        code = _DENIAL_CODES.get(reason, "risk_rejected")
+        raise CommandRejected(message, code=code, reason=reason)
+
+    def _exposure(self, symbol: str) -> Exposure:
+        instrument = self.instruments[symbol]
+        quote = self.market.quote(symbol)
+        return Exposure(
+            position_qty=self.portfolio.position_qty(symbol),
+            open_buy_qty=self.oms.open_qty(symbol, OrderSide.BUY),
+            open_sell_qty=self.oms.open_qty(symbol, OrderSide.SELL),
+            open_orders_symbol=self.oms.open_count(symbol),
+            open_orders_total=self.oms.open_count(),
+            mark=quote.mid if quote is not None else None,
+            free_quote=self.portfolio.free(instrument.quote_asset),
+            free_base=self.portfolio.free(instrument.base_asset),
+        )
 
     async def cancel(self, command: CancelOrder) -> OrderAck:
         self._check_taking_commands()
@@ -652,6 +672,27 @@ class _BatchFollowUp:
         self.durable = durable
         self.published: list[Journaled] = []
         self.submitted: list[Order] = []
+
+
+_MODE_DENIALS = frozenset({"trading_disabled", "trading_halted"})
+# How a denial reason is answered; every other reason is `risk_rejected`.
+_DENIAL_CODES = {
+    "trading_disabled": "trading_disabled",
+    "trading_halted": "trading_disabled",
+    "rate_limited": "rate_limit_exceeded",
+}
+
+
+def _intent(event: OrderSubmitted) -> OrderIntent:
+    price = event.price if event.price is not None else event.reference_price
+    assert price is not None  # a market order always has its reference price
+    return OrderIntent(
+        symbol=event.symbol,
+        side=event.side,
+        qty=event.qty,
+        price=price,
+        is_limit=event.order_type is OrderType.LIMIT,
+    )
 
 
 def _refused(error: JournalUnavailable) -> CommandRejected:

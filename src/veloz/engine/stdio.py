@@ -73,7 +73,7 @@ class StdioSession:
         try:
             await self._dispatch(line)
         except VelozError as exc:
-            self.error(exc.code, exc.message, line)
+            self.error(exc.code, exc.message, line, exc.reason)
         except Exception:
             logger.exception("stdio command failed: %s", line[:200])
             self.error("internal_error", "the command failed; see the engine log", line)
@@ -106,16 +106,17 @@ class StdioSession:
             | msgspec.structs.asdict(OrderView.of(order))
         )
 
-    def error(self, code: str, message: str, line: str) -> None:
-        self._out.emit(
-            {
-                "type": "error",
-                "ts_ns": self._engine.clock.time_ns(),
-                "code": code,
-                "message": message,
-                "line": line[:200],
-            }
-        )
+    def error(self, code: str, message: str, line: str, reason: str | None = None) -> None:
+        event = {
+            "type": "error",
+            "ts_ns": self._engine.clock.time_ns(),
+            "code": code,
+            "message": message,
+            "line": line[:200],
+        }
+        if reason is not None:
+            event["reason"] = reason
+        self._out.emit(event)
 
 
 def _parse_line(line: str) -> dict[str, Any]:

@@ -7,11 +7,13 @@ class VelozError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
+        # The finer cause under a general code, e.g. risk_rejected / max_position_exceeded.
+        self.reason = reason
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -21,7 +23,8 @@ class CommandRejected(VelozError):
     """A command was refused before it changed anything.
 
     Codes: `bad_params`, `unknown_symbol`, `duplicate_client_order_id`, `not_found`,
-    `order_final`, `trading_disabled`, `journal_unavailable`, `not_ready`, `shutting_down`.
+    `order_final`, `trading_disabled`, `risk_rejected` and `rate_limit_exceeded` (with a
+    `reason`), `journal_unavailable`, `not_ready`, `shutting_down`.
     """
 
     code = "bad_params"

@@ -1,10 +1,11 @@
 """The OrderManager: every order the engine knows, indexed by client order id and by
 status, changed only by applying events. No I/O; the engine journals around it."""
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
+from decimal import Decimal
 
-from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus
+from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderSide, OrderStatus
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import OrderEvent, OrderSubmitted
 from veloz.model.orders import Order
@@ -23,8 +24,10 @@ class OrderManager:
         self._by_status: dict[OrderStatus, dict[str, Order]] = {s: {} for s in OrderStatus}
         # Final orders in the order they became final, for eviction oldest first.
         self._final: OrderedDict[str, None] = OrderedDict()
-        # Kept, not summed: the engine asks for it on every journal append.
+        # Kept, not summed: asked for on every journal append and every pre-trade check.
         self._open_count = 0
+        self._open_by_symbol: Counter[str] = Counter()
+        self._leaves: dict[tuple[str, OrderSide], Decimal] = defaultdict(Decimal)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -40,8 +43,12 @@ class OrderManager:
     def open_orders(self) -> list[Order]:
         return self.with_status(OPEN_STATUSES)
 
-    def open_count(self) -> int:
-        return self._open_count
+    def open_count(self, symbol: str | None = None) -> int:
+        return self._open_count if symbol is None else self._open_by_symbol[symbol]
+
+    def open_qty(self, symbol: str, side: OrderSide) -> Decimal:
+        """What open and in-flight orders of `symbol` on `side` may still execute."""
+        return self._leaves[(symbol, side)]
 
     def counts(self) -> dict[OrderStatus, int]:
         return {status: len(orders) for status, orders in self._by_status.items()}
@@ -72,7 +79,7 @@ class OrderManager:
         order = Order.from_submitted(event)
         self._orders[order.client_order_id] = order
         self._by_status[order.status][order.client_order_id] = order
-        self._open_count += 1
+        self._count_open(order, +1)
         return order
 
     def forget(self, client_order_id: str) -> None:
@@ -84,7 +91,7 @@ class OrderManager:
             if order.is_final:
                 self._final.pop(client_order_id, None)
             else:
-                self._open_count -= 1
+                self._count_open(order, -1)
 
     def check(self, event: OrderEvent) -> Order:
         """The order `event` would change; raises InvalidTransition if it cannot."""
@@ -99,16 +106,23 @@ class OrderManager:
 
     def apply(self, event: OrderEvent) -> Order:
         order = self.check(event)
-        before = order.status
+        before, leaves_before = order.status, order.leaves_qty
         order.apply(event)
+        self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before
         if order.status is not before:
             del self._by_status[before][order.client_order_id]
             self._by_status[order.status][order.client_order_id] = order
             if order.status in FINAL_STATUSES:
                 self._final[order.client_order_id] = None
                 self._open_count -= 1
+                self._open_by_symbol[order.symbol] -= 1
                 self._evict()
         return order
+
+    def _count_open(self, order: Order, sign: int) -> None:
+        self._open_count += sign
+        self._open_by_symbol[order.symbol] += sign
+        self._leaves[(order.symbol, order.side)] += sign * order.leaves_qty
 
     def _evict(self) -> None:
         while len(self._final) > self._retained_final:
@@ -131,4 +145,4 @@ class OrderManager:
             if order.is_final:
                 self._final[order.client_order_id] = None
             else:
-                self._open_count += 1
+                self._count_open(order, +1)

@@ -142,6 +142,13 @@ class Portfolio:
     def positions(self) -> list[PositionView]:
         return [self._view(p) for _, p in sorted(self._positions.items())]
 
+    def position_qty(self, symbol: str) -> Decimal:
+        position = self._positions.get(symbol)
+        return position.qty if position is not None else ZERO
+
+    def free(self, asset: str) -> Decimal:
+        return self._book.free(asset)
+
     def position(self, symbol: str) -> PositionView | None:
         position = self._positions.get(symbol)
         return None if position is None else self._view(position)

@@ -37,7 +37,7 @@ async def test_json_order_is_answered_once_durable(api, engine, wal_dir):
 async def test_form_order_with_string_numbers(api, engine):
     response = await api.post(
         "/api/order",
-        content="side=SELL&symbol=ethusdt&qty=0.5&price=3100.5&client_order_id=f-1",
+        content="side=BUY&symbol=ethusdt&qty=0.5&price=3000.5&client_order_id=f-1",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200, response.text
@@ -161,3 +161,12 @@ async def test_order_reads(api, engine):
     assert trades["count"] == 1 and trades["trades"][0]["client_order_id"] == "m1"
     assert trades["trades"][0]["liquidity"] == "TAKER"
     assert (await api.get("/api/trades?limit=0")).status_code == 400
+
+
+async def test_risk_denials_answer_422_with_the_reason(api, engine):
+    broke = await place(api, ORDER | {"qty": 100, "price": 50000, "client_order_id": "big"})
+    assert broke.status_code == 422
+    body = broke.json()
+    assert (body["error"], body["reason"]) == ("risk_rejected", "insufficient_balance")
+    assert "needs 5000000" in body["message"] and engine.oms.get("big") is None
+    assert engine.rejections["insufficient_balance"] == 1

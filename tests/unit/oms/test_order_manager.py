@@ -2,6 +2,7 @@
 applied event, bounded retention of final orders, checkpoint snapshot and restore."""
 
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from tests.unit.model.order_builders import (
     submitted,
 )
 from veloz.codec import decode_msgpack, encode_msgpack
-from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus
+from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderSide, OrderStatus
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import OrderSubmitted
 from veloz.model.orders import Order
@@ -41,6 +42,13 @@ def assert_indexes_consistent(oms: OrderManager) -> None:
             o.client_order_id for o in orders if o.status is status
         }
     assert oms.open_count() == sum(by_status[s] for s in OPEN_STATUSES)
+    # The running exposure totals the risk checks read agree with a recount.
+    for symbol in {o.symbol for o in orders} | {"BTCUSDT"}:
+        live = [o for o in orders if o.symbol == symbol and not o.is_final]
+        assert oms.open_count(symbol) == len(live)
+        for side in OrderSide:
+            recount = sum((o.leaves_qty for o in live if o.side is side), Decimal(0))
+            assert oms.open_qty(symbol, side) == recount
     assert {o.client_order_id for o in oms.open_orders()} == {
         o.client_order_id for o in orders if not o.is_final
     }

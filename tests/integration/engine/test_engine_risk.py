@@ -1,0 +1,95 @@
+"""Pre-trade risk through the engine: limits from a real limits file, concurrent submits
+that must not race past them, denials journaled and counted, the order-rate limit."""
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from tests.support.engine import engine_config, quote
+from veloz.engine.kernel import Engine
+from veloz.journal.framing import EntryType
+from veloz.journal.verify import iterate_records
+from veloz.model.commands import SubmitOrder
+from veloz.model.enums import OrderSide
+from veloz.model.errors import CommandRejected
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import LoadedLimits, parse_limits
+
+D = Decimal
+LIMITS = """\
+defaults:
+  price_band_pct: 5
+  max_position_qty: 1
+  max_open_orders: 50
+symbols:
+  ETHUSDT:
+    max_qty: 2
+"""
+
+
+def risk(text: str = LIMITS, rate: float | None = None) -> RiskConfig:
+    loaded = LoadedLimits(limits=parse_limits(text), source="test", loaded_at_ns=0, sha256=None)
+    return RiskConfig(order_rate_limit=rate, limits=loaded)
+
+
+async def started(wal_dir, config: RiskConfig) -> Engine:
+    engine = Engine(engine_config(wal_dir, risk=config))
+    await engine.start()
+    engine.market.on_data(quote(bid="50000", ask="50001"))
+    engine.market.on_data(quote("ETHUSDT", "3000", "3000.5", "50"))
+    return engine
+
+
+def buy(qty: str, price: str = "49900", coid: str | None = None, symbol: str = "BTCUSDT"):
+    return SubmitOrder(
+        symbol=symbol, side=OrderSide.BUY, qty=D(qty), price=D(price), client_order_id=coid
+    )
+
+
+async def test_concurrent_submits_cannot_race_past_the_position_limit(wal_dir):
+    engine = await started(wal_dir, risk())
+    try:
+        results = await asyncio.gather(
+            *(engine.submit(buy("0.1", coid=f"c{i}")) for i in range(25)),
+            return_exceptions=True,
+        )
+        accepted = [r for r in results if not isinstance(r, BaseException)]
+        denied = [r for r in results if isinstance(r, CommandRejected)]
+        assert len(accepted) == 10 and len(denied) == 15  # 10 x 0.1 = the 1 BTC limit
+        assert {d.reason for d in denied} == {"max_position_exceeded"}
+        assert engine.oms.open_qty("BTCUSDT", OrderSide.BUY) == D(1)
+    finally:
+        await engine.stop()
+
+
+async def test_denials_are_journaled_counted_and_change_no_book(wal_dir):
+    engine = await started(wal_dir, risk())
+    try:
+        with pytest.raises(CommandRejected) as band:
+            await engine.submit(buy("0.1", price="40000"))
+        assert (band.value.code, band.value.reason) == ("risk_rejected", "price_out_of_band")
+        with pytest.raises(CommandRejected) as size:
+            await engine.submit(buy("3", price="3000", symbol="ETHUSDT"))
+        assert size.value.reason == "qty_above_maximum"  # the per-symbol override
+        assert len(engine.oms) == 0 and engine.oms.open_count() == 0
+        assert engine.rejections == {"price_out_of_band": 1, "qty_above_maximum": 1}
+        await engine.journal.sync()  # type: ignore[union-attr]
+        denied = [r for _, r in iterate_records(wal_dir) if r.entry_type == EntryType.OrderDenied]
+        assert len(denied) == 2 and b"price_out_of_band" in denied[0].payload
+    finally:
+        await engine.stop()
+
+
+async def test_the_order_rate_is_held_to_its_limit(wal_dir):
+    engine = await started(wal_dir, risk("defaults: {}", rate=5))
+    try:
+        results = await asyncio.gather(
+            *(engine.submit(buy("0.001", coid=f"r{i}")) for i in range(8)),
+            return_exceptions=True,
+        )
+        limited = [r for r in results if isinstance(r, CommandRejected)]
+        assert len(limited) == 3
+        assert {(r.code, r.reason) for r in limited} == {("rate_limit_exceeded", "rate_limited")}
+    finally:
+        await engine.stop()
