@@ -33,6 +33,14 @@ class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
     level: str
 
 
+class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    mode: TradingMode
+    source: str | None
+    sha256: str | None
+    loaded_at_ns: int
+
+
 class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     mode: TradingMode
@@ -94,6 +102,24 @@ class AdminController(Controller):
         set_level(level.lower())
         audit.warning("admin log-level %s", level.lower())
         return LogLevelAnswer(ok=True, mode=engine_client.engine.mode, level=level.lower())
+
+    @post(
+        "/reload-config",
+        status_code=200,
+        responses=error_responses(),
+        summary="Re-read the risk limits file; an invalid file is refused and the old limits stay",
+    )
+    async def reload_config(self, request: AnyRequest, engine_client: Client) -> ReloadAnswer:
+        actor = f"api:{request.client.host if request.client else 'unknown'}"
+        loaded = engine_client.engine.reload_risk_limits(actor)
+        audit.warning("admin reload-config by %s: %s (%s)", actor, loaded.source, loaded.sha256)
+        return ReloadAnswer(
+            ok=True,
+            mode=engine_client.engine.mode,
+            source=loaded.source,
+            sha256=loaded.sha256,
+            loaded_at_ns=loaded.loaded_at_ns,
+        )
 
     @post(
         "/checkpoint",

@@ -19,6 +19,7 @@ from veloz.api.json import DecimalAsNumber, NumberJSONResponse
 from veloz.api.market import MarketController
 from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
+from veloz.api.risk import RiskController
 from veloz.api.streams import stream_routes
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
@@ -47,6 +48,7 @@ def create_app(
             ConfigController,
             AdminController,
             MetricsController,
+            RiskController,
             *stream_routes,
             create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
         ],

@@ -13,6 +13,7 @@ from veloz.model.errors import VelozError
 STATUS_OF_CODE = {
     "bad_params": 400,
     "bad_json": 400,
+    "bad_limits": 400,
     "unknown_symbol": 400,
     "not_found": 404,
     "duplicate_client_order_id": 409,

@@ -66,6 +66,7 @@ from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
 from veloz.risk.checks import Exposure, OrderIntent
 from veloz.risk.engine import RiskConfig, RiskEngine
+from veloz.risk.limits import LoadedLimits, RiskLimitsError
 
 logger = logging.getLogger(__name__)
 
@@ -561,6 +562,19 @@ class Engine:
                 raise _refused(exc) from None
             self.execution.send_cancel(order.client_order_id, order.symbol)
         return _ack(order, created=False)
+
+    def reload_risk_limits(self, actor: str) -> LoadedLimits:
+        """Re-read the risk limits file; an invalid one is refused (CommandRejected) and the
+        limits in force stay."""
+        try:
+            loaded = self.risk.reload()
+        except RiskLimitsError as exc:
+            logger.error("risk limits reload by %s refused: %s", actor, exc)
+            raise CommandRejected(str(exc), code="bad_limits") from None
+        logger.warning(
+            "risk limits reloaded by %s from %s (sha256 %s)", actor, loaded.source, loaded.sha256
+        )
+        return loaded
 
     async def cancel_all(self, symbol: str | None = None) -> list[OrderAck]:
         """Cancel every open order (of `symbol`), concurrently so the cancel requests share

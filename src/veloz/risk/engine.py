@@ -2,12 +2,13 @@
 order whether it may enter the book. It decides; the engine gathers the facts and acts."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
 
 from veloz.model.enums import TradingMode
 from veloz.risk.checks import Denial, Exposure, OrderIntent, pre_trade
-from veloz.risk.limits import LoadedLimits, builtin_limits
+from veloz.risk.limits import LoadedLimits, RiskLimitsError, builtin_limits, load_limits
 from veloz.risk.rate import TokenBucket
 
 
@@ -17,11 +18,14 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_rate_limit: float | None = None
     # None: the built-in limits (a ±10 % price band, nothing else).
     limits: LoadedLimits | None = None
+    # Where reloads read from (it may not exist yet); None: limits are fixed.
+    limits_path: str | None = None
 
 
 class RiskEngine:
     def __init__(self, config: RiskConfig, now_ns: Callable[[], int]) -> None:
         self._loaded = config.limits or builtin_limits()
+        self._limits_path = config.limits_path
         self._bucket = (
             TokenBucket(config.order_rate_limit, now_ns) if config.order_rate_limit else None
         )
@@ -30,9 +34,17 @@ class RiskEngine:
     def loaded(self) -> LoadedLimits:
         return self._loaded
 
-    def replace_limits(self, loaded: LoadedLimits) -> None:
-        """Swap the limits in force (a reload); decisions use them from the next order on."""
-        self._loaded = loaded
+    @property
+    def rate_per_s(self) -> float | None:
+        return self._bucket.rate_per_s if self._bucket is not None else None
+
+    def reload(self) -> LoadedLimits:
+        """Re-read the limits file; a file that does not validate raises RiskLimitsError and
+        the limits in force stay. Decisions use new limits from the next order on."""
+        if self._limits_path is None:
+            raise RiskLimitsError("no risk limits file is configured (VELOZ_RISK_LIMITS_FILE)")
+        self._loaded = load_limits(Path(self._limits_path))
+        return self._loaded
 
     def check(self, order: OrderIntent, mode: TradingMode, exposure: Exposure) -> Denial | None:
         """Mode first (nothing else matters if trading is off), then the rate, then limits."""

@@ -1,0 +1,74 @@
+"""Risk over HTTP: the limits in force, the risk status, and reloading the limits file
+(a valid file changes the next decision, an invalid one changes nothing)."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.api.conftest import ApiClient
+from tests.support.engine import engine_config, quote
+from veloz.api.app import create_app
+from veloz.config import Settings
+from veloz.engine.client import EngineClient
+from veloz.engine.kernel import Engine
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import load_limits
+
+LIMITS = "defaults:\n  max_qty: 1\n  price_band_pct: 5\nmax_open_orders: 10\n"
+ORDER = {"side": "BUY", "symbol": "BTCUSDT", "price": 50000}
+
+
+@pytest.fixture
+async def risky(tmp_path: Path) -> AsyncIterator[tuple[ApiClient, Engine, Path]]:
+    path = tmp_path / "risk_limits.yaml"
+    path.write_text(LIMITS)
+    risk = RiskConfig(limits=load_limits(path), limits_path=str(path))
+    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    await engine.start()
+    engine.market.on_data(quote(bid="50000", ask="50001"))
+    app = create_app(EngineClient(engine), Settings())
+    async with ApiClient(
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://veloz.test",
+    ) as client:
+        yield client, engine, path
+    await engine.stop()
+
+
+async def test_limits_and_status_show_what_is_in_force(risky):
+    api, _, path = risky
+    limits = (await api.get("/api/risk/limits")).json()
+    assert limits["source"] == str(path) and len(limits["sha256"]) == 64
+    assert (
+        limits["limits"]["defaults"]["max_qty"] == 1 and limits["limits"]["max_open_orders"] == 10
+    )
+    await api.post("/api/order", json=ORDER | {"qty": 2})  # denied: above max_qty
+    await api.post("/api/order", json=ORDER | {"qty": 0.5, "price": 49000})
+    status = (await api.get("/api/risk/status")).json()
+    assert status["mode"] == "ACTIVE" and status["open_orders"] == 1
+    assert status["denials"] == {"qty_above_maximum": 1}
+    btc = next(s for s in status["symbols"] if s["symbol"] == "BTCUSDT")
+    assert btc["open_buy_qty"] == 0.5 and btc["open_orders"] == 1
+
+
+async def test_a_valid_reload_changes_the_next_decision(risky):
+    api, _, path = risky
+    assert (await api.post("/api/order", json=ORDER | {"qty": 2})).status_code == 422
+    path.write_text(LIMITS.replace("max_qty: 1", "max_qty: 3"))
+    reloaded = await api.post("/api/admin/reload-config")
+    assert reloaded.status_code == 200 and reloaded.json()["source"] == str(path)
+    assert (await api.post("/api/order", json=ORDER | {"qty": 2})).status_code == 200
+
+
+async def test_an_invalid_file_is_refused_and_the_old_limits_stay(risky):
+    api, engine, path = risky
+    before = (await api.get("/api/risk/limits")).json()
+    path.write_text("defaults:\n  max_qty: -5\n")
+    refused = await api.post("/api/admin/reload-config")
+    assert refused.status_code == 400 and refused.json()["error"] == "bad_limits"
+    assert "line 2" in refused.json()["message"] and "max_qty" in refused.json()["message"]
+    assert (await api.get("/api/risk/limits")).json() == before
+    assert (await api.post("/api/order", json=ORDER | {"qty": 2})).status_code == 422
+    assert engine.risk.loaded.limits.defaults.max_qty == 1
