@@ -87,13 +87,15 @@ class Settings(BaseSettings):
         path = self.risk_limits_path
         if not path.exists():
             logger.warning("no risk limits file at %s: using the built-in limits", path)
-            return RiskConfig(order_rate_limit=self.order_rate_limit, limits_path=str(path))
+            return RiskConfig(
+                order_rate_limit=self.order_rate_limit, limits_path=str(path), watch=True
+            )
         try:
             loaded = load_limits(path)
         except RiskLimitsError as exc:
             raise SettingsError(f"VELOZ_RISK_LIMITS_FILE: {exc}") from None
         return RiskConfig(
-            order_rate_limit=self.order_rate_limit, limits=loaded, limits_path=str(path)
+            order_rate_limit=self.order_rate_limit, limits=loaded, limits_path=str(path), watch=True
         )
 
     def public_view(self) -> dict[str, Any]:

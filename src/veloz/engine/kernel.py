@@ -12,6 +12,7 @@ rebuilds exactly what live trading built.
 """
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -67,6 +68,7 @@ from veloz.portfolio.portfolio import Portfolio
 from veloz.risk.checks import Exposure, OrderIntent
 from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits, RiskLimitsError
+from veloz.risk.watcher import watch_file
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,8 @@ class Engine:
         self.venue = SimVenue(config.venue, self.clock, self.instruments, self.market.quote)
         self.execution = ExecutionEngine(self.venue, self._on_send_error)
         self.risk = RiskEngine(config.risk, self.clock.time_ns)
+        self._stop_watching = asyncio.Event()
+        self._limits_watcher: asyncio.Task[None] | None = None
         self.mode = TradingMode.ACTIVE
         self.mode_reason = ""
         self.phase = "created"
@@ -161,6 +165,12 @@ class Engine:
         if self.journal is not None and self.journal_problems:
             await self._quarantine_damage()
         self.market.subscribe(self._on_market)
+        path = self.risk.limits_path
+        if self.config.risk.watch and path is not None:
+            self._limits_watcher = asyncio.get_running_loop().create_task(
+                watch_file(path, self._reload_on_change, self._stop_watching),
+                name="veloz-risk-limits-watcher",
+            )
         if self.config.run_market:
             await self.market.start(self.market_source)
         self.phase = "reconciling"
@@ -183,6 +193,9 @@ class Engine:
         if self.phase in ("stopping", "stopped"):
             return
         self.phase = "stopping"
+        self._stop_watching.set()
+        if self._limits_watcher is not None:
+            await self._limits_watcher
         await self.market.stop()
         deadline = time.monotonic() + self.config.drain_timeout_s
         if self._submissions:
@@ -575,6 +588,11 @@ class Engine:
             "risk limits reloaded by %s from %s (sha256 %s)", actor, loaded.source, loaded.sha256
         )
         return loaded
+
+    def _reload_on_change(self) -> None:
+        # The refusal of an invalid file is already logged; the old limits stay.
+        with contextlib.suppress(CommandRejected):
+            self.reload_risk_limits("file-watcher")
 
     async def cancel_all(self, symbol: str | None = None) -> list[OrderAck]:
         """Cancel every open order (of `symbol`), concurrently so the cancel requests share

@@ -20,6 +20,8 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     limits: LoadedLimits | None = None
     # Where reloads read from (it may not exist yet); None: limits are fixed.
     limits_path: str | None = None
+    # Reload on every change of that file (the service does; tests and backtests need not).
+    watch: bool = False
 
 
 class RiskEngine:
@@ -33,6 +35,10 @@ class RiskEngine:
     @property
     def loaded(self) -> LoadedLimits:
         return self._loaded
+
+    @property
+    def limits_path(self) -> Path | None:
+        return Path(self._limits_path) if self._limits_path else None
 
     @property
     def rate_per_s(self) -> float | None:

@@ -1,6 +1,7 @@
 """Risk over HTTP: the limits in force, the risk status, and reloading the limits file
 (a valid file changes the next decision, an invalid one changes nothing)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,3 +73,27 @@ async def test_an_invalid_file_is_refused_and_the_old_limits_stay(risky):
     assert (await api.get("/api/risk/limits")).json() == before
     assert (await api.post("/api/order", json=ORDER | {"qty": 2})).status_code == 422
     assert engine.risk.loaded.limits.defaults.max_qty == 1
+
+
+async def test_an_atomic_replace_of_the_file_is_picked_up_by_the_watcher(tmp_path):
+    path = tmp_path / "risk_limits.yaml"
+    path.write_text(LIMITS)
+    risk = RiskConfig(limits=load_limits(path), limits_path=str(path), watch=True)
+    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    await engine.start()
+    try:
+        first = engine.risk.loaded.sha256
+        staged = tmp_path / "risk_limits.yaml.new"
+        staged.write_text(LIMITS.replace("max_qty: 1", "max_qty: 7"))
+        staged.replace(path)  # what editors and deploy tools do
+        # The change arrives from the file system; bounded wait for the reload to land.
+        for _ in range(200):
+            if engine.risk.loaded.sha256 != first:
+                break
+            await asyncio.sleep(0.025)
+        assert engine.risk.loaded.limits.defaults.max_qty == 7
+        path.write_text("defaults:\n  max_qty: [broken\n")  # refused; 7 stays
+        await asyncio.sleep(0.5)
+        assert engine.risk.loaded.limits.defaults.max_qty == 7
+    finally:
+        await engine.stop()
