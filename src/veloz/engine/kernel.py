@@ -65,7 +65,7 @@ from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
-from veloz.risk.checks import Exposure, OrderIntent
+from veloz.risk.checks import Denial, Exposure, OrderIntent
 from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits, RiskLimitsError
 from veloz.risk.watcher import watch_file
@@ -452,7 +452,7 @@ class Engine:
         existing = self.oms.existing_for(event)
         if existing is not None:
             return await self._resubmitted(existing)
-        denial = self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+        denial = self.risk_decision(event)
         if denial is not None:
             self._deny(event, denial.reason, denial.message)
         order = self._apply(event)
@@ -528,6 +528,10 @@ class Engine:
             self._record(denied, None)
         code = _DENIAL_CODES.get(reason, "risk_rejected")
         raise CommandRejected(message, code=code, reason=reason)
+
+    def risk_decision(self, event: OrderSubmitted) -> Denial | None:
+        """Whether the risk engine lets this order into the book, given the book now."""
+        return self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
 
     def _exposure(self, symbol: str) -> Exposure:
         instrument = self.instruments[symbol]
