@@ -1,5 +1,6 @@
 """Risk routes: the limits in force and where they came from, and the risk state
-(trading mode, utilisation of each limit, denials by reason, equity and drawdown)."""
+(trading mode, utilisation of each limit, denials by reason, equity, drawdown, VaR,
+leverage and concentration)."""
 
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from veloz.api.deps import Client
 from veloz.api.errors import error_responses
 from veloz.model.enums import OrderSide, TradingMode
 from veloz.risk.limits import RiskLimits
+from veloz.risk.portfolio_risk import exposures
 
 
 class LimitsInForce(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +42,13 @@ class RiskStatus(msgspec.Struct, frozen=True, kw_only=True):
     equity: Decimal
     peak_equity: Decimal
     drawdown: Decimal
+    var_95: float
+    var_99: float
+    equity_samples: int
+    gross_leverage: Decimal
+    net_leverage: Decimal
+    largest_position_share: Decimal
+    concentration_hhi: Decimal
 
 
 class RiskController(Controller):
@@ -84,6 +93,8 @@ class RiskController(Controller):
                     max_open_orders=symbol_limits.max_open_orders,
                 )
             )
+        equity = engine.portfolio.equity()
+        exposure = exposures([p.notional for p in engine.portfolio.positions()], equity)
         return RiskStatus(
             mode=engine.mode,
             mode_reason=engine.mode_reason,
@@ -91,7 +102,14 @@ class RiskController(Controller):
             max_open_orders=limits.max_open_orders,
             symbols=symbols,
             denials=dict(sorted(engine.rejections.items())),
-            equity=engine.portfolio.equity(),
+            equity=equity,
             peak_equity=engine.portfolio.peak_equity,
             drawdown=engine.portfolio.drawdown(),
+            var_95=engine.risk.value_at_risk(0.95),
+            var_99=engine.risk.value_at_risk(0.99),
+            equity_samples=engine.risk.equity_sample_count,
+            gross_leverage=exposure.gross_leverage,
+            net_leverage=exposure.net_leverage,
+            largest_position_share=exposure.largest_share,
+            concentration_hhi=exposure.hhi,
         )

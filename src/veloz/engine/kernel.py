@@ -689,7 +689,7 @@ class Engine:
             self.venue.on_quote(item)
             self.portfolio.mark(item.symbol, item.mid)
             # Live only: marks are not journaled, so the peak travels in checkpoints.
-            self.portfolio.update_equity()
+            self.risk.record_equity(item.ts_ns, self.portfolio.update_equity())
         if self.bus.has_subscribers:
             self.bus.publish(item)
 

@@ -1,7 +1,9 @@
 """The RiskEngine: the limits in force and the order-rate bucket, deciding for each new
 order whether it may enter the book. It decides; the engine gathers the facts and acts."""
 
+from collections import deque
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -9,6 +11,7 @@ import msgspec
 from veloz.model.enums import TradingMode
 from veloz.risk.checks import Denial, Exposure, OrderIntent, pre_trade
 from veloz.risk.limits import LoadedLimits, RiskLimitsError, builtin_limits, load_limits
+from veloz.risk.portfolio_risk import historical_var, returns
 from veloz.risk.rate import TokenBucket
 
 
@@ -22,6 +25,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     limits_path: str | None = None
     # Reload on every change of that file (the service does; tests and backtests need not).
     watch: bool = False
+    # Equity is sampled at most this often for the VaR return series, `equity_samples` kept.
+    equity_sample_interval_s: float = 60.0
+    equity_samples: int = 1440
 
 
 class RiskEngine:
@@ -31,10 +37,25 @@ class RiskEngine:
         self._bucket = (
             TokenBucket(config.order_rate_limit, now_ns) if config.order_rate_limit else None
         )
+        self._sample_every_ns = int(config.equity_sample_interval_s * 1e9)
+        self._equity: deque[tuple[int, Decimal]] = deque(maxlen=config.equity_samples)
 
     @property
     def loaded(self) -> LoadedLimits:
         return self._loaded
+
+    def record_equity(self, ts_ns: int, equity: Decimal) -> None:
+        """Keep an equity sample if the last one is at least the sample interval old."""
+        if not self._equity or ts_ns - self._equity[-1][0] >= self._sample_every_ns:
+            self._equity.append((ts_ns, equity))
+
+    def value_at_risk(self, confidence: float) -> float:
+        """Historical VaR of one sample interval, as a fraction of equity."""
+        return historical_var(returns([equity for _, equity in self._equity]), confidence)
+
+    @property
+    def equity_sample_count(self) -> int:
+        return len(self._equity)
 
     @property
     def limits_path(self) -> Path | None:

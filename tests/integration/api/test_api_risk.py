@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from tests.integration.api.conftest import ApiClient
-from tests.support.engine import engine_config, quote
+from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.api.app import create_app
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.engine.kernel import Engine
+from veloz.model.enums import OrderStatus
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import load_limits
 
@@ -95,5 +96,39 @@ async def test_an_atomic_replace_of_the_file_is_picked_up_by_the_watcher(tmp_pat
         path.write_text("defaults:\n  max_qty: [broken\n")  # refused; 7 stays
         await asyncio.sleep(0.5)
         assert engine.risk.loaded.limits.defaults.max_qty == 7
+    finally:
+        await engine.stop()
+
+
+async def test_status_reports_var_leverage_and_concentration(tmp_path):
+    risk = RiskConfig(equity_sample_interval_s=0)  # every quote is a sample
+    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    await engine.start()
+    app = create_app(EngineClient(engine), Settings())
+    try:
+        engine.market.on_data(quote(bid="50000", ask="50001"))
+        async with ApiClient(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            base_url="http://veloz.test",
+        ) as api:
+            bought = await api.post(
+                "/api/order",
+                json={
+                    "side": "BUY",
+                    "symbol": "BTCUSDT",
+                    "qty": 1,
+                    "type": "MARKET",
+                    "client_order_id": "v1",
+                },
+            )
+            assert bought.status_code == 200
+            await wait_for_status(engine, "v1", OrderStatus.FILLED)
+            for bid in ("49000", "47000", "48000", "45000", "46000"):
+                engine.market.on_data(quote(bid=bid, ask=str(int(bid) + 1)))
+            status = (await api.get("/api/risk/status")).json()
+        assert status["equity_samples"] >= 6
+        assert status["var_95"] > 0 and status["var_99"] >= status["var_95"]
+        assert 0 < status["gross_leverage"] < 1 and status["largest_position_share"] == 1
+        assert status["concentration_hhi"] == 1 and status["drawdown"] > 0
     finally:
         await engine.stop()
