@@ -122,6 +122,19 @@ class AdminController(Controller):
         )
 
     @post(
+        "/reset-breaker",
+        status_code=200,
+        responses=error_responses(503),
+        summary="Close the circuit breaker; a HALTED engine trades again",
+    )
+    async def reset_breaker(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
+        actor = f"api:{request.client.host if request.client else 'unknown'}"
+        before = engine_client.engine.mode
+        mode = await engine_client.engine.reset_breaker(actor)
+        audit.warning("admin reset-breaker by %s: mode %s", actor, mode)
+        return ModeAnswer(ok=True, mode=mode, changed=mode is not before)
+
+    @post(
         "/checkpoint",
         status_code=200,
         responses=error_responses(503),

@@ -32,9 +32,17 @@ class SymbolUtilisation(msgspec.Struct, frozen=True, kw_only=True):
     max_open_orders: int | None
 
 
+class BreakerState(msgspec.Struct, frozen=True, kw_only=True):
+    tripped: bool
+    reason: str
+    until_ns: int | None
+    trips: int
+
+
 class RiskStatus(msgspec.Struct, frozen=True, kw_only=True):
     mode: TradingMode
     mode_reason: str
+    breaker: BreakerState
     open_orders: int
     max_open_orders: int | None
     symbols: list[SymbolUtilisation]
@@ -95,9 +103,16 @@ class RiskController(Controller):
             )
         equity = engine.portfolio.equity()
         exposure = exposures([p.notional for p in engine.portfolio.positions()], equity)
+        breaker = engine.breaker
         return RiskStatus(
             mode=engine.mode,
             mode_reason=engine.mode_reason,
+            breaker=BreakerState(
+                tripped=breaker.tripped,
+                reason=breaker.reason,
+                until_ns=breaker.tripped_until_ns,
+                trips=breaker.trips,
+            ),
             open_orders=engine.oms.open_count(),
             max_open_orders=limits.max_open_orders,
             symbols=symbols,

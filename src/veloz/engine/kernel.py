@@ -55,6 +55,7 @@ from veloz.model.events import (
     OrderDenied,
     OrderEvent,
     OrderFilled,
+    OrderRejected,
     OrderReport,
     OrderSubmitted,
     TradingModeChanged,
@@ -65,9 +66,10 @@ from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
+from veloz.risk.breaker import CircuitBreaker
 from veloz.risk.checks import Denial, Exposure, OrderIntent
 from veloz.risk.engine import RiskConfig, RiskEngine
-from veloz.risk.limits import LoadedLimits, RiskLimitsError
+from veloz.risk.limits import BreakerLimits, LoadedLimits, RiskLimitsError
 from veloz.risk.watcher import watch_file
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,8 @@ class Engine:
         self.venue = SimVenue(config.venue, self.clock, self.instruments, self.market.quote)
         self.execution = ExecutionEngine(self.venue, self._on_send_error)
         self.risk = RiskEngine(config.risk, self.clock.time_ns)
+        self.breaker = CircuitBreaker()
+        self._mode_tasks: set[asyncio.Task[None]] = set()
         self._stop_watching = asyncio.Event()
         self._limits_watcher: asyncio.Task[None] | None = None
         self.mode = TradingMode.ACTIVE
@@ -526,6 +530,8 @@ class Engine:
         self._apply(denied)
         if self.journal is not None and self.journal.failure is None:
             self._record(denied, None)
+        if reason not in _MODE_DENIALS:
+            self._breaker_says(self.breaker.note_rejection(event.ts_ns, self._breaker_limits))
         code = _DENIAL_CODES.get(reason, "risk_rejected")
         raise CommandRejected(message, code=code, reason=reason)
 
@@ -592,6 +598,30 @@ class Engine:
             "risk limits reloaded by %s from %s (sha256 %s)", actor, loaded.source, loaded.sha256
         )
         return loaded
+
+    @property
+    def _breaker_limits(self) -> BreakerLimits:
+        return self.risk.loaded.limits.breaker
+
+    def _breaker_says(self, trip_reason: str | None) -> None:
+        if trip_reason is not None and self.mode is not TradingMode.HALTED:
+            logger.error("circuit breaker tripped: %s", trip_reason)
+            self._change_mode_soon(TradingMode.HALTED, f"circuit breaker: {trip_reason}")
+
+    def _change_mode_soon(self, mode: TradingMode, reason: str) -> None:
+        """Mode changes are journaled (async); the sync paths that decide them schedule it."""
+        if self.journal is None or self.journal.failure is not None or self.phase != "ready":
+            return
+        task = asyncio.get_running_loop().create_task(self.set_mode(mode, reason, "risk"))
+        self._mode_tasks.add(task)
+        task.add_done_callback(self._mode_tasks.discard)
+
+    async def reset_breaker(self, actor: str) -> TradingMode:
+        """An admin closes the breaker; a HALTED engine trades again."""
+        self.breaker.reset()
+        if self.mode is TradingMode.HALTED:
+            await self.set_mode(TradingMode.ACTIVE, f"circuit breaker reset by {actor}", actor)
+        return self.mode
 
     def _reload_on_change(self) -> None:
         # The refusal of an invalid file is already logged; the old limits stay.
@@ -672,6 +702,8 @@ class Engine:
             return
         if isinstance(report, OrderFilled):
             self.portfolio.update_equity()
+        elif isinstance(report, OrderRejected):
+            self._breaker_says(self.breaker.note_rejection(report.ts_ns, self._breaker_limits))
         try:
             self._record(report, order)
         except JournalUnavailable:
@@ -683,13 +715,20 @@ class Engine:
 
     def _on_send_error(self, client_order_id: str, error: Exception) -> None:
         self.rejections["venue_error"] += 1
+        now = self.clock.time_ns()
+        self._breaker_says(self.breaker.note_venue_error(now, self._breaker_limits))
 
     def _on_market(self, item: QuoteTick | TradeTick | Bar) -> None:
         if isinstance(item, QuoteTick):
             self.venue.on_quote(item)
             self.portfolio.mark(item.symbol, item.mid)
             # Live only: marks are not journaled, so the peak travels in checkpoints.
-            self.risk.record_equity(item.ts_ns, self.portfolio.update_equity())
+            equity = self.portfolio.update_equity()
+            self.risk.record_equity(item.ts_ns, equity)
+            self._breaker_says(self.breaker.note_equity(item.ts_ns, equity, self._breaker_limits))
+            if self.breaker.cooled_down(item.ts_ns):
+                self.breaker.reset()
+                self._change_mode_soon(TradingMode.ACTIVE, "circuit breaker cooled down")
         if self.bus.has_subscribers:
             self.bus.publish(item)
 

@@ -49,10 +49,22 @@ class SymbolLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return msgspec.structs.replace(self, **changes)
 
 
+class BreakerLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When the circuit breaker halts trading; None disables that trigger."""
+
+    max_rejections: int | None = None  # risk denials and venue rejections within window_s
+    max_venue_errors: int | None = None  # failed sends to the venue within window_s
+    window_s: Decimal = Decimal(60)
+    max_loss: Decimal | None = None  # equity fall from its high within loss_window_s
+    loss_window_s: Decimal = Decimal(300)
+    cooldown_s: Decimal = Decimal(300)  # HALTED this long, unless an admin resets it
+
+
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     defaults: SymbolLimits = SymbolLimits(price_band_pct=DEFAULT_PRICE_BAND_PCT)
     max_open_orders: int | None = None
     symbols: dict[str, SymbolLimits] = msgspec.field(default_factory=dict)
+    breaker: BreakerLimits = BreakerLimits()
 
     def for_symbol(self, symbol: str) -> SymbolLimits:
         override = self.symbols.get(symbol)
@@ -152,7 +164,10 @@ def _line_of_key(node: yaml.Node | None, key: str) -> int | None:
 
 
 def _range_problems(limits: RiskLimits) -> list[tuple[list[str], str]]:
-    sections = [(["defaults"], limits.defaults)]
+    sections: list[tuple[list[str], SymbolLimits | BreakerLimits]] = [
+        (["defaults"], limits.defaults),
+        (["breaker"], limits.breaker),
+    ]
     sections += [(["symbols", symbol], value) for symbol, value in limits.symbols.items()]
     problems = []
     if limits.max_open_orders is not None and limits.max_open_orders < 0:
@@ -165,6 +180,8 @@ def _range_problems(limits: RiskLimits) -> list[tuple[list[str], str]]:
             # Finiteness first: comparing a Decimal NaN raises instead of answering.
             if (isinstance(value, Decimal) and not value.is_finite()) or value < 0:
                 problems.append(([*prefix, field], f"must be a finite number >= 0, got {value}"))
+        if not isinstance(section, SymbolLimits):
+            continue
         for low, high in (("min_qty", "max_qty"), ("min_notional", "max_notional")):
             lo, hi = getattr(section, low), getattr(section, high)
             if lo is not None and hi is not None and lo > hi:

@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support.engine import engine_config, quote
+from tests.support.engine import engine_config, quote, wait_for
 from veloz.engine.kernel import Engine
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
 from veloz.model.commands import SubmitOrder
-from veloz.model.enums import OrderSide
+from veloz.model.enums import OrderSide, OrderType, TimeInForce, TradingMode
 from veloz.model.errors import CommandRejected
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, parse_limits
@@ -91,5 +91,63 @@ async def test_the_order_rate_is_held_to_its_limit(wal_dir):
         limited = [r for r in results if isinstance(r, CommandRejected)]
         assert len(limited) == 3
         assert {(r.code, r.reason) for r in limited} == {("rate_limit_exceeded", "rate_limited")}
+    finally:
+        await engine.stop()
+
+
+BREAKER = """\
+defaults:
+  price_band_pct: 5
+breaker:
+  max_rejections: 3
+  window_s: 60
+  max_loss: 1000
+  loss_window_s: 60
+  cooldown_s: {cooldown}
+"""
+
+
+async def halted(engine: Engine) -> None:
+    await wait_for(lambda: engine.mode is TradingMode.HALTED, engine)
+
+
+async def test_too_many_rejections_halt_trading_until_an_admin_resets(wal_dir):
+    engine = await started(wal_dir, risk(BREAKER.format(cooldown=600)))
+    try:
+        for i in range(4):  # 4 denials > 3 allowed within the window
+            with pytest.raises(CommandRejected):
+                await engine.submit(buy("0.01", price="30000", coid=f"far-{i}"))
+        await halted(engine)
+        assert engine.breaker.tripped and "4 rejections" in engine.breaker.reason
+        with pytest.raises(CommandRejected) as stopped:
+            await engine.submit(buy("0.01", coid="near"))
+        assert (stopped.value.code, stopped.value.reason) == ("trading_disabled", "trading_halted")
+        assert await engine.reset_breaker("test") is TradingMode.ACTIVE
+        assert (await engine.submit(buy("0.01", coid="near"))).created
+    finally:
+        await engine.stop()
+
+
+async def test_a_loss_over_the_limit_halts_and_the_cool_down_lifts_it(wal_dir):
+    engine = await started(wal_dir, risk(BREAKER.format(cooldown="0.05")))
+    try:
+        await engine.submit(
+            SubmitOrder(
+                symbol="BTCUSDT",
+                side=OrderSide.BUY,
+                qty=D("1"),
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                client_order_id="m",
+            )
+        )
+        await wait_for(lambda: engine.portfolio.position_qty("BTCUSDT") > 0, engine)
+        engine.market.on_data(quote(bid="48000", ask="48001"))  # about 2,000 lost
+        await halted(engine)
+        assert "equity fell" in engine.breaker.reason
+        await asyncio.sleep(0.06)  # the cool-down is wall time by design
+        engine.market.on_data(quote(bid="48000", ask="48001"))
+        await wait_for(lambda: engine.mode is TradingMode.ACTIVE, engine)
+        assert not engine.breaker.tripped and engine.breaker.trips == 1
     finally:
         await engine.stop()
