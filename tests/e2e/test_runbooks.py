@@ -76,7 +76,13 @@ def test_operations_runbook(service):
     for path in ("/health", "/health/ready", "/metrics", "/api/orders_state", "/api/config"):
         assert call(base, path)[0] == 200, path
     metrics = call(base, "/metrics")[1].decode()
-    for prefix in ("veloz_orders", "veloz_position", "veloz_wal_", "veloz_trading_mode"):
+    for prefix in (
+        "veloz_orders",
+        "veloz_position",
+        "veloz_wal_",
+        "veloz_trading_mode",
+        "veloz_risk",
+    ):
         # `veloz_position` appears once there is a position; the family is always declared.
         assert f"# HELP {prefix}" in metrics or f"\n{prefix}" in metrics, prefix
     maintenance = json.loads(call(base, "/api/admin/maintenance", "POST")[1])

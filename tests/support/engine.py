@@ -22,7 +22,12 @@ from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
 # Engine tests that are not about risk trade without limits; risk tests set their own.
 NO_LIMITS = RiskConfig(
     limits=LoadedLimits(
-        limits=RiskLimits(defaults=SymbolLimits()), source=None, loaded_at_ns=0, sha256=None
+        limits=RiskLimits(
+            defaults=SymbolLimits(), drawdown_warning_pct=None, drawdown_critical_pct=None
+        ),
+        source=None,
+        loaded_at_ns=0,
+        sha256=None,
     )
 )
 

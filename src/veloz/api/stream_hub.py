@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from veloz.codec import encode_json
-from veloz.engine.bus import BusMessage, Journaled
+from veloz.engine.bus import BusMessage, Journaled, RiskAlert
 from veloz.engine.client import EngineClient
 from veloz.engine.views import stream_events
 from veloz.model.market import Bar, QuoteTick, TradeTick
@@ -321,6 +321,8 @@ class StreamHub:
         if isinstance(message, Journaled):
             self._fan_out_sse(message, message.seq)
             self._fan_out_orders(message)
+        elif isinstance(message, RiskAlert):
+            self._fan_out_sse(message, None)
         else:
             if isinstance(message, QuoteTick):
                 self._fan_out_sse(message, None)

@@ -3,6 +3,7 @@ fanned out to subscribers in the order they were published."""
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 
 import msgspec
 
@@ -21,7 +22,18 @@ class Journaled(msgspec.Struct, gc=False, frozen=True):
     order: Order | None = None
 
 
-BusMessage = Journaled | QuoteTick | TradeTick | Bar
+class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk threshold crossed (not journaled: what it led to, a mode change, is)."""
+
+    level: str  # "warning" or "critical"
+    kind: str  # e.g. "drawdown"
+    value: Decimal
+    threshold: Decimal
+    message: str
+    ts_ns: int
+
+
+BusMessage = Journaled | QuoteTick | TradeTick | Bar | RiskAlert
 Handler = Callable[[BusMessage], None]
 
 

@@ -25,7 +25,7 @@ import msgspec
 
 from veloz.codec import PayloadError, decode_event, decode_msgpack, encode_event, encode_msgpack
 from veloz.engine.activity import ActivityLog
-from veloz.engine.bus import EventBus, Journaled
+from veloz.engine.bus import EventBus, Journaled, RiskAlert
 from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
 from veloz.engine.clock import Clock, LiveClock
 from veloz.execution.engine import ExecutionEngine
@@ -128,6 +128,7 @@ class Engine:
         self.execution = ExecutionEngine(self.venue, self._on_send_error)
         self.risk = RiskEngine(config.risk, self.clock.time_ns)
         self.breaker = CircuitBreaker()
+        self._drawdown_warned = False
         self._mode_tasks: set[asyncio.Task[None]] = set()
         self._stop_watching = asyncio.Event()
         self._limits_watcher: asyncio.Task[None] | None = None
@@ -599,6 +600,41 @@ class Engine:
         )
         return loaded
 
+    def _watch_drawdown(self, ts_ns: int) -> None:
+        """Warn once per crossing of the warning level; above the critical level stop new
+        orders (READONLY, journaled; cancels still work)."""
+        limits = self.risk.loaded.limits
+        drawdown = self.portfolio.drawdown() * 100
+        warning, critical = limits.drawdown_warning_pct, limits.drawdown_critical_pct
+        if critical is not None and drawdown >= critical and self.mode is TradingMode.ACTIVE:
+            message = f"drawdown {drawdown:.2f}% is above the critical {critical}%"
+            self._alert("critical", drawdown, critical, message, ts_ns)
+            self._change_mode_soon(TradingMode.READONLY, message)
+        elif warning is not None and drawdown >= warning and not self._drawdown_warned:
+            self._alert(
+                "warning",
+                drawdown,
+                warning,
+                f"drawdown {drawdown:.2f}% is above the warning {warning}%",
+                ts_ns,
+            )
+        self._drawdown_warned = warning is not None and drawdown >= warning
+
+    def _alert(
+        self, level: str, value: Decimal, threshold: Decimal, message: str, ts_ns: int
+    ) -> None:
+        logger.warning("risk %s: %s", level, message)
+        self.bus.publish(
+            RiskAlert(
+                level=level,
+                kind="drawdown",
+                value=value,
+                threshold=threshold,
+                message=message,
+                ts_ns=ts_ns,
+            )
+        )
+
     @property
     def _breaker_limits(self) -> BreakerLimits:
         return self.risk.loaded.limits.breaker
@@ -726,6 +762,7 @@ class Engine:
             equity = self.portfolio.update_equity()
             self.risk.record_equity(item.ts_ns, equity)
             self._breaker_says(self.breaker.note_equity(item.ts_ns, equity, self._breaker_limits))
+            self._watch_drawdown(item.ts_ns)
             if self.breaker.cooled_down(item.ts_ns):
                 self.breaker.reset()
                 self._change_mode_soon(TradingMode.ACTIVE, "circuit breaker cooled down")

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from veloz.engine.bus import BusMessage, Journaled
+from veloz.engine.bus import BusMessage, Journaled, RiskAlert
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import BalanceSet, OrderDenied, OrderFilled, TradingModeChanged
 from veloz.model.market import QuoteTick
@@ -53,6 +53,8 @@ def stream_events(message: BusMessage) -> list[dict[str, Any]]:
                 "ask_size": message.ask_size,
             }
         ]
+    if isinstance(message, RiskAlert):
+        return [{"type": "risk"} | msgspec.structs.asdict(message)]
     if not isinstance(message, Journaled):
         return []
     event = message.event

@@ -3,9 +3,9 @@
 The engine's state is read when Prometheus scrapes (a custom collector), so the order path
 pays nothing for metrics: the journal keeps plain counters (`JournalStats`), the OMS its
 status indexes, the portfolio its books. This release exports the journal, orders, trading
-mode, positions and equity, event-loop and build figures; the full catalogue of
-`operations.md` (latency histograms, HTTP, risk, streams) arrives with the observability
-release.
+mode, positions and equity, risk (VaR, drawdown, leverage, concentration, breaker),
+event-loop and build figures; the rest of `operations.md`'s catalogue (latency histograms,
+HTTP, streams) arrives with the observability release.
 """
 
 from collections.abc import Iterator
@@ -21,6 +21,7 @@ from veloz import __version__
 from veloz.engine.kernel import Engine
 from veloz.journal.stats import Histogram
 from veloz.model.enums import TradingMode
+from veloz.risk.portfolio_risk import exposures
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
@@ -33,7 +34,35 @@ class EngineCollector(Collector):
         yield from self._journal()
         yield from self._orders()
         yield from self._portfolio()
+        yield from self._risk()
         yield from self._process()
+
+    def _risk(self) -> Iterator[Metric]:
+        engine = self._engine
+        positions = engine.portfolio.positions()
+        figures = exposures([p.notional for p in positions], engine.portfolio.equity())
+        for name, value, help_text in (
+            ("var_95", engine.risk.value_at_risk(0.95), "Historical VaR 95 of one sample"),
+            ("var_99", engine.risk.value_at_risk(0.99), "Historical VaR 99 of one sample"),
+            ("drawdown_ratio", float(engine.portfolio.drawdown()), "Drawdown from the peak"),
+            ("leverage_gross", float(figures.gross_leverage), "Gross notional over equity"),
+            ("leverage_net", float(figures.net_leverage), "Net notional over equity"),
+            ("concentration_hhi", float(figures.hhi), "Herfindahl index of positions"),
+            (
+                "largest_position_share",
+                float(figures.largest_share),
+                "Largest position's share of gross exposure",
+            ),
+            (
+                "circuit_breaker_tripped",
+                1.0 if engine.breaker.tripped else 0.0,
+                "1 while the circuit breaker halts trading",
+            ),
+        ):
+            yield GaugeMetricFamily(f"veloz_risk_{name}", help_text, value=value)
+        yield CounterMetricFamily(
+            "veloz_risk_circuit_breaker_trips", "Circuit breaker trips", value=engine.breaker.trips
+        )
 
     def _journal(self) -> Iterator[Metric]:
         stats = self._engine.journal_stats

@@ -65,6 +65,10 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_open_orders: int | None = None
     symbols: dict[str, SymbolLimits] = msgspec.field(default_factory=dict)
     breaker: BreakerLimits = BreakerLimits()
+    # Drawdown from the equity peak (%): a `risk` warning above the first, READONLY above
+    # the second. None turns that action off.
+    drawdown_warning_pct: Decimal | None = Decimal(10)
+    drawdown_critical_pct: Decimal | None = Decimal(20)
 
     def for_symbol(self, symbol: str) -> SymbolLimits:
         override = self.symbols.get(symbol)

@@ -41,3 +41,6 @@ async def test_metrics_follow_the_engine(api, engine):
     assert after[("veloz_wal_fsync_seconds_count", ())] >= 1
     assert ("veloz_market_data_age_seconds", (("symbol", "BTCUSDT"),)) in after
     assert after[("veloz_equity", ())] > 0
+    assert after[("veloz_risk_circuit_breaker_tripped", ())] == 0
+    assert 0 < after[("veloz_risk_leverage_gross", ())] < 1
+    assert ("veloz_risk_var_95", ()) in after

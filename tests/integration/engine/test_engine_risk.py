@@ -7,11 +7,13 @@ from decimal import Decimal
 import pytest
 
 from tests.support.engine import engine_config, quote, wait_for
+from veloz.engine.bus import RiskAlert
 from veloz.engine.kernel import Engine
+from veloz.engine.views import stream_events
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
-from veloz.model.commands import SubmitOrder
-from veloz.model.enums import OrderSide, OrderType, TimeInForce, TradingMode
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingMode
 from veloz.model.errors import CommandRejected
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, parse_limits
@@ -149,5 +151,45 @@ async def test_a_loss_over_the_limit_halts_and_the_cool_down_lifts_it(wal_dir):
         engine.market.on_data(quote(bid="48000", ask="48001"))
         await wait_for(lambda: engine.mode is TradingMode.ACTIVE, engine)
         assert not engine.breaker.tripped and engine.breaker.trips == 1
+    finally:
+        await engine.stop()
+
+
+async def test_drawdown_warns_then_turns_readonly_and_cancels_still_work(wal_dir):
+    limits = "defaults: {}\ndrawdown_warning_pct: 5\ndrawdown_critical_pct: 15\n"
+    engine = await started(wal_dir, risk(limits))
+    alerts: list[RiskAlert] = []
+    engine.bus.subscribe(lambda m: alerts.append(m) if isinstance(m, RiskAlert) else None)
+    try:
+        await engine.submit(
+            SubmitOrder(
+                symbol="BTCUSDT",
+                side=OrderSide.BUY,
+                qty=D("1"),
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                client_order_id="m",
+            )
+        )
+        await wait_for(lambda: engine.portfolio.position_qty("BTCUSDT") > 0, engine)
+        resting = await engine.submit(
+            SubmitOrder(  # above every bid below: it stays open
+                symbol="BTCUSDT",
+                side=OrderSide.SELL,
+                qty=D("0.01"),
+                price=D("60000"),
+                client_order_id="rest",
+            )
+        )
+        engine.market.on_data(quote(bid="44000", ask="44001"))  # about 6 % down
+        assert [a.level for a in alerts] == ["warning"] and engine.mode is TradingMode.ACTIVE
+        engine.market.on_data(quote(bid="43500", ask="43501"))  # still warned: no repeat
+        assert len(alerts) == 1
+        engine.market.on_data(quote(bid="30000", ask="30001"))  # about 20 % down
+        await wait_for(lambda: engine.mode is TradingMode.READONLY, engine)
+        assert alerts[-1].level == "critical" and "critical" in engine.mode_reason
+        assert [e["type"] for e in stream_events(alerts[-1])] == ["risk"]
+        cancelled = await engine.cancel(CancelOrder(client_order_id=resting.client_order_id))
+        assert cancelled.status is OrderStatus.PENDING_CANCEL
     finally:
         await engine.stop()
