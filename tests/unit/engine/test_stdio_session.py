@@ -158,3 +158,10 @@ async def test_json_order_then_cancel(engine):
 async def test_a_huge_quantity_is_bad_params_not_an_internal_error(stdout):
     (error,) = await stdout.send("ORDER BUY BTCUSDT 100000000000000000000000000 50000 big-1")
     assert error["code"] == "bad_params"
+
+
+async def test_a_risk_denial_names_its_reason(stdout, engine):
+    events = await stdout.send("ORDER SELL BTCUSDT 1 50000 short-1")  # no BTC to sell
+    assert len(events) == 1
+    assert (events[0]["code"], events[0]["reason"]) == ("risk_rejected", "insufficient_balance")
+    assert engine.oms.get("short-1") is None
