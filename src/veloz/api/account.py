@@ -10,6 +10,7 @@ from veloz.api.deps import Client
 from veloz.api.errors import error_responses
 from veloz.model.account import Balance, PositionView
 from veloz.model.errors import CommandRejected
+from veloz.risk.portfolio_risk import exposures
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,13 +51,12 @@ class AccountController(Controller):
         portfolio = engine_client.engine.portfolio
         positions = engine_client.positions()
         equity = portfolio.equity()
-        gross = sum((abs(p.notional) for p in positions), Decimal(0))
         return Positions(
             count=len(positions),
             positions=positions,
             equity=equity,
             drawdown=portfolio.drawdown(),
-            leverage=gross / equity if equity > 0 else Decimal(0),
+            leverage=exposures([p.notional for p in positions], equity).gross_leverage,
         )
 
     @get("/execution/ping", summary="Round trip to the venue", responses=error_responses(503))
