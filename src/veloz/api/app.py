@@ -15,6 +15,7 @@ from veloz.api.admin import AdminController
 from veloz.api.config import ConfigController
 from veloz.api.errors import domain_error, http_error
 from veloz.api.health import HealthController
+from veloz.api.http_metrics import HttpMetrics
 from veloz.api.json import DecimalAsNumber, NumberJSONResponse
 from veloz.api.market import MarketController
 from veloz.api.metrics import MetricsController
@@ -39,6 +40,7 @@ def create_app(
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open."""
+    metrics = registry_for(client.engine)
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -61,8 +63,9 @@ def create_app(
         plugins=[DecimalAsNumber()],
         response_class=NumberJSONResponse,
         request_max_body_size=max_body_bytes,
+        middleware=[HttpMetrics(metrics)],
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()
-    app.state.metrics = registry_for(client.engine)
+    app.state.metrics = metrics
     return app

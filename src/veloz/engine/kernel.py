@@ -35,7 +35,7 @@ from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.journal.framing import EntryType, Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import JournalLocked
-from veloz.journal.stats import JournalStats
+from veloz.journal.stats import LATENCY_BUCKETS, Histogram, JournalStats
 from veloz.journal.writer import (
     BatchDurability,
     JournalConfig,
@@ -139,6 +139,10 @@ class Engine:
         self.journal_error: str | None = None
         self.journal_problems: list[str] = []
         self.rejections: Counter[str] = Counter()
+        # Plain histograms (the metrics module exports them): submit -> durable ack, and
+        # the pre-trade risk decision.
+        self.order_latency = Histogram(LATENCY_BUCKETS)
+        self.risk_latency = Histogram(LATENCY_BUCKETS)
         self.invalid_reports = 0
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
@@ -452,6 +456,7 @@ class Engine:
     # -- commands ----------------------------------------------------------------------
 
     async def submit(self, command: SubmitOrder) -> OrderAck:
+        started = time.perf_counter()
         self._check_taking_commands()
         event = self._submission(command)
         existing = self.oms.existing_for(event)
@@ -470,6 +475,7 @@ class Engine:
         self._submissions[order.client_order_id] = durable
         self._follow_up(durable).submitted.append(order)
         await _durable(durable)
+        self.order_latency.observe(time.perf_counter() - started)
         return _ack(order, created=True)
 
     def _submission(self, command: SubmitOrder) -> OrderSubmitted:
@@ -538,7 +544,10 @@ class Engine:
 
     def risk_decision(self, event: OrderSubmitted) -> Denial | None:
         """Whether the risk engine lets this order into the book, given the book now."""
-        return self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+        started = time.perf_counter()
+        denial = self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+        self.risk_latency.observe(time.perf_counter() - started)
+        return denial
 
     def _exposure(self, symbol: str) -> Exposure:
         instrument = self.instruments[symbol]

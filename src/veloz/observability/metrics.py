@@ -35,6 +35,7 @@ class EngineCollector(Collector):
         yield from self._orders()
         yield from self._portfolio()
         yield from self._risk()
+        yield from self._latency()
         yield from self._process()
 
     def _risk(self) -> Iterator[Metric]:
@@ -132,6 +133,24 @@ class EngineCollector(Collector):
             realized.add_metric([position.symbol], float(position.realized_pnl))
         yield from (qty, notional, unrealized, realized)
 
+    def _latency(self) -> Iterator[Metric]:
+        engine = self._engine
+        yield _histogram(
+            "veloz_order_latency_seconds",
+            "Order submit to durable acknowledgement",
+            engine.order_latency,
+        )
+        stages = HistogramMetricFamily(
+            "veloz_latency_seconds", "Latency by stage", labels=["stage"]
+        )
+        for stage, histogram in (
+            ("risk", engine.risk_latency),
+            ("journal", engine.journal_stats.fsync_seconds),
+        ):
+            buckets, total = _buckets(histogram)
+            stages.add_metric([stage], buckets, total)
+        yield stages
+
     def _process(self) -> Iterator[Metric]:
         engine = self._engine
         yield GaugeMetricFamily(
@@ -153,12 +172,18 @@ class EngineCollector(Collector):
         yield info
 
 
-def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
-    cumulative, buckets = 0, []
+def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative Prometheus buckets of a plain histogram, and its sum."""
+    cumulative, buckets = 0.0, []
     for bound, count in zip((*histogram.bounds, float("inf")), histogram.counts, strict=True):
         cumulative += count
         buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=histogram.total)
+    return buckets, histogram.total
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+    buckets, total = _buckets(histogram)
+    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
 
 
 def registry_for(engine: Engine) -> CollectorRegistry:

@@ -44,3 +44,38 @@ async def test_metrics_follow_the_engine(api, engine):
     assert after[("veloz_risk_circuit_breaker_tripped", ())] == 0
     assert 0 < after[("veloz_risk_leverage_gross", ())] < 1
     assert ("veloz_risk_var_95", ()) in after
+
+
+async def test_http_requests_and_latencies_are_measured(api, engine):
+    await api.get("/api/market/BTCUSDT/book")
+    await api.get("/api/market/BTCUSDT/book")
+    await api.get("/api/orders_state?limit=0")  # 400
+    await api.post(
+        "/api/order",
+        json={
+            "side": "BUY",
+            "symbol": "BTCUSDT",
+            "qty": 0.01,
+            "price": 49000,
+            "client_order_id": "lat-1",
+        },
+    )
+    seen = samples((await api.get("/metrics")).text)
+    book = (
+        "veloz_http_requests_total",
+        (("method", "GET"), ("route", "/api/market/{symbol}/book"), ("status", "200")),
+    )
+    assert seen[book] == 2  # one series per route template, not per symbol
+    bad = (
+        "veloz_http_requests_total",
+        (("method", "GET"), ("route", "/api/orders_state"), ("status", "400")),
+    )
+    assert seen[bad] == 1
+    timed = (
+        "veloz_http_request_duration_seconds_count",
+        (("method", "POST"), ("route", "/api/order")),
+    )
+    assert seen[timed] == 1
+    assert seen[("veloz_order_latency_seconds_count", ())] == 1
+    assert seen[("veloz_latency_seconds_count", (("stage", "risk"),))] == 1
+    assert seen[("veloz_latency_seconds_count", (("stage", "journal"),))] >= 1
