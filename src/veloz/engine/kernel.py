@@ -121,6 +121,7 @@ class Engine:
         self.bus.subscribe(self.activity.on_bus)
         self.oms = OrderManager(config.retained_final_orders)
         self.market_source = SimMarketSource(config.market, self.clock)
+        self.market_source_name = "sim"
         self.instruments = self.market_source.instruments()
         self.market = MarketDataEngine(config.market_data)
         self.portfolio = Portfolio(self.instruments)
@@ -142,6 +143,8 @@ class Engine:
         # Plain histograms (the metrics module exports them): submit -> durable ack, and
         # the pre-trade risk decision.
         self.order_latency = Histogram(LATENCY_BUCKETS)
+        self.trades_closed = 0
+        self.trades_won = 0
         self.risk_latency = Histogram(LATENCY_BUCKETS)
         self.invalid_reports = 0
         self.started_ns = self.clock.time_ns()
@@ -363,7 +366,9 @@ class Engine:
                 return order
             case OrderFilled():
                 order = self.oms.apply(event)
+                realized_before = self.portfolio.realized_pnl(event.symbol)
                 self.portfolio.on_fill(order, event)
+                self._count_closing(self.portfolio.realized_pnl(event.symbol) - realized_before)
                 self._on_order_changed(order)
                 return order
             case TradingModeChanged():
@@ -378,6 +383,12 @@ class Engine:
                 self._on_order_changed(order)
                 return order
         return None
+
+    def _count_closing(self, realized: Decimal) -> None:
+        """A fill that realised PnL closed (part of) a position: count it won or lost."""
+        if realized:
+            self.trades_closed += 1
+            self.trades_won += realized > 0
 
     def _on_order_changed(self, order: Order) -> None:
         if order.is_final:

@@ -10,6 +10,7 @@ HTTP, streams) arrives with the observability release.
 
 from collections.abc import Iterator
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -167,6 +168,23 @@ class EngineCollector(Collector):
             if quote_age is not None:
                 age.add_metric([symbol], quote_age / 1e9)
         yield age
+        connected = GaugeMetricFamily(
+            "veloz_websocket_connected",
+            "1 while the market data feed is connected (the sim source: while it runs)",
+            labels=["source"],
+        )
+        connected.add_metric([engine.market_source_name], 1 if engine.market.running else 0)
+        yield connected
+        yield CounterMetricFamily(
+            "veloz_trades_closed", "Fills that closed position", value=engine.trades_closed
+        )
+        yield CounterMetricFamily(
+            "veloz_trades_won", "Closing fills with a profit", value=engine.trades_won
+        )
+        rate = engine.trades_won / engine.trades_closed if engine.trades_closed else 1.0
+        yield GaugeMetricFamily(
+            "veloz_win_rate", "Share of closing fills with a profit", value=rate
+        )
         info = GaugeMetricFamily("veloz_build_info", "VeloZ version", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
@@ -191,4 +209,6 @@ def registry_for(engine: Engine) -> CollectorRegistry:
     process in tests and sweeps."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
+    # Memory, CPU and file descriptors of this process, as veloz_process_*.
+    ProcessCollector(namespace="veloz", registry=registry)
     return registry

@@ -146,6 +146,10 @@ class Portfolio:
         position = self._positions.get(symbol)
         return position.qty if position is not None else ZERO
 
+    def realized_pnl(self, symbol: str) -> Decimal:
+        position = self._positions.get(symbol)
+        return position.realized_pnl if position is not None else ZERO
+
     def free(self, asset: str) -> Decimal:
         return self._book.free(asset)
 

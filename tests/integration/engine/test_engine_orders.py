@@ -270,3 +270,16 @@ async def test_every_order_of_overlapping_batches_is_sent_and_published_once(eng
     await wait_for(lambda: engine.execution.sent_orders == 300, engine)
     submitted = [m.event.client_order_id for m in seen if isinstance(m.event, OrderSubmitted)]
     assert sorted(submitted) == sorted(f"batch-{i}" for i in range(300))
+
+
+async def test_closing_fills_are_counted_won_or_lost(engine):
+    await engine.submit(market("0.2", "open"))
+    await wait_for_status(engine, "open", OrderStatus.FILLED)
+    assert engine.trades_closed == 0  # opening a position realises nothing
+    engine.market.on_data(quote(bid="51000", ask="51001"))
+    await engine.submit(market("0.1", "win", side=OrderSide.SELL))
+    await wait_for_status(engine, "win", OrderStatus.FILLED)
+    engine.market.on_data(quote(bid="49000", ask="49001"))
+    await engine.submit(market("0.05", "loss", side=OrderSide.SELL))
+    await wait_for_status(engine, "loss", OrderStatus.FILLED)
+    assert (engine.trades_closed, engine.trades_won) == (2, 1)
