@@ -25,10 +25,15 @@ from veloz.api.streams import stream_routes
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
-from veloz.observability.metrics import registry_for
+from veloz.observability.metrics import StreamCollector, registry_for
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+def _stream_counts(app: Litestar) -> tuple[int, int, int]:
+    hub = app.state.get("stream_hub")
+    return (hub.sse_clients, hub.ws_clients, hub.slow_dropped) if hub is not None else (0, 0, 0)
 
 
 def create_app(
@@ -68,4 +73,5 @@ def create_app(
     )
     app.state.shutdown = shutdown or asyncio.Event()
     app.state.metrics = metrics
+    metrics.register(StreamCollector(lambda: _stream_counts(app)))
     return app

@@ -143,6 +143,8 @@ class Engine:
         # Plain histograms (the metrics module exports them): submit -> durable ack, and
         # the pre-trade risk decision.
         self.order_latency = Histogram(LATENCY_BUCKETS)
+        self.orders_taken: Counter[tuple[OrderSide, OrderType]] = Counter()
+        self.fills_by_side: Counter[OrderSide] = Counter()
         self.trades_closed = 0
         self.trades_won = 0
         self.risk_latency = Histogram(LATENCY_BUCKETS)
@@ -363,9 +365,11 @@ class Engine:
             case OrderSubmitted():
                 order = self.oms.add(event)
                 self.portfolio.on_submitted(order)
+                self.orders_taken[(event.side, event.order_type)] += 1
                 return order
             case OrderFilled():
                 order = self.oms.apply(event)
+                self.fills_by_side[event.side] += 1
                 realized_before = self.portfolio.realized_pnl(event.symbol)
                 self.portfolio.on_fill(order, event)
                 self._count_closing(self.portfolio.realized_pnl(event.symbol) - realized_before)

@@ -8,7 +8,8 @@ event-loop and build figures; the rest of `operations.md`'s catalogue (latency h
 HTTP, streams) arrives with the observability release.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import (
@@ -102,6 +103,16 @@ class EngineCollector(Collector):
         for reason, count in sorted(engine.rejections.items()):
             rejections.add_metric([reason], count)
         yield rejections
+        taken = CounterMetricFamily(
+            "veloz_orders", "Orders taken into the book", labels=["side", "type"]
+        )
+        for (side, order_type), count in sorted(engine.orders_taken.items()):
+            taken.add_metric([side.value, order_type.value], count)
+        yield taken
+        fills = CounterMetricFamily("veloz_fills", "Fills", labels=["side"])
+        for side, count in sorted(engine.fills_by_side.items()):
+            fills.add_metric([side.value], count)
+        yield fills
         mode = GaugeMetricFamily("veloz_trading_mode", "1 for the mode in force", labels=["mode"])
         for candidate in TradingMode:
             mode.add_metric([candidate.value], 1 if engine.mode is candidate else 0)
@@ -159,6 +170,11 @@ class EngineCollector(Collector):
             "How late the loop's timers fire",
             value=engine.loop_lag.current_lag_s(),
         )
+        yield GaugeMetricFamily(
+            "veloz_event_loop_pending_tasks",
+            "Tasks alive on the engine's event loop",
+            value=_pending_tasks(),
+        )
         now = engine.clock.time_ns()
         age = GaugeMetricFamily(
             "veloz_market_data_age_seconds", "Age of the latest quote", labels=["symbol"]
@@ -190,6 +206,13 @@ class EngineCollector(Collector):
         yield info
 
 
+def _pending_tasks() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped outside the loop (tests, tools)
+        return 0
+
+
 def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
     """Cumulative Prometheus buckets of a plain histogram, and its sum."""
     cumulative, buckets = 0.0, []
@@ -202,6 +225,23 @@ def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
 def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
     buckets, total = _buckets(histogram)
     return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
+
+
+class StreamCollector(Collector):
+    """Stream clients, read from whatever serves the streams (the API's hub)."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        sse, ws, slow = self._counts()
+        yield GaugeMetricFamily("veloz_sse_clients", "Open SSE streams", value=sse)
+        yield GaugeMetricFamily("veloz_ws_clients", "Open WebSocket connections", value=ws)
+        yield CounterMetricFamily(
+            "veloz_stream_slow_clients_dropped",
+            "Stream clients cut off for falling behind",
+            value=slow,
+        )
 
 
 def registry_for(engine: Engine) -> CollectorRegistry:

@@ -42,6 +42,11 @@ async def test_metrics_follow_the_engine(api, engine):
     assert ("veloz_market_data_age_seconds", (("symbol", "BTCUSDT"),)) in after
     assert after[("veloz_equity", ())] > 0
     assert after[("veloz_risk_circuit_breaker_tripped", ())] == 0
+    assert after[("veloz_orders_total", (("side", "BUY"), ("type", "MARKET")))] == 1
+    assert after[("veloz_fills_total", (("side", "BUY"),))] >= 1
+    assert after[("veloz_sse_clients", ())] == 0 and after[("veloz_ws_clients", ())] == 0
+    assert after[("veloz_event_loop_pending_tasks", ())] > 0
+    assert after[("veloz_process_resident_memory_bytes", ())] > 0
     assert 0 < after[("veloz_risk_leverage_gross", ())] < 1
     assert ("veloz_risk_var_95", ()) in after
 
