@@ -32,13 +32,19 @@ HANDBOOK = {
 }
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
+def tool(name: str, package: str) -> str:
+    found = shutil.which(name)
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("promtool is missing; .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+            pytest.fail(f"{name} is missing; .ci/run installs Debian's {package} package")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
     return found
+
+
+def run(*command: str) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def rules() -> list[dict[str, Any]]:
@@ -46,11 +52,28 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in document["groups"] for rule in group["rules"]]
 
 
-def test_promtool_accepts_the_rules_and_their_unit_tests_pass():
-    tool = promtool()
-    for command in (["check", "rules", str(RULES)], ["test", "rules", str(RULE_TESTS)]):
-        done = subprocess.run([tool, *command], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
+def test_promtool_accepts_the_rules_and_config_and_the_rule_tests_pass():
+    promtool = tool("promtool", "prometheus")
+    run(promtool, "check", "rules", str(RULES))
+    run(promtool, "test", "rules", str(RULE_TESTS))
+    run(promtool, "check", "config", str(RULES.parent / "prometheus.yml"))
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["priority=P1", "severity=critical"], "paging-critical"),
+        (["priority=P2", "severity=warning"], "paging"),
+        (["priority=P3", "severity=info"], "chat"),
+        (["priority=P4", "severity=info"], "chat"),
+    ],
+)
+def test_alertmanager_pages_p1_and_p2_and_sends_the_rest_to_chat(labels, receiver):
+    amtool = tool("amtool", "prometheus-alertmanager")
+    config = str(ROOT / "deploy" / "alertmanager" / "alertmanager.yml")
+    run(amtool, "check-config", config)
+    routed = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+    assert routed.split() == [receiver]
 
 
 def test_every_handbook_alert_exists_with_severity_and_runbook():
