@@ -47,7 +47,7 @@ end
 
 
 @contextmanager
-def service(journal_parent: Path) -> Iterator[int]:
+def service(journal_parent: Path, **extra_env: str) -> Iterator[int]:
     port = free_port()
     with tempfile.TemporaryDirectory(dir=journal_parent) as directory:
         env = veloz_env(
@@ -56,6 +56,7 @@ def service(journal_parent: Path) -> Iterator[int]:
             VELOZ_SIM_BALANCES="USDT=1000000000000",
             VELOZ_MARKET_SYMBOL="BTCUSDT",
             VELOZ_SIM_TICK_INTERVAL_MS="200",
+            **extra_env,
         )
         process = subprocess.Popen(
             [sys.executable, "-m", "veloz", "engine", "--port", str(port), "--host", "127.0.0.1"],

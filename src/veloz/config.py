@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/veloz.db"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     order_rate_limit: float = Field(10, gt=0)
+    metrics: bool = True
     risk_limits_file: Path | None = None
 
     @field_validator("market_symbol")
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
                 latency_ms=self.sim_latency_ms, starting_balances=parse_balances(self.sim_balances)
             ),
             risk=self.risk_config(),
+            record_latency=self.metrics,
         )
 
 

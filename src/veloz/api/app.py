@@ -42,10 +42,14 @@ def create_app(
     *,
     shutdown: asyncio.Event | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    http_metrics: bool = True,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open."""
     metrics = registry_for(client.engine)
+    http = HttpMetrics()
+    if http_metrics:
+        metrics.register(http)
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -68,7 +72,7 @@ def create_app(
         plugins=[DecimalAsNumber()],
         response_class=NumberJSONResponse,
         request_max_body_size=max_body_bytes,
-        middleware=[HttpMetrics(metrics)],
+        middleware=[http] if http_metrics else [],
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()

@@ -32,7 +32,11 @@ class _EmbeddedServer(uvicorn.Server):
 async def run_service(engine: Engine, settings: Settings, host: str, port: int) -> int:
     shutdown = asyncio.Event()
     app = create_app(
-        EngineClient(engine), settings, shutdown=shutdown, max_body_bytes=settings.max_body_bytes
+        EngineClient(engine),
+        settings,
+        shutdown=shutdown,
+        max_body_bytes=settings.max_body_bytes,
+        http_metrics=settings.metrics,
     )
     config = uvicorn.Config(
         app,

@@ -159,7 +159,7 @@ class EngineCollector(Collector):
             ("risk", engine.risk_latency),
             ("journal", engine.journal_stats.fsync_seconds),
         ):
-            buckets, total = _buckets(histogram)
+            buckets, total = prometheus_buckets(histogram)
             stages.add_metric([stage], buckets, total)
         yield stages
 
@@ -213,7 +213,7 @@ def _pending_tasks() -> int:
         return 0
 
 
-def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
+def prometheus_buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
     """Cumulative Prometheus buckets of a plain histogram, and its sum."""
     cumulative, buckets = 0.0, []
     for bound, count in zip((*histogram.bounds, float("inf")), histogram.counts, strict=True):
@@ -223,7 +223,7 @@ def _buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
 
 
 def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
-    buckets, total = _buckets(histogram)
+    buckets, total = prometheus_buckets(histogram)
     return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
 
 
