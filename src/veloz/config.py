@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     order_rate_limit: float = Field(10, gt=0)
     metrics: bool = True
+    log_dir: Path | None = None
     risk_limits_file: Path | None = None
 
     @field_validator("market_symbol")
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
         return RiskConfig(
             order_rate_limit=self.order_rate_limit, limits=loaded, limits_path=str(path), watch=True
         )
+
+    def secret_values(self) -> list[str]:
+        """The secrets in force, so the logs can make sure never to show them."""
+        return [v for name in SECRET_FIELDS if (v := getattr(self, name))]
 
     def public_view(self) -> dict[str, Any]:
         """Every setting as it is in force, secrets as "***" when set (never their value)."""

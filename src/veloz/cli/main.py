@@ -1,5 +1,6 @@
 """`veloz`: run the engine (service or stdio mode) and work with the journal."""
 
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +34,13 @@ def engine(
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        # stdio mode's stdout carries its events: its logs go to stderr.
+        stream=sys.stderr if stdio else sys.stdout,
+        log_dir=settings.log_dir,
+        secrets=settings.secret_values(),
+    )
     engine = Engine(engine_config)
     try:
         if stdio:
