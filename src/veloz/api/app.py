@@ -20,6 +20,7 @@ from veloz.api.json import DecimalAsNumber, NumberJSONResponse
 from veloz.api.market import MarketController
 from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
+from veloz.api.request_context import RequestContext
 from veloz.api.risk import RiskController
 from veloz.api.streams import stream_routes
 from veloz.config import Settings
@@ -72,7 +73,7 @@ def create_app(
         plugins=[DecimalAsNumber()],
         response_class=NumberJSONResponse,
         request_max_body_size=max_body_bytes,
-        middleware=[http] if http_metrics else [],
+        middleware=[RequestContext(), *([http] if http_metrics else [])],
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
 
@@ -116,6 +117,9 @@ class OrdersController(Controller):
     )
     async def place(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
         command = parse_submit_order(await read_fields(request))
+        structlog.contextvars.bind_contextvars(
+            client_order_id=command.client_order_id, symbol=command.symbol
+        )
         ack = await engine_client.submit_order(command)
         return OrderAnswer.of(ack)
 

@@ -150,6 +150,9 @@ class Engine:
         self.trades_closed = 0
         self.trades_won = 0
         self.risk_latency = Histogram(LATENCY_BUCKETS)
+        self.venue_latency = Histogram(LATENCY_BUCKETS)
+        # Orders handed to the venue and not answered yet, with when (for venue_latency).
+        self._awaiting_venue: dict[str, float] = {}
         self.invalid_reports = 0
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
@@ -433,9 +436,12 @@ class Engine:
             return
         for message in follow_up.published:
             self.bus.publish(message)
+        sent_at = time.perf_counter()
         for order in follow_up.submitted:  # intent is durable: now the venue may see it
             self._submissions.pop(order.client_order_id, None)
             self.execution.send_order(VenueOrder.of(order))
+            if self.config.record_latency:
+                self._awaiting_venue[order.client_order_id] = sent_at
 
     def _maybe_checkpoint(self, journal: JournalWriter) -> None:
         since = journal.entries_since_checkpoint
@@ -765,6 +771,9 @@ class Engine:
                 self.invalid_reports += 1
                 logger.warning("venue report refused: %s", exc)
             return
+        sent_at = self._awaiting_venue.pop(report.client_order_id, None)
+        if sent_at is not None:  # the venue's first answer to this order
+            self.venue_latency.observe(time.perf_counter() - sent_at)
         if isinstance(report, OrderFilled):
             self.portfolio.update_equity()
         elif isinstance(report, OrderRejected):

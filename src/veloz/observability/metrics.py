@@ -157,6 +157,7 @@ class EngineCollector(Collector):
         )
         for stage, histogram in (
             ("risk", engine.risk_latency),
+            ("venue", engine.venue_latency),
             ("journal", engine.journal_stats.fsync_seconds),
         ):
             buckets, total = prometheus_buckets(histogram)

@@ -84,3 +84,6 @@ async def test_http_requests_and_latencies_are_measured(api, engine):
     assert seen[("veloz_order_latency_seconds_count", ())] == 1
     assert seen[("veloz_latency_seconds_count", (("stage", "risk"),))] == 1
     assert seen[("veloz_latency_seconds_count", (("stage", "journal"),))] >= 1
+    await wait_for_status(engine, "lat-1", OrderStatus.ACCEPTED)
+    seen = samples((await api.get("/metrics")).text)
+    assert seen[("veloz_latency_seconds_count", (("stage", "venue"),))] == 1

@@ -1,0 +1,40 @@
+"""Log lines written while a request is handled carry its request id and route; the id is
+echoed back so a caller can find its request in the logs."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from veloz.observability.logs import configure_logging
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+async def test_request_context_is_bound_and_the_id_echoed(api, log_lines):
+    answer = await api.post("/api/admin/readonly", headers={"X-Request-ID": "req-42"})
+    assert answer.status_code == 200 and answer.headers["x-request-id"] == "req-42"
+    audit = [
+        json.loads(line) for line in log_lines.getvalue().splitlines() if '"veloz.audit"' in line
+    ]
+    assert len(audit) == 1
+    assert audit[0]["request_id"] == "req-42" and audit[0]["route"] == "/api/admin/readonly"
+    assert audit[0]["method"] == "POST" and audit[0]["level"] == "warning"
+
+
+async def test_a_missing_or_unusable_request_id_is_replaced(api):
+    generated = (await api.get("/health", headers={"X-Request-ID": "bad id\n"})).headers
+    assert len(generated["x-request-id"]) == 32 and " " not in generated["x-request-id"]
