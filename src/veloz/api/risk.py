@@ -116,7 +116,7 @@ class RiskController(Controller):
             open_orders=engine.oms.open_count(),
             max_open_orders=limits.max_open_orders,
             symbols=symbols,
-            denials=dict(sorted(engine.rejections.items())),
+            denials=dict(sorted(engine.stats.rejections.items())),
             equity=equity,
             peak_equity=engine.portfolio.peak_equity,
             drawdown=engine.portfolio.drawdown(),

@@ -17,7 +17,6 @@ import functools
 import gc
 import logging
 import time
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import EventBus, Journaled, RiskAlert
 from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
 from veloz.engine.clock import Clock, LiveClock
+from veloz.engine.stats import EngineStats
 from veloz.execution.engine import ExecutionEngine
 from veloz.execution.reconcile import reconcile
 from veloz.execution.venue import VenueOrder
@@ -35,7 +35,7 @@ from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.journal.framing import EntryType, Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import JournalLocked
-from veloz.journal.stats import LATENCY_BUCKETS, Histogram, JournalStats
+from veloz.journal.stats import JournalStats
 from veloz.journal.writer import (
     BatchDurability,
     JournalConfig,
@@ -141,19 +141,9 @@ class Engine:
         self.journal: JournalWriter | None = None
         self.journal_error: str | None = None
         self.journal_problems: list[str] = []
-        self.rejections: Counter[str] = Counter()
-        # Plain histograms (the metrics module exports them): submit -> durable ack, and
-        # the pre-trade risk decision.
-        self.order_latency = Histogram(LATENCY_BUCKETS)
-        self.orders_taken: Counter[tuple[OrderSide, OrderType]] = Counter()
-        self.fills_by_side: Counter[OrderSide] = Counter()
-        self.trades_closed = 0
-        self.trades_won = 0
-        self.risk_latency = Histogram(LATENCY_BUCKETS)
-        self.venue_latency = Histogram(LATENCY_BUCKETS)
+        self.stats = EngineStats()
         # Orders handed to the venue and not answered yet, with when (for venue_latency).
         self._awaiting_venue: dict[str, float] = {}
-        self.invalid_reports = 0
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
         self._generated_ids = 0
@@ -370,11 +360,11 @@ class Engine:
             case OrderSubmitted():
                 order = self.oms.add(event)
                 self.portfolio.on_submitted(order)
-                self.orders_taken[(event.side, event.order_type)] += 1
+                self.stats.orders_taken[(event.side, event.order_type)] += 1
                 return order
             case OrderFilled():
                 order = self.oms.apply(event)
-                self.fills_by_side[event.side] += 1
+                self.stats.fills_by_side[event.side] += 1
                 realized_before = self.portfolio.realized_pnl(event.symbol)
                 self.portfolio.on_fill(order, event)
                 self._count_closing(self.portfolio.realized_pnl(event.symbol) - realized_before)
@@ -386,7 +376,7 @@ class Engine:
                 self.portfolio.on_balance_set(event.asset, event.total)
                 self._balances_seeded = True
             case OrderDenied():  # before OrderEvent: a denial names an order that never existed
-                self.rejections[event.reason] += 1
+                self.stats.rejections[event.reason] += 1
             case OrderEvent():
                 order = self.oms.apply(event)
                 self._on_order_changed(order)
@@ -396,8 +386,8 @@ class Engine:
     def _count_closing(self, realized: Decimal) -> None:
         """A fill that realised PnL closed (part of) a position: count it won or lost."""
         if realized:
-            self.trades_closed += 1
-            self.trades_won += realized > 0
+            self.stats.trades_closed += 1
+            self.stats.trades_won += realized > 0
 
     def _on_order_changed(self, order: Order) -> None:
         if order.is_final:
@@ -499,7 +489,7 @@ class Engine:
         self._follow_up(durable).submitted.append(order)
         await _durable(durable)
         if self.config.record_latency:
-            self.order_latency.observe(time.perf_counter() - started)
+            self.stats.order_latency.observe(time.perf_counter() - started)
         return _ack(order, created=True)
 
     def _submission(self, command: SubmitOrder) -> OrderSubmitted:
@@ -572,7 +562,7 @@ class Engine:
             return self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
         started = time.perf_counter()
         denial = self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
-        self.risk_latency.observe(time.perf_counter() - started)
+        self.stats.risk_latency.observe(time.perf_counter() - started)
         return denial
 
     def _exposure(self, symbol: str) -> Exposure:
@@ -768,12 +758,12 @@ class Engine:
             order = self._apply(report)
         except InvalidTransition as exc:
             if exc.code != "duplicate_trade":
-                self.invalid_reports += 1
+                self.stats.invalid_reports += 1
                 logger.warning("venue report refused: %s", exc)
             return
         sent_at = self._awaiting_venue.pop(report.client_order_id, None)
         if sent_at is not None:  # the venue's first answer to this order
-            self.venue_latency.observe(time.perf_counter() - sent_at)
+            self.stats.venue_latency.observe(time.perf_counter() - sent_at)
         if isinstance(report, OrderFilled):
             self.portfolio.update_equity()
         elif isinstance(report, OrderRejected):
@@ -788,7 +778,7 @@ class Engine:
             )
 
     def _on_send_error(self, client_order_id: str, error: Exception) -> None:
-        self.rejections["venue_error"] += 1
+        self.stats.rejections["venue_error"] += 1
         now = self.clock.time_ns()
         self._breaker_says(self.breaker.note_venue_error(now, self._breaker_limits))
 

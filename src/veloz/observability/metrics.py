@@ -100,17 +100,17 @@ class EngineCollector(Collector):
         rejections = CounterMetricFamily(
             "veloz_order_rejections", "Orders refused by the engine, by reason", labels=["reason"]
         )
-        for reason, count in sorted(engine.rejections.items()):
+        for reason, count in sorted(engine.stats.rejections.items()):
             rejections.add_metric([reason], count)
         yield rejections
         taken = CounterMetricFamily(
             "veloz_orders", "Orders taken into the book", labels=["side", "type"]
         )
-        for (side, order_type), count in sorted(engine.orders_taken.items()):
+        for (side, order_type), count in sorted(engine.stats.orders_taken.items()):
             taken.add_metric([side.value, order_type.value], count)
         yield taken
         fills = CounterMetricFamily("veloz_fills", "Fills", labels=["side"])
-        for side, count in sorted(engine.fills_by_side.items()):
+        for side, count in sorted(engine.stats.fills_by_side.items()):
             fills.add_metric([side.value], count)
         yield fills
         mode = GaugeMetricFamily("veloz_trading_mode", "1 for the mode in force", labels=["mode"])
@@ -150,14 +150,14 @@ class EngineCollector(Collector):
         yield _histogram(
             "veloz_order_latency_seconds",
             "Order submit to durable acknowledgement",
-            engine.order_latency,
+            engine.stats.order_latency,
         )
         stages = HistogramMetricFamily(
             "veloz_latency_seconds", "Latency by stage", labels=["stage"]
         )
         for stage, histogram in (
-            ("risk", engine.risk_latency),
-            ("venue", engine.venue_latency),
+            ("risk", engine.stats.risk_latency),
+            ("venue", engine.stats.venue_latency),
             ("journal", engine.journal_stats.fsync_seconds),
         ):
             buckets, total = prometheus_buckets(histogram)
@@ -193,12 +193,16 @@ class EngineCollector(Collector):
         connected.add_metric([engine.market_source_name], 1 if engine.market.running else 0)
         yield connected
         yield CounterMetricFamily(
-            "veloz_trades_closed", "Fills that closed position", value=engine.trades_closed
+            "veloz_trades_closed", "Fills that closed position", value=engine.stats.trades_closed
         )
         yield CounterMetricFamily(
-            "veloz_trades_won", "Closing fills with a profit", value=engine.trades_won
+            "veloz_trades_won", "Closing fills with a profit", value=engine.stats.trades_won
         )
-        rate = engine.trades_won / engine.trades_closed if engine.trades_closed else 1.0
+        rate = (
+            engine.stats.trades_won / engine.stats.trades_closed
+            if engine.stats.trades_closed
+            else 1.0
+        )
         yield GaugeMetricFamily(
             "veloz_win_rate", "Share of closing fills with a profit", value=rate
         )

@@ -169,4 +169,4 @@ async def test_risk_denials_answer_422_with_the_reason(api, engine):
     body = broke.json()
     assert (body["error"], body["reason"]) == ("risk_rejected", "insufficient_balance")
     assert "needs 5000000" in body["message"] and engine.oms.get("big") is None
-    assert engine.rejections["insufficient_balance"] == 1
+    assert engine.stats.rejections["insufficient_balance"] == 1

@@ -174,7 +174,9 @@ async def test_readonly_denies_orders_allows_cancels_and_survives_restart(engine
     await engine.set_mode(TradingMode.READONLY, "operator check", "test")
     with pytest.raises(CommandRejected) as denied:
         await engine.submit(limit("0.01", "49000", "ro-2"))
-    assert denied.value.code == "trading_disabled" and engine.rejections["trading_disabled"] == 1
+    assert (
+        denied.value.code == "trading_disabled" and engine.stats.rejections["trading_disabled"] == 1
+    )
     assert engine.oms.get("ro-2") is None
     await engine.cancel(CancelOrder(client_order_id="ro-1"))
     await wait_for_status(engine, "ro-1", OrderStatus.CANCELLED)
@@ -275,11 +277,11 @@ async def test_every_order_of_overlapping_batches_is_sent_and_published_once(eng
 async def test_closing_fills_are_counted_won_or_lost(engine):
     await engine.submit(market("0.2", "open"))
     await wait_for_status(engine, "open", OrderStatus.FILLED)
-    assert engine.trades_closed == 0  # opening a position realises nothing
+    assert engine.stats.trades_closed == 0  # opening a position realises nothing
     engine.market.on_data(quote(bid="51000", ask="51001"))
     await engine.submit(market("0.1", "win", side=OrderSide.SELL))
     await wait_for_status(engine, "win", OrderStatus.FILLED)
     engine.market.on_data(quote(bid="49000", ask="49001"))
     await engine.submit(market("0.05", "loss", side=OrderSide.SELL))
     await wait_for_status(engine, "loss", OrderStatus.FILLED)
-    assert (engine.trades_closed, engine.trades_won) == (2, 1)
+    assert (engine.stats.trades_closed, engine.stats.trades_won) == (2, 1)

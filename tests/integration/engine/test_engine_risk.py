@@ -75,7 +75,7 @@ async def test_denials_are_journaled_counted_and_change_no_book(wal_dir):
             await engine.submit(buy("3", price="3000", symbol="ETHUSDT"))
         assert size.value.reason == "qty_above_maximum"  # the per-symbol override
         assert len(engine.oms) == 0 and engine.oms.open_count() == 0
-        assert engine.rejections == {"price_out_of_band": 1, "qty_above_maximum": 1}
+        assert engine.stats.rejections == {"price_out_of_band": 1, "qty_above_maximum": 1}
         await engine.journal.sync()  # type: ignore[union-attr]
         denied = [r for _, r in iterate_records(wal_dir) if r.entry_type == EntryType.OrderDenied]
         assert len(denied) == 2 and b"price_out_of_band" in denied[0].payload
