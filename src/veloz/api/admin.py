@@ -47,8 +47,13 @@ class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
+def _actor(request: AnyRequest) -> str:
+    """Who asked, as the audit trail and the journal name them (the user comes with auth)."""
+    return f"api:{request.client.host if request.client else 'unknown'}"
+
+
 async def _mode(engine_client: Client, request: AnyRequest, action: str) -> ModeAnswer:
-    actor = f"api:{request.client.host if request.client else 'unknown'}"
+    actor = _actor(request)
     mode, changed = await engine_client.admin_mode(action, actor)
     audit.warning("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
     return ModeAnswer(ok=True, mode=mode, changed=changed)
@@ -110,7 +115,7 @@ class AdminController(Controller):
         summary="Re-read the risk limits file; an invalid file is refused and the old limits stay",
     )
     async def reload_config(self, request: AnyRequest, engine_client: Client) -> ReloadAnswer:
-        actor = f"api:{request.client.host if request.client else 'unknown'}"
+        actor = _actor(request)
         loaded = engine_client.engine.reload_risk_limits(actor)
         audit.warning("admin reload-config by %s: %s (%s)", actor, loaded.source, loaded.sha256)
         return ReloadAnswer(
@@ -128,7 +133,7 @@ class AdminController(Controller):
         summary="Close the circuit breaker; a HALTED engine trades again",
     )
     async def reset_breaker(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        actor = f"api:{request.client.host if request.client else 'unknown'}"
+        actor = _actor(request)
         before = engine_client.engine.mode
         mode = await engine_client.engine.reset_breaker(actor)
         audit.warning("admin reset-breaker by %s: mode %s", actor, mode)
