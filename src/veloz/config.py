@@ -17,6 +17,8 @@ from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.instruments import split_symbol
+from veloz.persistence.service import HistoryConfig
+from veloz.persistence.urls import dialect_of, redact
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import RiskLimitsError, load_limits
 
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     wal_sync: bool = True
     wal_checkpoint_interval: int = Field(1000, ge=1)
     database_url: str = "sqlite:///./data/veloz.db"
+    database_migrate: bool = True
+    store_snapshot_interval_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     order_rate_limit: float = Field(10, gt=0)
     metrics: bool = True
@@ -66,6 +70,13 @@ class Settings(BaseSettings):
         for symbol in symbols:
             split_symbol(symbol)
         return ",".join(symbols)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_names_a_store(cls, value: str) -> str:
+        if value.lower() != "none":
+            dialect_of(value)
+        return value
 
     @field_validator("sim_balances")
     @classmethod
@@ -109,7 +120,18 @@ class Settings(BaseSettings):
         view = self.model_dump(mode="json")
         for name in SECRET_FIELDS:
             view[name] = "***" if view.get(name) else None
+        view["database_url"] = redact(self.database_url)
         return view
+
+    def history_config(self) -> HistoryConfig | None:
+        """The history store's settings; None when VELOZ_DATABASE_URL=none turns it off."""
+        if self.database_url.lower() == "none":
+            return None
+        return HistoryConfig(
+            url=self.database_url,
+            migrate=self.database_migrate,
+            snapshot_interval_s=self.store_snapshot_interval_s,
+        )
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -163,4 +185,6 @@ def load_settings(env_file: Path | None = None) -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "*"
         shown = "***" if field in SECRET_FIELDS else repr(error.get("input"))
+        if field == "database_url":
+            shown = repr(redact(str(error.get("input"))))
         raise SettingsError(f"VELOZ_{field.upper()}: {error['msg']} (got {shown})") from None

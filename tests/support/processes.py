@@ -14,6 +14,8 @@ def veloz_env(wal_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
     env.update(
         VELOZ_WAL_DIR=str(wal_dir),
+        # Beside the journal, in the test's own directory.
+        VELOZ_DATABASE_URL=f"sqlite:///{wal_dir.parent / 'veloz.db'}",
         VELOZ_LOG_LEVEL="warn",
         VELOZ_SIM_TICK_INTERVAL_MS="10",
         VELOZ_SIM_LATENCY_MS="0",

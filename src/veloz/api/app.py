@@ -47,7 +47,7 @@ def create_app(
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open."""
-    metrics = registry_for(client.engine)
+    metrics = registry_for(client.engine, client.history)
     http = HttpMetrics()
     if http_metrics:
         metrics.register(http)

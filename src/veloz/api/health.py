@@ -76,5 +76,5 @@ class HealthController(Controller):
         responses=_unavailable(Readiness),
     )
     async def ready(self, engine_client: Client, settings: Config) -> Response[Readiness]:
-        report = readiness(engine_client.engine, settings.symbols[0])
+        report = readiness(engine_client.engine, settings.symbols[0], engine_client.history)
         return _answer(report, report.ok)

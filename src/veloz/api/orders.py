@@ -1,11 +1,11 @@
 """Order routes: place, cancel, cancel all, and read orders, order events and fills."""
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import structlog
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromQuery, QueryParameter
 
 from veloz.api.body import (
@@ -18,6 +18,7 @@ from veloz.api.body import (
 )
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
+from veloz.api.json import NumberJSONResponse
 from veloz.engine.client import parse_status_filter
 from veloz.engine.kernel import OrderAck
 from veloz.engine.views import OrderView
@@ -104,6 +105,10 @@ class Trades(msgspec.Struct, frozen=True):
     trades: list[Trade]
 
 
+HISTORY_HEADER = "X-VeloZ-History"
+_Listing = TypeVar("_Listing", OrdersState, Trades)
+
+
 class OrdersController(Controller):
     path = "/api"
     tags = ["orders"]
@@ -155,7 +160,8 @@ class OrdersController(Controller):
 
     @get(
         "/orders_state",
-        summary="Orders the engine holds, newest first",
+        summary="Orders newest first: live ones from the engine, older final ones from the "
+        "history store",
         responses=error_responses(),
     )
     async def orders_state(
@@ -167,11 +173,12 @@ class OrdersController(Controller):
         before: Annotated[
             int | None, QueryParameter(description="created before this ts_ns")
         ] = None,
-    ) -> OrdersState:
-        orders = engine_client.orders(
+    ) -> Response[OrdersState]:
+        found = await engine_client.order_history(
             parse_status_filter(status), symbol.upper() if symbol else None, limit, before
         )
-        return OrdersState(count=len(orders), orders=[OrderView.of(o) for o in orders])
+        orders = [OrderView.of(o) for o in found.items]
+        return _with_history_header(OrdersState(count=len(orders), orders=orders), found.complete)
 
     @get("/order_state", summary="One order", responses=error_responses(404))
     async def order_state(
@@ -199,10 +206,27 @@ class OrdersController(Controller):
         ]
         return OrderEvents(items=items)
 
-    @get("/trades", summary="Recent fills, newest first", responses=error_responses())
+    @get(
+        "/trades",
+        summary="Fills newest first: recent ones from the engine, older ones from the "
+        "history store",
+        responses=error_responses(),
+    )
     async def trades(
-        self, engine_client: Client, limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 20
-    ) -> Trades:
-        fills = engine_client.engine.activity.recent_fills(limit)
-        trades = [msgspec.convert(f, Trade, from_attributes=True) for f in fills]
-        return Trades(count=len(trades), trades=trades)
+        self,
+        engine_client: Client,
+        limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 20,
+        symbol: FromQuery[str | None] = None,
+        before: Annotated[
+            int | None, QueryParameter(description="filled before this ts_ns")
+        ] = None,
+    ) -> Response[Trades]:
+        found = await engine_client.trade_history(limit, symbol.upper() if symbol else None, before)
+        trades = [msgspec.convert(f, Trade, from_attributes=True) for f in found.items]
+        return _with_history_header(Trades(count=len(trades), trades=trades), found.complete)
+
+
+def _with_history_header(body: _Listing, complete: bool) -> Response[_Listing]:
+    """Say so when the history store could not be asked and only memory answered."""
+    headers = {} if complete else {HISTORY_HEADER: "unavailable"}
+    return NumberJSONResponse(body, headers=headers)

@@ -3,14 +3,19 @@
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import wal
+from veloz.cli import db, wal
+
+if TYPE_CHECKING:
+    from veloz.engine.kernel import Engine
+    from veloz.persistence.service import HistoryConfig, HistoryService
 
 app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
 app.add_typer(wal.app, name="wal")
+app.add_typer(db.app, name="db")
 
 
 @app.command()
@@ -42,11 +47,12 @@ def engine(
         secrets=settings.secret_values(),
     )
     engine = Engine(engine_config)
+    history_config = settings.history_config()
     try:
         if stdio:
             from veloz.engine.stdio import run_stdio
 
-            code = _run(run_stdio(engine))
+            code = _run(run_stdio(engine, history=_history(history_config, engine)))
         else:
             from veloz.engine.service import run_service
 
@@ -57,11 +63,25 @@ def engine(
                     "port": port if port is not None else settings.port,
                 }
             )
-            code = _run(run_service(engine, effective, effective.host, effective.port))
+            code = _run(
+                run_service(
+                    engine,
+                    effective,
+                    effective.host,
+                    effective.port,
+                    _history(history_config, engine),
+                )
+            )
     except JournalLocked as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(3) from None
     raise typer.Exit(code)
+
+
+def _history(config: "HistoryConfig | None", engine: "Engine") -> "HistoryService | None":
+    from veloz.persistence.service import HistoryService
+
+    return HistoryService(config, engine) if config is not None else None
 
 
 def _run(main: "Coroutine[Any, Any, int]") -> int:

@@ -30,7 +30,7 @@ def _settings() -> "Settings":
         raise typer.Exit(2) from None
 
 
-def _directory(given: Path | None) -> Path:
+def journal_directory(given: Path | None) -> Path:
     directory = given if given is not None else _settings().wal_dir
     if not directory.is_dir():
         typer.echo(f"veloz: no journal directory at {directory}", err=True)
@@ -43,7 +43,7 @@ def verify(directory: DirOption = None) -> None:
     """Check every record of every segment; exit 1 if anything is damaged."""
     from veloz.journal.verify import verify_directory
 
-    report = verify_directory(_directory(directory))
+    report = verify_directory(journal_directory(directory))
     table = Table(title=f"journal {report.directory}")
     for column in ("segment", "first seq", "last seq", "records", "checkpoints", "problems"):
         table.add_column(column)
@@ -77,7 +77,7 @@ def stats(directory: DirOption = None) -> None:
     """Entry counts by type, sizes, sequences and the newest checkpoint."""
     from veloz.journal.verify import verify_directory
 
-    report = verify_directory(_directory(directory))
+    report = verify_directory(journal_directory(directory))
     table = Table(title=f"journal {report.directory}")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -113,7 +113,7 @@ def inspect(
     table = Table(title="journal entries")
     for column in ("seq", "ts_ns", "type", "segment", "payload"):
         table.add_column(column)
-    records = iterate_records(_directory(directory), from_seq)
+    records = iterate_records(journal_directory(directory), from_seq)
     for _, (path, record) in zip(range(limit), records, strict=False):
         if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
             body: object = {"bytes": len(record.payload)}
@@ -162,7 +162,7 @@ def checkpoint(directory: DirOption = None) -> None:
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None
-    journal = msgspec.structs.replace(config.journal, directory=str(_directory(directory)))
+    journal = msgspec.structs.replace(config.journal, directory=str(journal_directory(directory)))
     engine = Engine(msgspec.structs.replace(config, journal=journal))
     try:
         seq = asyncio.run(engine.checkpoint_offline())

@@ -17,6 +17,7 @@ import functools
 import gc
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -141,6 +142,9 @@ class Engine:
         self.journal: JournalWriter | None = None
         self.journal_error: str | None = None
         self.journal_problems: list[str] = []
+        # Who else reads the journal files (the history projector): each says the oldest
+        # sequence it still needs, and retention keeps the segment holding it.
+        self.journal_readers: list[Callable[[], int]] = []
         self.stats = EngineStats()
         # Orders handed to the venue and not answered yet, with when (for venue_latency).
         self._awaiting_venue: dict[str, float] = {}
@@ -260,6 +264,8 @@ class Engine:
             logger.error("damaged journal file copied to %s", path)
         for path in recovery.strangers:
             logger.warning("ignoring unexpected file in the journal directory: %s", path)
+        if self.journal_readers:
+            writer.retention_floor = self._journal_read_floor
         writer.start()
         self.journal = writer
         self.journal_stats.replay_seconds = time.perf_counter() - started
@@ -269,6 +275,9 @@ class Engine:
             recovery.checkpoint.seq if recovery.checkpoint else None,
             self.journal_stats.replay_seconds,
         )
+
+    def _journal_read_floor(self) -> int:
+        return min(reader() for reader in self.journal_readers)
 
     def _accept_checkpoint(self, record: Record) -> bool:
         try:

@@ -16,6 +16,7 @@ from veloz.api.app import create_app
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.engine.kernel import Engine
+from veloz.persistence.service import HistoryService, running_history
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,16 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def run_service(engine: Engine, settings: Settings, host: str, port: int) -> int:
+async def run_service(
+    engine: Engine,
+    settings: Settings,
+    host: str,
+    port: int,
+    history: HistoryService | None = None,
+) -> int:
     shutdown = asyncio.Event()
     app = create_app(
-        EngineClient(engine),
+        EngineClient(engine, history),
         settings,
         shutdown=shutdown,
         max_body_bytes=settings.max_body_bytes,
@@ -64,12 +71,13 @@ async def run_service(engine: Engine, settings: Settings, host: str, port: int) 
         serving.result()  # surfaces a bind error
         return 1
     logger.info("serving HTTP on %s:%d", host, port)
-    try:
-        await engine.start()
-    except BaseException:
-        server.should_exit = True
+    async with running_history(history):
+        try:
+            await engine.start()
+        except BaseException:
+            server.should_exit = True
+            await serving
+            raise
         await serving
-        raise
-    await serving
-    await engine.stop()
+        await engine.stop()
     return 0

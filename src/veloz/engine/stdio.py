@@ -27,6 +27,7 @@ from veloz.engine.kernel import Engine
 from veloz.engine.views import OrderView, stream_events
 from veloz.model.commands import parse_cancel_order, parse_submit_order
 from veloz.model.errors import CommandRejected, VelozError
+from veloz.persistence.service import HistoryService, running_history
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +157,16 @@ def _required(fields: dict[str, Any], name: str) -> str:
 
 
 async def run_stdio(
-    engine: Engine, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+    engine: Engine,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    history: HistoryService | None = None,
 ) -> int:
+    async with running_history(history):
+        return await _serve_stdio(engine, stdin, stdout)
+
+
+async def _serve_stdio(engine: Engine, stdin: BinaryIO | None, stdout: BinaryIO | None) -> int:
     out = NdjsonOut(stdout or sys.stdout.buffer)
     session = StdioSession(engine, out)
     engine.bus.subscribe(session.on_bus)

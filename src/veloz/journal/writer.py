@@ -18,6 +18,7 @@ its numbered name when it reaches the marker.
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ class _Rotate:
     finished_first_seq: int
     # Segments older than the one holding the newest checkpoint are no longer needed.
     keep_from_seq: int | None
+    # ...unless a reader of the files still needs this sequence (see `retention_floor`).
+    reader_floor_seq: int | None = None
 
 
 class JournalWriter:
@@ -110,6 +113,12 @@ class JournalWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._dirty = False
+        # The last sequence known to be on disk: readers of the files (the history
+        # projector) must not go past it, or they could record what a crash then loses.
+        self.durable_seq = next_seq - 1
+        # The oldest sequence someone still has to read from the files (the projector's
+        # next entry); retention keeps its segment. None: nobody is reading.
+        self.retention_floor: Callable[[], int | None] | None = None
 
     # -- state -----------------------------------------------------------------------
 
@@ -220,7 +229,8 @@ class JournalWriter:
     def _queue_rotation(self, ts_ns: int) -> None:
         finished = self._segment_first_seq
         assert finished is not None
-        self._enqueue(_Rotate(finished, self._checkpoint_segment_seq))
+        floor = self.retention_floor() if self.retention_floor is not None else None
+        self._enqueue(_Rotate(finished, self._checkpoint_segment_seq, floor))
         seq = self._next_seq
         self._next_seq += 1
         self._segment_first_seq = seq
@@ -247,6 +257,7 @@ class JournalWriter:
                 continue
             items, future, entries = self._pending, self._pending_future, self._pending_entries
             self._pending, self._pending_future, self._pending_entries = [], None, 0
+            last_seq = self._next_seq - 1  # every entry up to here is in `items` or before
             assert future is not None
             self._inflight = future
             try:
@@ -255,6 +266,7 @@ class JournalWriter:
                 self._fail(exc, future)
                 return
             self._inflight = None
+            self.durable_seq = last_seq
             future.set_result(None)
 
     def _write_batch(self, items: list[bytes | _Rotate], entries: int) -> None:
@@ -293,15 +305,20 @@ class JournalWriter:
         self._fd = os.open(self._dir / CURRENT_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         fsync_directory(self._dir)
         self._stats.rotations += 1
-        self._apply_retention(marker.keep_from_seq)
+        self._apply_retention(marker.keep_from_seq, marker.reader_floor_seq)
 
-    def _apply_retention(self, keep_from_seq: int | None) -> None:
+    def _apply_retention(self, keep_from_seq: int | None, reader_floor_seq: int | None) -> None:
         """Delete the oldest completed segments beyond `max_files`, but never one that
-        replay still needs (the newest checkpoint's segment and everything after it)."""
+        replay still needs (the newest checkpoint's segment and everything after it) nor
+        one holding entries a reader has not read yet."""
         if keep_from_seq is None:
             return
         segments, _ = list_segments(self._dir)
         completed = [s.first_seq for s in segments if s.first_seq is not None]
+        if reader_floor_seq is not None:
+            holding = [seq for seq in completed if seq <= reader_floor_seq]
+            if holding:
+                keep_from_seq = min(keep_from_seq, holding[-1])
         excess = len(completed) - self._config.max_files
         deletable = [self._dir / segment_name(seq) for seq in completed if seq < keep_from_seq]
         for path in deletable[: max(excess, 0)]:

@@ -1,11 +1,16 @@
 """The health model behind `/health/*`: each component's state, and whether the engine is
 started, live and ready to trade."""
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from veloz.engine.kernel import Engine
 from veloz.market.engine import FeedStatus
 from veloz.model.enums import TradingMode
+
+if TYPE_CHECKING:
+    from veloz.persistence.service import HistoryService
 
 LIVE_LAG_LIMIT_S = 1.0
 
@@ -24,16 +29,16 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     components: dict[str, ComponentHealth]
 
 
-def readiness(engine: Engine, default_symbol: str) -> Readiness:
+def readiness(
+    engine: Engine, default_symbol: str, history: "HistoryService | None" = None
+) -> Readiness:
     """Ready to trade: started, journal writable, market data fresh, venue connected, not
     in maintenance. READONLY is ready (reads and cancels work); the mode is reported."""
     components = {
         "journal": journal_health(engine),
         "market": market_health(engine, default_symbol),
         "venue": venue_health(engine),
-        "database": ComponentHealth(
-            ok=True, status="not_configured", detail="the history store is a later release"
-        ),
+        "database": database_health(history),
         "cache": ComponentHealth(ok=True, status="not_configured", detail="VELOZ_REDIS_URL unset"),
     }
     ok = (
@@ -77,4 +82,18 @@ def venue_health(engine: Engine) -> ComponentHealth:
     connected = engine.venue.connected
     return ComponentHealth(
         ok=connected, status="connected" if connected else "disconnected", detail=engine.venue.name
+    )
+
+
+def database_health(history: "HistoryService | None") -> ComponentHealth:
+    """Never unready: the engine trades without its store and the projector catches up."""
+    if history is None:
+        return ComponentHealth(ok=True, status="not_configured", detail="VELOZ_DATABASE_URL=none")
+    stats = history.stats
+    lag = history.lag()
+    if not stats.connected:
+        detail = f"{history.name} unavailable ({stats.last_error}); {lag} entries behind"
+        return ComponentHealth(ok=True, status="degraded", detail=detail)
+    return ComponentHealth(
+        ok=True, status="ok", detail=f"{history.name}; {lag} journal entries behind"
     )

@@ -10,6 +10,7 @@ HTTP, streams) arrives with the observability release.
 
 import asyncio
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import (
@@ -24,6 +25,9 @@ from veloz.engine.kernel import Engine
 from veloz.journal.stats import Histogram
 from veloz.model.enums import TradingMode
 from veloz.risk.portfolio_risk import exposures
+
+if TYPE_CHECKING:
+    from veloz.persistence.service import HistoryService
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
@@ -249,11 +253,47 @@ class StreamCollector(Collector):
         )
 
 
-def registry_for(engine: Engine) -> CollectorRegistry:
+class StoreCollector(Collector):
+    """The history store: how far its projection is behind the journal, and whether the
+    database answers."""
+
+    def __init__(self, history: "HistoryService") -> None:
+        self._history = history
+
+    def collect(self) -> Iterator[Metric]:
+        history, stats = self._history, self._history.stats
+        yield GaugeMetricFamily(
+            "veloz_store_lag_entries",
+            "Journal entries not yet in the history store",
+            value=history.lag(),
+        )
+        yield GaugeMetricFamily(
+            "veloz_store_up", "1 while the history store answers", value=int(stats.connected)
+        )
+        yield GaugeMetricFamily(
+            "veloz_store_high_water_seq",
+            "Last journal sequence the history store holds",
+            value=stats.high_water,
+        )
+        for name, value, help_text in (
+            ("projected_entries", stats.projected_entries, "Journal entries projected"),
+            ("batches", stats.batches, "Batches written to the history store"),
+            ("failures", stats.failures, "Failed attempts to reach or write the store"),
+            ("missing_entries", stats.missing_entries, "Journal entries gone before projection"),
+            ("skipped_entries", stats.skipped_entries, "Journal entries the projection skipped"),
+            ("audit_dropped", history.audit_dropped, "Audit records dropped from a full backlog"),
+            ("snapshots_failed", history.snapshots_failed, "Portfolio samples not stored"),
+        ):
+            yield CounterMetricFamily(f"veloz_store_{name}", help_text, value=value)
+
+
+def registry_for(engine: Engine, history: "HistoryService | None" = None) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
+    if history is not None:
+        registry.register(StoreCollector(history))
     # Memory, CPU and file descriptors of this process, as veloz_process_*.
     ProcessCollector(namespace="veloz", registry=registry)
     return registry

@@ -1,0 +1,144 @@
+"""`veloz db migrate|status|rebuild`: the history store's schema and contents.
+
+`rebuild` replays the journal into an emptied projection; it takes the journal's lock, so
+it refuses while the engine runs (exit 3)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from veloz.persistence.store import HistoryStore, MigrationStatus
+
+app = typer.Typer(help="Migrate, inspect and rebuild the history store.", no_args_is_help=True)
+
+_T = TypeVar("_T")
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Store URL (default VELOZ_DATABASE_URL, sqlite:///./data/veloz.db)"),
+]
+
+
+def _store(url: str | None) -> "HistoryStore":
+    from veloz.config import SettingsError, load_settings
+    from veloz.persistence.service import open_store
+    from veloz.persistence.urls import DatabaseUrlError
+
+    try:
+        chosen = url if url is not None else load_settings().database_url
+        if chosen.lower() == "none":
+            raise DatabaseUrlError("VELOZ_DATABASE_URL=none: there is no history store")
+        return open_store(chosen)
+    except (SettingsError, DatabaseUrlError) as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _with_store(url: str | None, work: Callable[["HistoryStore"], Awaitable[_T]]) -> _T:
+    from veloz.persistence.store import StoreUnavailable
+
+    store = _store(url)
+
+    async def run() -> _T:
+        try:
+            await store.connect()
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as exc:
+        typer.echo(f"veloz: history store unavailable: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _when(ns: int | None) -> str:
+    if ns is None:
+        return "pending"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@app.command()
+def migrate(url: UrlOption = None) -> None:
+    """Apply the migrations not applied yet (the engine also does this at start unless
+    VELOZ_DATABASE_MIGRATE=false)."""
+    applied = _with_store(url, lambda store: store.migrate())
+    for migration in applied:
+        typer.echo(f"applied {migration.version:04d}_{migration.name}")
+    if not applied:
+        typer.echo("nothing to apply: the schema is current")
+
+
+@app.command()
+def status(url: UrlOption = None) -> None:
+    """Migrations, the projection's high-water mark and the rows per table."""
+
+    async def read(
+        store: "HistoryStore",
+    ) -> tuple[list["MigrationStatus"], int | None, dict[str, int]]:
+        migrations = await store.migrations()
+        if any(m.applied_ns is None for m in migrations):
+            return migrations, None, {}
+        return migrations, await store.high_water(), await store.table_counts()
+
+    migrations, high_water, counts = _with_store(url, read)
+    console = Console()
+    table = Table(title=f"history store {_store(url).name}")
+    table.add_column("migration")
+    table.add_column("applied")
+    for m in migrations:
+        table.add_row(f"{m.version:04d}_{m.name}", _when(m.applied_ns))
+    console.print(table)
+    if high_water is None:
+        console.print("schema not current: run `veloz db migrate`")
+        raise typer.Exit(1)
+    console.print(f"projected through journal sequence {high_water}")
+    rows = Table()
+    rows.add_column("table")
+    rows.add_column("rows", justify="right")
+    for name, count in counts.items():
+        rows.add_row(name, str(count))
+    console.print(rows)
+
+
+@app.command()
+def rebuild(
+    url: UrlOption = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Journal directory (default VELOZ_WAL_DIR, ./data/wal)"),
+    ] = None,
+) -> None:
+    """Empty the orders, fills and mode changes and project them again from the journal.
+    The engine must be stopped."""
+    from veloz.cli.wal import journal_directory
+    from veloz.journal.segments import DirectoryLock, JournalLocked
+    from veloz.persistence.projector import rebuild as rebuild_store
+
+    wal_dir = journal_directory(directory)
+    lock = DirectoryLock(wal_dir)
+    try:
+        lock.acquire()
+    except JournalLocked as exc:
+        typer.echo(f"veloz: {exc}; stop the engine before rebuilding", err=True)
+        raise typer.Exit(3) from None
+    try:
+
+        async def work(store: "HistoryStore") -> tuple[int, dict[str, int]]:
+            await store.migrate()
+            stats = await rebuild_store(store, wal_dir)
+            return stats.high_water, await store.table_counts()
+
+        high_water, counts = _with_store(url, work)
+    finally:
+        lock.release()
+    shown = ", ".join(f"{counts[t]} {t}" for t in ("orders", "fills", "mode_changes"))
+    typer.echo(f"rebuilt through journal sequence {high_water}: {shown}")

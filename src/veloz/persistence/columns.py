@@ -1,0 +1,273 @@
+"""Rows as column tuples and back, shared by both dialects. Each store passes how it
+writes a decimal and a time (SQLite: text; PostgreSQL: NUMERIC and TIMESTAMPTZ)."""
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from veloz.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    TradingMode,
+)
+from veloz.persistence.store import (
+    AuditRecord,
+    FillRow,
+    ModeChangeRow,
+    OrderRow,
+    PortfolioSnapshot,
+)
+
+ORDER_COLUMNS = (
+    "client_order_id",
+    "venue_order_id",
+    "symbol",
+    "side",
+    "type",
+    "tif",
+    "qty",
+    "price",
+    "status",
+    "executed_qty",
+    "cum_quote",
+    "avg_price",
+    "fee",
+    "fee_asset",
+    "reason",
+    "strategy_id",
+    "reference_price",
+    "created_at",
+    "updated_at",
+    "created_ns",
+    "updated_ns",
+    "journal_seq",
+)
+FILL_COLUMNS = (
+    "trade_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "fee",
+    "fee_asset",
+    "liquidity",
+    "ts",
+    "ts_ns",
+    "journal_seq",
+)
+MODE_COLUMNS = ("journal_seq", "ts", "ts_ns", "mode", "reason", "actor")
+AUDIT_COLUMNS = (
+    "ts",
+    "ts_ns",
+    "actor",
+    "action",
+    "target",
+    "params",
+    "result",
+    "client_ip",
+    "request_id",
+)
+
+EQUITY_COLUMNS = ("ts", "ts_ns", "equity", "drawdown")
+POSITION_COLUMNS = (
+    "ts",
+    "ts_ns",
+    "symbol",
+    "qty",
+    "avg_price",
+    "mark_price",
+    "unrealized_pnl",
+    "realized_pnl",
+    "fees",
+)
+BALANCE_COLUMNS = ("ts", "ts_ns", "asset", "free", "locked")
+
+DecimalOut = Callable[[Decimal], Any]
+TimeOut = Callable[[int], Any]
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL TEXT refuses NUL, and one such reason from a venue would block the
+    projection for good: it is stored as U+FFFD instead, in both dialects alike."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _clean_opt(text: str | None) -> str | None:
+    return None if text is None else _clean(text)
+
+
+def _opt(value: Decimal | None, dec: DecimalOut) -> Any:
+    return None if value is None else dec(value)
+
+
+def order_values(row: OrderRow, dec: DecimalOut, time: TimeOut) -> tuple[Any, ...]:
+    return (
+        row.client_order_id,
+        _clean_opt(row.venue_order_id),
+        row.symbol,
+        row.side.value,
+        row.order_type.value,
+        row.time_in_force.value,
+        dec(row.qty),
+        _opt(row.price, dec),
+        row.status.value,
+        dec(row.executed_qty),
+        dec(row.cum_quote),
+        _opt(row.avg_price, dec),
+        dec(row.fee),
+        _clean_opt(row.fee_asset),
+        _clean(row.reason),
+        _clean_opt(row.strategy_id),
+        _opt(row.reference_price, dec),
+        time(row.created_ns),
+        time(row.updated_ns),
+        row.created_ns,
+        row.updated_ns,
+        row.journal_seq,
+    )
+
+
+def fill_values(row: FillRow, dec: DecimalOut, time: TimeOut) -> tuple[Any, ...]:
+    return (
+        row.trade_id,
+        row.client_order_id,
+        row.symbol,
+        row.side.value,
+        dec(row.qty),
+        dec(row.price),
+        dec(row.fee),
+        row.fee_asset,
+        row.liquidity.value,
+        time(row.ts_ns),
+        row.ts_ns,
+        row.journal_seq,
+    )
+
+
+def mode_values(row: ModeChangeRow, time: TimeOut) -> tuple[Any, ...]:
+    return (
+        row.journal_seq,
+        time(row.ts_ns),
+        row.ts_ns,
+        row.mode.value,
+        _clean(row.reason),
+        _clean(row.actor),
+    )
+
+
+def audit_values(record: AuditRecord, time: TimeOut) -> tuple[Any, ...]:
+    # msgspec writes NaN/Infinity as null (JSONB refuses them) and anything unknown as text.
+    params = msgspec.json.encode(record.params, enc_hook=str).decode()
+    return (
+        time(record.ts_ns),
+        record.ts_ns,
+        _clean(record.actor),
+        _clean(record.action),
+        _clean(record.target),
+        params.replace("\\u0000", "\\ufffd"),
+        _clean(record.result),
+        _clean(record.client_ip),
+        _clean(record.request_id),
+    )
+
+
+def snapshot_values(
+    snapshot: PortfolioSnapshot, dec: DecimalOut, time: TimeOut
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(the equity row, the position rows, the balance rows) of one snapshot."""
+    ts, ns = time(snapshot.ts_ns), snapshot.ts_ns
+    equity = (ts, ns, dec(snapshot.equity), dec(snapshot.drawdown))
+    positions = [
+        (
+            ts,
+            ns,
+            p.symbol,
+            dec(p.qty),
+            _opt(p.avg_price, dec),
+            _opt(p.mark_price, dec),
+            dec(p.unrealized_pnl),
+            dec(p.realized_pnl),
+            dec(p.fees),
+        )
+        for p in snapshot.positions
+    ]
+    balances = [(ts, ns, b.asset, dec(b.free), dec(b.locked)) for b in snapshot.balances]
+    return equity, positions, balances
+
+
+def _dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def _opt_dec(value: Any) -> Decimal | None:
+    return None if value is None else _dec(value)
+
+
+def order_row(r: Mapping[str, Any]) -> OrderRow:
+    return OrderRow(
+        client_order_id=r["client_order_id"],
+        venue_order_id=r["venue_order_id"],
+        symbol=r["symbol"],
+        side=OrderSide(r["side"]),
+        order_type=OrderType(r["type"]),
+        time_in_force=TimeInForce(r["tif"]),
+        qty=_dec(r["qty"]),
+        price=_opt_dec(r["price"]),
+        status=OrderStatus(r["status"]),
+        executed_qty=_dec(r["executed_qty"]),
+        cum_quote=_dec(r["cum_quote"]),
+        avg_price=_opt_dec(r["avg_price"]),
+        fee=_dec(r["fee"]),
+        fee_asset=r["fee_asset"],
+        reason=r["reason"],
+        strategy_id=r["strategy_id"],
+        reference_price=_opt_dec(r["reference_price"]),
+        created_ns=r["created_ns"],
+        updated_ns=r["updated_ns"],
+        journal_seq=r["journal_seq"],
+    )
+
+
+def fill_row(r: Mapping[str, Any]) -> FillRow:
+    return FillRow(
+        trade_id=r["trade_id"],
+        client_order_id=r["client_order_id"],
+        symbol=r["symbol"],
+        side=OrderSide(r["side"]),
+        qty=_dec(r["qty"]),
+        price=_dec(r["price"]),
+        fee=_dec(r["fee"]),
+        fee_asset=r["fee_asset"],
+        liquidity=LiquiditySide(r["liquidity"]),
+        ts_ns=r["ts_ns"],
+        journal_seq=r["journal_seq"],
+    )
+
+
+def mode_row(r: Mapping[str, Any]) -> ModeChangeRow:
+    return ModeChangeRow(
+        journal_seq=r["journal_seq"],
+        ts_ns=r["ts_ns"],
+        mode=TradingMode(r["mode"]),
+        reason=r["reason"],
+        actor=r["actor"],
+    )
+
+
+def audit_record(r: Mapping[str, Any], params: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        ts_ns=r["ts_ns"],
+        actor=r["actor"],
+        action=r["action"],
+        target=r["target"],
+        params=params,
+        result=r["result"],
+        client_ip=r["client_ip"],
+        request_id=r["request_id"],
+    )

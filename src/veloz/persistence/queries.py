@@ -1,0 +1,128 @@
+"""The read queries both stores answer, written once with a placeholder style per dialect
+(`?` for SQLite, `$1` for PostgreSQL)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from veloz.persistence.columns import AUDIT_COLUMNS, FILL_COLUMNS, ORDER_COLUMNS
+from veloz.persistence.store import AuditQuery, OrderQuery, TradeQuery
+
+Placeholder = Callable[[int], str]
+
+
+def qmark(_: int) -> str:
+    return "?"
+
+
+def dollar(n: int) -> str:
+    return f"${n}"
+
+
+class _Where:
+    def __init__(self, placeholder: Placeholder) -> None:
+        self._placeholder = placeholder
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, template: str, *values: Any) -> None:
+        marks = []
+        for value in values:
+            self.params.append(value)
+            marks.append(self._placeholder(len(self.params)))
+        self.clauses.append(template.format(*marks))
+
+    def sql(self) -> str:
+        return f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
+
+    def limit(self, limit: int | None) -> str:
+        if limit is None:
+            return ""
+        self.params.append(limit)
+        return f" LIMIT {self._placeholder(len(self.params))}"
+
+
+def orders_query(query: OrderQuery, placeholder: Placeholder) -> tuple[str, list[Any]]:
+    where = _Where(placeholder)
+    if query.statuses is not None:
+        statuses = sorted(s.value for s in query.statuses)
+        where.add(f"status IN ({', '.join('{}' for _ in statuses)})", *statuses)
+    if query.symbol is not None:
+        where.add("symbol = {}", query.symbol)
+    if query.before_ns is not None:
+        where.add("created_ns < {}", query.before_ns)
+    sql = (
+        f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders{where.sql()}"
+        " ORDER BY created_ns DESC, client_order_id DESC"
+    )
+    return sql + where.limit(query.limit), where.params
+
+
+def trades_query(query: TradeQuery, placeholder: Placeholder) -> tuple[str, list[Any]]:
+    where = _Where(placeholder)
+    if query.symbol is not None:
+        where.add("symbol = {}", query.symbol)
+    if query.client_order_id is not None:
+        where.add("client_order_id = {}", query.client_order_id)
+    if query.before_ns is not None:
+        where.add("ts_ns < {}", query.before_ns)
+    sql = (
+        f"SELECT {', '.join(FILL_COLUMNS)} FROM fills{where.sql()}"
+        " ORDER BY ts_ns DESC, trade_id DESC"
+    )
+    return sql + where.limit(query.limit), where.params
+
+
+def audit_query(query: AuditQuery, placeholder: Placeholder) -> tuple[str, list[Any]]:
+    where = _Where(placeholder)
+    if query.actor is not None:
+        where.add("actor = {}", query.actor)
+    if query.action is not None:
+        where.add("action = {}", query.action)
+    if query.since_ns is not None:
+        where.add("ts_ns >= {}", query.since_ns)
+    if query.before_ns is not None:
+        where.add("ts_ns < {}", query.before_ns)
+    sql = (
+        f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log{where.sql()}"
+        " ORDER BY ts_ns DESC, id DESC"
+    )
+    return sql + where.limit(query.limit), where.params
+
+
+OPEN_ORDERS = (
+    f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
+    " WHERE status NOT IN ('FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')"
+)
+OPEN_ORDER_TRADES = (
+    "SELECT f.client_order_id, f.trade_id FROM fills f JOIN orders o"
+    " ON o.client_order_id = f.client_order_id"
+    " WHERE o.status NOT IN ('FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')"
+    " ORDER BY f.journal_seq"
+)
+
+
+def upsert_order(placeholder: Placeholder) -> str:
+    """Insert an order or move it forward; a row from an older journal entry never
+    overwrites a newer one (replays are idempotent)."""
+    marks = ", ".join(placeholder(i + 1) for i in range(len(ORDER_COLUMNS)))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS[1:])
+    return (
+        f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) VALUES ({marks})"
+        f" ON CONFLICT (client_order_id) DO UPDATE SET {updates}"
+        " WHERE excluded.journal_seq > orders.journal_seq"
+    )
+
+
+def insert_ignoring_duplicates(
+    table: str, columns: tuple[str, ...], key: str, placeholder: Placeholder
+) -> str:
+    marks = ", ".join(placeholder(i + 1) for i in range(len(columns)))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        f" ON CONFLICT ({key}) DO NOTHING"
+    )
+
+
+def insert(table: str, columns: tuple[str, ...], placeholder: Placeholder) -> str:
+    marks = ", ".join(placeholder(i + 1) for i in range(len(columns)))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"

@@ -1,0 +1,238 @@
+"""The history service: the store, the projector following the engine's journal, the
+portfolio sampler and the audit writer, run beside the engine for as long as it runs.
+
+Nothing here can stop the engine from trading: the store connects, migrates and writes in
+background tasks that retry with backoff, and a store that is down shows as "degraded" in
+`/health/ready`, not as unready.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+
+from veloz.engine.kernel import Engine
+from veloz.persistence.projector import (
+    Projector,
+    ProjectorConfig,
+    ProjectorStats,
+    sleep_unless_stopped,
+)
+from veloz.persistence.sqlite import SqliteStore
+from veloz.persistence.store import (
+    AuditRecord,
+    BalanceSnapshot,
+    HistoryStore,
+    PortfolioSnapshot,
+    PositionSnapshot,
+    StoreUnavailable,
+)
+from veloz.persistence.urls import dialect_of, redact, sqlite_path
+
+logger = logging.getLogger(__name__)
+
+
+class HistoryConfig(msgspec.Struct, frozen=True, kw_only=True):
+    url: str = "sqlite:///./data/veloz.db"
+    migrate: bool = True
+    snapshot_interval_s: float = 60.0
+    drain_timeout_s: float = 5.0
+    # Audit records waiting for a store that is down; beyond this the oldest are dropped
+    # (and counted): they are in the log as well.
+    audit_backlog: int = 10_000
+    projector: ProjectorConfig = ProjectorConfig()
+
+
+def open_store(url: str) -> HistoryStore:
+    """The store `url` names (raises DatabaseUrlError for anything else)."""
+    if dialect_of(url) == "sqlite":
+        return SqliteStore(sqlite_path(url), time.time_ns)
+    # asyncpg is imported only by deployments that use PostgreSQL.
+    from veloz.persistence.postgres import PostgresStore  # noqa: PLC0415
+
+    return PostgresStore(url, time.time_ns)
+
+
+class HistoryService:
+    def __init__(self, config: HistoryConfig, engine: Engine) -> None:
+        self.config = config
+        self.store = open_store(config.url)
+        self._engine = engine
+        self.stats = ProjectorStats()
+        self.projector = Projector(
+            self.store,
+            Path(engine.config.journal.directory),
+            self._durable_seq,
+            config.projector,
+            self.stats,
+        )
+        self.audit_dropped = 0
+        self.snapshots_failed = 0
+        self._audit: deque[AuditRecord] = deque()
+        self._audit_waiting = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+        # Registered before the journal opens, so retention never outruns the projector.
+        engine.journal_readers.append(lambda: self.projector.next_needed_seq)
+
+    @property
+    def name(self) -> str:
+        return redact(self.config.url)
+
+    def _durable_seq(self) -> int:
+        journal = self._engine.journal
+        return journal.durable_seq if journal is not None else 0
+
+    def lag(self) -> int:
+        return self.projector.lag()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.get_running_loop().create_task(self._run(), name="veloz-history")]
+
+    async def stop(self) -> None:
+        """After the engine stopped: project what the journal holds (bounded), then close."""
+        self._stop.set()
+        self._audit_waiting.set()
+        # The first task starts the others once connected: await it before them.
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        if self._ready.is_set():
+            if not await self.projector.catch_up(self.config.drain_timeout_s):
+                logger.warning(
+                    "history store %d entries behind at shutdown; they are projected at the "
+                    "next start",
+                    self.lag(),
+                )
+            await self._flush_audit()
+        await self.store.close()
+
+    async def _run(self) -> None:
+        await self._connect()
+        if not self._ready.is_set():
+            return  # stopped before the store ever answered
+        loop = asyncio.get_running_loop()
+        self._tasks += [
+            loop.create_task(self._sample(), name="veloz-history-sampler"),
+            loop.create_task(self._write_audit(), name="veloz-history-audit"),
+        ]
+        await self.projector.run(self._stop)
+
+    async def _connect(self) -> None:
+        """Connect and migrate, retrying until it works or the service stops."""
+        delay = self.config.projector.retry_initial_s
+        while not self._stop.is_set():
+            try:
+                await self.store.connect()
+                if self.config.migrate:
+                    for applied in await self.store.migrate():
+                        logger.info(
+                            "history store %s: applied migration %04d_%s",
+                            self.name,
+                            applied.version,
+                            applied.name,
+                        )
+                self._ready.set()
+                logger.info("history store %s connected", self.name)
+                return
+            except StoreUnavailable as exc:
+                self.stats.failures += 1
+                self.stats.last_error = str(exc)
+                logger.warning("history store unavailable, retrying: %s", exc)
+                await self.store.close()
+                await sleep_unless_stopped(self._stop, delay)
+                delay = min(delay * 2, self.config.projector.retry_max_s)
+
+    # -- samples and the audit trail -------------------------------------------------
+
+    async def _sample(self) -> None:
+        while not self._stop.is_set():
+            await sleep_unless_stopped(self._stop, self.config.snapshot_interval_s)
+            if self._engine.ready:
+                await self.record_snapshot()
+
+    async def record_snapshot(self) -> None:
+        """Positions, balances and equity now. A sample the store cannot take is dropped
+        (and counted): the journal holds the facts it summarises."""
+        try:
+            await self.store.record_snapshot(portfolio_snapshot(self._engine))
+        except StoreUnavailable as exc:
+            self.snapshots_failed += 1
+            logger.warning("portfolio snapshot not stored: %s", exc)
+
+    def record_audit(self, record: AuditRecord) -> None:
+        """Queue an audit record for the store (never waits on it)."""
+        if len(self._audit) >= self.config.audit_backlog:
+            self._audit.popleft()
+            self.audit_dropped += 1
+            logger.error("audit backlog full: the oldest record was dropped from the store")
+        self._audit.append(record)
+        self._audit_waiting.set()
+
+    async def _write_audit(self) -> None:
+        delay = self.config.projector.retry_initial_s
+        while not self._stop.is_set():
+            await self._audit_waiting.wait()
+            self._audit_waiting.clear()
+            if not await self._flush_audit():
+                self._audit_waiting.set()
+                await sleep_unless_stopped(self._stop, delay)
+                delay = min(delay * 2, self.config.projector.retry_max_s)
+            else:
+                delay = self.config.projector.retry_initial_s
+
+    async def _flush_audit(self) -> bool:
+        while self._audit:
+            try:
+                await self.store.record_audit(self._audit[0])
+            except StoreUnavailable as exc:
+                logger.warning("audit records waiting for the store: %s", exc)
+                return False
+            self._audit.popleft()
+        return True
+
+
+@contextlib.asynccontextmanager
+async def running_history(history: HistoryService | None) -> AsyncIterator[None]:
+    """Run the history service around the engine's life: started before the engine (so
+    the journal's retention knows about it), stopped after it (so it projects the end)."""
+    if history is None:
+        yield
+        return
+    await history.start()
+    try:
+        yield
+    finally:
+        await history.stop()
+
+
+def portfolio_snapshot(engine: Engine) -> PortfolioSnapshot:
+    portfolio = engine.portfolio
+    return PortfolioSnapshot(
+        ts_ns=engine.clock.time_ns(),
+        equity=portfolio.equity(),
+        drawdown=portfolio.drawdown(),
+        positions=[
+            PositionSnapshot(
+                symbol=p.symbol,
+                qty=p.qty,
+                avg_price=p.avg_price,
+                mark_price=p.mark_price,
+                unrealized_pnl=p.unrealized_pnl,
+                realized_pnl=p.realized_pnl,
+                fees=p.fees,
+            )
+            for p in portfolio.positions()
+        ],
+        balances=[
+            BalanceSnapshot(asset=b.asset, free=b.free, locked=b.locked)
+            for b in portfolio.balances()
+        ],
+    )

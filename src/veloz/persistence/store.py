@@ -1,0 +1,296 @@
+"""The history store's contract: the rows it keeps, the questions it answers, and the
+`HistoryStore` protocol that the SQLite and PostgreSQL stores both implement (and one
+contract test suite checks).
+
+The journal is the source of truth. Orders, fills and mode changes in the store are a
+projection of it, written behind by the projector and keyed by journal sequence so that
+replaying an entry twice changes nothing. Portfolio snapshots, equity samples and the audit
+trail are not journal facts: they are written straight to the store.
+"""
+
+from decimal import Decimal
+from typing import Any, Protocol
+
+import msgspec
+
+from veloz.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    TradingMode,
+)
+from veloz.model.events import OrderFilled
+from veloz.model.orders import Order
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused a statement. The message never holds the
+    connection URL's password."""
+
+
+class OrderRow(msgspec.Struct, kw_only=True):
+    """An order as the store keeps it: its latest state and the journal entry that made it."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal
+    price: Decimal | None
+    status: OrderStatus
+    executed_qty: Decimal
+    cum_quote: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+    fee_asset: str | None
+    reason: str
+    strategy_id: str | None
+    reference_price: Decimal | None
+    created_ns: int
+    updated_ns: int
+    journal_seq: int
+
+    @classmethod
+    def of(cls, order: Order, journal_seq: int) -> "OrderRow":
+        return cls(
+            client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            qty=order.order_qty,
+            price=order.limit_price,
+            status=order.status,
+            executed_qty=order.executed_qty,
+            cum_quote=order.cum_quote,
+            avg_price=order.avg_price,
+            fee=order.fee,
+            fee_asset=order.fee_asset,
+            reason=order.reason,
+            strategy_id=order.strategy_id,
+            reference_price=order.reference_price,
+            created_ns=order.created_ts_ns,
+            updated_ns=order.last_ts_ns,
+            journal_seq=journal_seq,
+        )
+
+    def to_order(self, trade_ids: list[str] | None = None) -> Order:
+        return Order(
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            order_qty=self.qty,
+            limit_price=self.price,
+            status=self.status,
+            venue_order_id=self.venue_order_id,
+            executed_qty=self.executed_qty,
+            cum_quote=self.cum_quote,
+            avg_price=self.avg_price,
+            fee=self.fee,
+            fee_asset=self.fee_asset,
+            reason=self.reason,
+            strategy_id=self.strategy_id,
+            reference_price=self.reference_price,
+            created_ts_ns=self.created_ns,
+            last_ts_ns=self.updated_ns,
+            trade_ids=trade_ids or [],
+        )
+
+
+class FillRow(msgspec.Struct, kw_only=True):
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: LiquiditySide
+    ts_ns: int
+    journal_seq: int
+
+    @classmethod
+    def of(cls, fill: OrderFilled, journal_seq: int) -> "FillRow":
+        return cls(
+            trade_id=fill.trade_id,
+            client_order_id=fill.client_order_id,
+            symbol=fill.symbol,
+            side=fill.side,
+            qty=fill.qty,
+            price=fill.price,
+            fee=fill.fee,
+            fee_asset=fill.fee_asset,
+            liquidity=fill.liquidity,
+            ts_ns=fill.ts_ns,
+            journal_seq=journal_seq,
+        )
+
+    def to_event(self) -> OrderFilled:
+        return OrderFilled(
+            ts_ns=self.ts_ns,
+            client_order_id=self.client_order_id,
+            trade_id=self.trade_id,
+            qty=self.qty,
+            price=self.price,
+            fee=self.fee,
+            fee_asset=self.fee_asset,
+            liquidity=self.liquidity,
+            symbol=self.symbol,
+            side=self.side,
+        )
+
+
+class ModeChangeRow(msgspec.Struct, kw_only=True):
+    journal_seq: int
+    ts_ns: int
+    mode: TradingMode
+    reason: str
+    actor: str
+
+
+class ProjectionBatch(msgspec.Struct, kw_only=True):
+    """What the projector writes in one transaction. `last_seq` becomes the high-water
+    mark in that same transaction, so a batch is either wholly there or not at all."""
+
+    last_seq: int
+    orders: list[OrderRow] = msgspec.field(default_factory=list)
+    fills: list[FillRow] = msgspec.field(default_factory=list)
+    mode_changes: list[ModeChangeRow] = msgspec.field(default_factory=list)
+
+
+class PositionSnapshot(msgspec.Struct, kw_only=True):
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal | None
+    mark_price: Decimal | None
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    fees: Decimal
+
+
+class BalanceSnapshot(msgspec.Struct, kw_only=True):
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+class PortfolioSnapshot(msgspec.Struct, kw_only=True):
+    """Positions, balances and equity at one moment (sampled: marks are not journaled)."""
+
+    ts_ns: int
+    equity: Decimal
+    drawdown: Decimal
+    positions: list[PositionSnapshot]
+    balances: list[BalanceSnapshot]
+
+
+class AuditRecord(msgspec.Struct, kw_only=True):
+    """Who did what, with which parameters (secrets removed before this is built) and
+    what came of it."""
+
+    ts_ns: int
+    actor: str
+    action: str
+    target: str = ""
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    result: str = ""
+    client_ip: str = ""
+    request_id: str = ""
+
+
+class OrderQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Newest first by creation time; `before_ns` pages backwards."""
+
+    statuses: frozenset[OrderStatus] | None = None
+    symbol: str | None = None
+    limit: int | None = None
+    before_ns: int | None = None
+
+
+class TradeQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Newest first by fill time; `before_ns` pages backwards."""
+
+    symbol: str | None = None
+    client_order_id: str | None = None
+    limit: int = 20
+    before_ns: int | None = None
+
+
+class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
+    actor: str | None = None
+    action: str | None = None
+    since_ns: int | None = None
+    before_ns: int | None = None
+    limit: int = 100
+
+
+class MigrationStatus(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    name: str
+    applied_ns: int | None  # None: not applied yet
+
+
+PROJECTED_TABLES = ("orders", "fills", "mode_changes")
+SAMPLED_TABLES = ("positions", "balances", "equity", "audit_log")
+
+
+class HistoryStore(Protocol):
+    """Every method raises StoreUnavailable when the database cannot answer."""
+
+    @property
+    def name(self) -> str:
+        """The dialect and where it is, password removed (for logs, health and the CLI)."""
+        ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[MigrationStatus]:
+        """Apply the migrations not applied yet, each in its own transaction; return them."""
+        ...
+
+    async def migrations(self) -> list[MigrationStatus]:
+        """Every known migration and whether (when) it was applied."""
+        ...
+
+    async def high_water(self) -> int:
+        """The last journal sequence the projection holds (0 for none)."""
+        ...
+
+    async def apply(self, batch: ProjectionBatch) -> None:
+        """Write one batch and its high-water mark in one transaction. Rows from entries at
+        or below the stored high-water mark change nothing (idempotent replay)."""
+        ...
+
+    async def reset_projection(self) -> None:
+        """Empty the projected tables and the high-water mark (before a rebuild); samples
+        and the audit trail are kept."""
+        ...
+
+    async def open_orders(self) -> list[Order]:
+        """Orders not in a final status, with their trade ids (the projector resumes
+        from these)."""
+        ...
+
+    async def orders(self, query: OrderQuery) -> list[Order]: ...
+
+    async def trades(self, query: TradeQuery) -> list[OrderFilled]: ...
+
+    async def record_snapshot(self, snapshot: PortfolioSnapshot) -> None: ...
+
+    async def record_audit(self, record: AuditRecord) -> None: ...
+
+    async def audit_log(self, query: AuditQuery) -> list[AuditRecord]: ...
+
+    async def table_counts(self) -> dict[str, int]:
+        """Rows per table (for `veloz db status` and the tests)."""
+        ...
