@@ -2,13 +2,15 @@
 equal to what the engine holds, resuming after a crash, and what happens when entries
 are gone before it read them."""
 
+import functools
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 
-from tests.support.engine import engine_config, quote, wait_for
+from tests.support.engine import NO_LIMITS, engine_config, quote, wait_for
 from veloz.engine.kernel import Engine
 from veloz.engine.views import OrderView
 from veloz.journal.segments import list_segments
@@ -20,8 +22,8 @@ from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import OrderQuery, TradeQuery
 
 
-async def started(wal_dir: Path, **journal: object) -> Engine:
-    engine = Engine(engine_config(wal_dir, **journal))
+async def started(wal_dir: Path, **journal: int) -> Engine:
+    engine = Engine(engine_config(wal_dir, NO_LIMITS, **journal))
     await engine.start()
     engine.market.on_data(quote())
     return engine
@@ -42,12 +44,23 @@ async def trade(engine: Engine, count: int, prefix: str = "o") -> None:
             )
         )
         if i % 3 == 2:
-            await wait_for(lambda c=coid: engine.oms.get(c).venue_order_id is not None, engine)  # type: ignore[union-attr]
+            await wait_for(functools.partial(accepted, engine, coid), engine)
             await engine.cancel(CancelOrder(client_order_id=coid))
     await wait_for(
         lambda: not any(o.status.name.startswith("PENDING") for o in engine.oms.all_orders()),
         engine,
     )
+
+
+def accepted(engine: Engine, client_order_id: str) -> bool:
+    order = engine.oms.get(client_order_id)
+    return order is not None and order.venue_order_id is not None
+
+
+def durable(engine: Engine) -> Callable[[], int]:
+    journal = engine.journal
+    assert journal is not None
+    return lambda: journal.durable_seq
 
 
 async def store_at(path: Path) -> SqliteStore:
@@ -81,8 +94,8 @@ async def test_the_store_holds_what_the_engine_holds(wal_dir, tmp_path):
     projector = Projector(
         store,
         wal_dir,
-        lambda: engine.journal.durable_seq,
-        ProjectorConfig(batch_entries=25),  # type: ignore[union-attr]
+        durable(engine),
+        ProjectorConfig(batch_entries=25),
     )
     await trade(engine, 45)
     assert await projector.catch_up()
@@ -102,14 +115,13 @@ async def test_a_projector_cut_off_mid_way_resumes_to_what_a_rebuild_makes(wal_d
     engine = await started(wal_dir, max_segment_bytes=8192, max_files=1000)
     await trade(engine, 30, "a")
     store = await store_at(tmp_path / "h.db")
-    durable = lambda: engine.journal.durable_seq  # type: ignore[union-attr]  # noqa: E731
-    first = Projector(store, wal_dir, durable, ProjectorConfig(batch_entries=7))
+    first = Projector(store, wal_dir, durable(engine), ProjectorConfig(batch_entries=7))
     for _ in range(4):
         await first.step()
-    assert 0 < first.stats.high_water < engine.journal.durable_seq  # type: ignore[union-attr]
+    assert 0 < first.stats.high_water < durable(engine)()
     # A new projector (a restarted process) knows only what the store says.
     await trade(engine, 30, "b")
-    second = Projector(store, wal_dir, durable, ProjectorConfig(batch_entries=7))
+    second = Projector(store, wal_dir, durable(engine), ProjectorConfig(batch_entries=7))
     assert await second.catch_up()
     await engine.stop()
     assert await second.catch_up()  # the final checkpoint too
