@@ -89,6 +89,7 @@ TARGETS = (
     Target("ratio_postgres", ">=", 10.0),
 )
 BATCH_ENTRIES = ProjectorConfig().batch_entries
+Statement = tuple[str, tuple[Any, ...]]  # SQL and its values: one row written
 
 
 # -- building the journal ----------------------------------------------------------------
@@ -163,7 +164,7 @@ def statements(dialect: str) -> Statements:
     )
 
 
-def row_statements(batches: list[ProjectionBatch], dialect: str) -> list[tuple[str, tuple]]:
+def row_statements(batches: list[ProjectionBatch], dialect: str) -> list[Statement]:
     """(statement, values) for every row the projector writes, in journal order."""
     s = statements(dialect)
     rows: list[tuple[int, str, tuple[Any, ...]]] = []
@@ -182,10 +183,20 @@ def rows_written(batches: list[ProjectionBatch]) -> int:
 # -- stores ------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def sqlite_store(parent: Path) -> AsyncIterator[SqliteStore]:
-    """A connected, migrated store in a new file, removed afterwards."""
+@contextlib.contextmanager
+def sqlite_file(parent: Path) -> Iterator[Path]:
+    """A new SQLite file name under `parent`; the file and its WAL are removed afterwards."""
     path = parent / f"store-{secrets.token_hex(4)}.sqlite"
+    try:
+        yield path
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def sqlite_store(path: Path) -> AsyncIterator[SqliteStore]:
+    """The store on `path`, connected and migrated, closed afterwards."""
     store = SqliteStore(str(path), time.time_ns)
     await store.connect()
     try:
@@ -193,8 +204,6 @@ async def sqlite_store(parent: Path) -> AsyncIterator[SqliteStore]:
         yield store
     finally:
         await store.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextlib.asynccontextmanager
@@ -266,7 +275,7 @@ async def time_apply(store: HistoryStore, batches: list[ProjectionBatch]) -> flo
     return spent[0]
 
 
-def sqlite_per_row(path: Path, rows: list[tuple[str, tuple]]) -> float:
+def sqlite_per_row(path: Path, rows: list[Statement]) -> float:
     """One statement committed per row (autocommit), the store's PRAGMAs; seconds."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -280,7 +289,7 @@ def sqlite_per_row(path: Path, rows: list[tuple[str, tuple]]) -> float:
         conn.close()
 
 
-async def postgres_per_row(url: str, rows: list[tuple[str, tuple]]) -> float:
+async def postgres_per_row(url: str, rows: list[Statement]) -> float:
     """One asyncpg `execute` per row in autocommit mode (each its own transaction, its
     prepared statement cached by asyncpg); seconds."""
     conn = await asyncpg.connect(url)
@@ -319,25 +328,29 @@ class Journal:
     entries: int
     types: dict[str, int]
     rows: int
-    statements: dict[str, list[tuple[str, tuple]]] = field(default_factory=dict)
+    statements: dict[str, list[Statement]] = field(default_factory=dict)
 
 
-def sample_of(rows: list[tuple[str, tuple]], size: int) -> list[tuple[str, tuple]]:
+def sample_of(rows: list[Statement], size: int) -> list[Statement]:
     return rows if size <= 0 else rows[:size]
 
 
 async def sqlite_run(options: Options, journal: Journal) -> dict[str, float]:
     scratch = options.directory / "stores"
-    async with sqlite_store(scratch) as store:
-        rebuilt = await time_rebuild(store, journal.directory)
-    async with sqlite_store(scratch) as store:
-        apply_s = await time_apply(store, journal.batches)
+    with sqlite_file(scratch) as path:
+        async with sqlite_store(path) as store:
+            rebuilt = await time_rebuild(store, journal.directory)
+    with sqlite_file(scratch) as path:
+        async with sqlite_store(path) as store:
+            apply_s = await time_apply(store, journal.batches)
     rows = sample_of(journal.statements["sqlite"], options.sqlite_sample)
-    async with sqlite_store(scratch) as store:
-        path = Path(store.name.removeprefix("sqlite:///"))
-        await store.close()  # the file and its schema stay; the reference opens its own
+    with sqlite_file(scratch) as path:
+        async with sqlite_store(path):
+            pass  # the schema; the reference opens its own connection
         per_row_s = sqlite_per_row(path, rows)
-    return figures_of("sqlite", journal, rebuilt, apply_s, len(rows), per_row_s)
+    return figures_of(
+        "sqlite", journal, rebuilt, apply_s=apply_s, per_row_count=len(rows), per_row_s=per_row_s
+    )
 
 
 async def postgres_run(options: Options, journal: Journal) -> dict[str, float]:
@@ -348,13 +361,16 @@ async def postgres_run(options: Options, journal: Journal) -> dict[str, float]:
         apply_s = await time_apply(store, journal.batches)
         await store.reset_projection()
         per_row_s = await postgres_per_row(url, rows)
-    return figures_of("postgres", journal, rebuilt, apply_s, len(rows), per_row_s)
+    return figures_of(
+        "postgres", journal, rebuilt, apply_s=apply_s, per_row_count=len(rows), per_row_s=per_row_s
+    )
 
 
 def figures_of(
     dialect: str,
     journal: Journal,
     rebuilt: RebuildRun,
+    *,
     apply_s: float,
     per_row_count: int,
     per_row_s: float,
@@ -438,9 +454,10 @@ async def bench(options: Options) -> dict[str, Any]:
 async def profile(options: Options, journal: Journal) -> None:
     """cProfile of one rebuild per dialect, to stderr (the event loop thread only)."""
     profiled: list[tuple[str, cProfile.Profile]] = []
-    async with sqlite_store(options.directory / "stores") as store:
-        with cProfile.Profile() as profiler:
-            await rebuild(store, journal.directory)
+    with sqlite_file(options.directory / "stores") as path:
+        async with sqlite_store(path) as store:
+            with cProfile.Profile() as profiler:
+                await rebuild(store, journal.directory)
         profiled.append(("sqlite", profiler))
     if options.postgres:
         async with scratch_database(options.server) as url, postgres_store(url) as store:
@@ -535,7 +552,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     parser.add_argument("--concurrency", type=int, default=256, help="submitters (build)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--sqlite-sample", type=int, default=0, help="rows for the SQLite per-row reference (0: all)"
+        "--sqlite-sample",
+        type=int,
+        default=0,
+        help="rows for the SQLite per-row reference (0: all)",
     )
     parser.add_argument(
         "--pg-sample", type=int, default=5_000, help="rows for the PostgreSQL per-row reference"

@@ -8,6 +8,9 @@ import pytest
 from tests.support.engine import engine_config, quote
 from veloz.engine.kernel import Engine
 
+# PostgreSQL fixtures (a database on the local server, a throwaway cluster).
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture
 def wal_dir(tmp_path: Path) -> Path:

@@ -11,7 +11,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.support.postgres import pg_url  # noqa: F401 - fixture
 from veloz.model.enums import (
     FINAL_STATUSES,
     LiquiditySide,
