@@ -95,6 +95,9 @@ class HistoryService:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Try the store once now, so history reads work from the first request when the
+        database is up; if it is not, keep trying in the background."""
+        await self._try_connect()
         self._tasks = [asyncio.get_running_loop().create_task(self._run(), name="veloz-history")]
 
     async def stop(self) -> None:
@@ -128,27 +131,30 @@ class HistoryService:
     async def _connect(self) -> None:
         """Connect and migrate, retrying until it works or the service stops."""
         delay = self.config.projector.retry_initial_s
-        while not self._stop.is_set():
-            try:
-                await self.store.connect()
-                if self.config.migrate:
-                    for applied in await self.store.migrate():
-                        logger.info(
-                            "history store %s: applied migration %04d_%s",
-                            self.name,
-                            applied.version,
-                            applied.name,
-                        )
-                self._ready.set()
-                logger.info("history store %s connected", self.name)
-                return
-            except StoreUnavailable as exc:
-                self.stats.failures += 1
-                self.stats.last_error = str(exc)
-                logger.warning("history store unavailable, retrying: %s", exc)
-                await self.store.close()
-                await sleep_unless_stopped(self._stop, delay)
-                delay = min(delay * 2, self.config.projector.retry_max_s)
+        while not self._ready.is_set() and not self._stop.is_set():
+            await sleep_unless_stopped(self._stop, delay)
+            delay = min(delay * 2, self.config.projector.retry_max_s)
+            await self._try_connect()
+
+    async def _try_connect(self) -> None:
+        try:
+            await self.store.connect()
+            if self.config.migrate:
+                for applied in await self.store.migrate():
+                    logger.info(
+                        "history store %s: applied migration %04d_%s",
+                        self.name,
+                        applied.version,
+                        applied.name,
+                    )
+        except StoreUnavailable as exc:
+            self.stats.failures += 1
+            self.stats.last_error = str(exc)
+            logger.warning("history store unavailable, retrying: %s", exc)
+            await self.store.close()
+            return
+        self._ready.set()
+        logger.info("history store %s connected", self.name)
 
     # -- samples and the audit trail -------------------------------------------------
 

@@ -10,9 +10,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from veloz.api.app import create_app
+from veloz.config import Settings
+from veloz.engine.client import EngineClient
+from veloz.persistence.service import HistoryConfig, HistoryService
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -32,6 +38,9 @@ HANDBOOK = {
     "VelozLowWinRate",
     "VelozWalCorruption",
     "VelozMarketDataStale",
+    # Beyond the handbook: the history store.
+    "VelozStoreDown",
+    "VelozStoreLagging",
 }
 
 
@@ -101,10 +110,16 @@ def dashboard_queries() -> list[str]:
     return queries
 
 
-async def test_every_metric_the_rules_and_dashboards_use_exists_on_the_engine(api, engine):
-    await api.get("/health")  # so the HTTP metrics have a series
+async def test_every_metric_the_rules_and_dashboards_use_exists_on_the_engine(engine, tmp_path):
+    # An engine with a history store, so the store's metrics are there too.
+    history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
+    app = create_app(EngineClient(engine, history), Settings(market_symbol="BTCUSDT,ETHUSDT"))
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://veloz.test") as api:
+        await api.get("/health")  # so the HTTP metrics have a series
+        metrics_text = (await api.get("/metrics")).text
     exposed: set[str] = set()
-    for family in text_string_to_metric_families((await api.get("/metrics")).text):
+    for family in text_string_to_metric_families(metrics_text):
         # A family is declared even before it has a series (a counter by reason before
         # the first denial), and its samples carry the suffixes queries use.
         exposed.add(family.name)
