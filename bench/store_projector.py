@@ -545,8 +545,8 @@ def notes_for(options: Options, result: dict[str, Any], figures: dict[str, Any])
         f"BUY/SELL alternately, {options.concurrency} submitters; {journal.entries} entries "
         f"{journal.types}; the projector writes {journal.rows} rows (an order is upserted once "
         f"in every batch it changes in, so orders straddling a batch boundary count twice; "
-        f"the tables end with {figures.get('sqlite_stored_rows', {}).get('value')} rows), "
-        f"the figure rows/s counts. Projector = `rebuild(store, dir)` "
+        f"the tables end with {count(figures, 'sqlite_stored_rows')} rows). "
+        f"Projector = `rebuild(store, dir)` "
         f"on a fresh migrated store (new SQLite file; new PostgreSQL database, dropped WITH "
         f"(FORCE) after), batches of {BATCH_ENTRIES} entries, one transaction each; rows/s = "
         f"rows written / rebuild seconds. CPU per entry = process_time over the rebuild "
@@ -558,13 +558,17 @@ def notes_for(options: Options, result: dict[str, Any], figures: dict[str, Any])
         f"autocommit, WAL + synchronous=NORMAL (a commit does not fsync in that mode; only "
         f"checkpoints do), on the loop thread without the store's writer-thread hop; asyncpg "
         f"`execute` per row in autocommit on one connection. Reference sample: "
-        f"{figures.get('sqlite_per_row_count', {}).get('value')} rows (SQLite), "
-        f"{figures.get('postgres_per_row_count', {}).get('value')} rows (PostgreSQL), the "
+        f"{count(figures, 'sqlite_per_row_count')} rows (SQLite), "
+        f"{count(figures, 'postgres_per_row_count')} rows (PostgreSQL), the "
         f"first in journal order into empty tables; values converted before timing and no "
         f"high-water mark kept, which favours the reference. Files in {disk['path']} "
         f"({disk['device']} {disk['fs_type']}); PostgreSQL {options.server} with {pg}. "
         + breakdown(figures, journal)
     )
+
+
+def count(figures: dict[str, Any], key: str) -> str:
+    return f"{figures[key]['value']:.0f}" if key in figures else "no"
 
 
 def breakdown(figures: dict[str, Any], journal: Journal) -> str:

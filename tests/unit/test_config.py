@@ -238,3 +238,25 @@ def test_the_shipped_risk_limits_are_the_dev_default():
     config = Settings().engine_config()
     assert config.risk.limits is not None and config.risk.limits.source is not None
     assert config.risk.limits.source.endswith("config/risk_limits.yaml")
+
+
+def test_the_database_url_names_a_store_and_its_password_is_never_shown(clean_env):
+    clean_env.setenv("VELOZ_DATABASE_URL", f"postgresql://veloz:{SECRET}@db/veloz")
+    settings = load_settings()
+    assert settings.public_view()["database_url"] == "postgresql://veloz:***@db/veloz"
+    history = settings.history_config()
+    assert history is not None and history.url.startswith("postgresql://")
+    clean_env.setenv("VELOZ_DATABASE_URL", f"mysql://veloz:{SECRET}@db/veloz")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value).startswith("VELOZ_DATABASE_URL: ")
+    assert SECRET not in str(refused.value)
+
+
+def test_database_url_none_turns_the_store_off(clean_env):
+    clean_env.setenv("VELOZ_DATABASE_URL", "none")
+    assert load_settings().history_config() is None
+    clean_env.delenv("VELOZ_DATABASE_URL")
+    default = Settings()
+    assert default.history_config() is not None
+    assert default.database_url == "sqlite:///./data/veloz.db"
