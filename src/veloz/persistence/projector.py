@@ -189,7 +189,9 @@ class Projector:
             await self.resume()
         assert self._fold is not None
         if self._pending is None:
-            self._pending = self._next_batch(self._fold)
+            # Reading, decoding and folding thousands of entries is CPU work: off the loop,
+            # so the order path keeps its event loop.
+            self._pending = await asyncio.to_thread(self._next_batch, self._fold)
             if self._pending is None:
                 return False
         started = time.perf_counter()
