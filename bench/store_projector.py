@@ -70,8 +70,6 @@ from veloz.journal.tail import JournalTail
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.persistence import queries
 from veloz.persistence.columns import (
-    FILL_COLUMNS,
-    MODE_COLUMNS,
     fill_values,
     mode_values,
     order_values,
@@ -157,8 +155,8 @@ def statements(dialect: str) -> Statements:
     mark = queries.qmark if dialect == "sqlite" else queries.dollar
     return Statements(
         order=queries.upsert_order(mark),
-        fill=queries.insert_ignoring_duplicates("fills", FILL_COLUMNS, "trade_id", mark),
-        mode=queries.insert_ignoring_duplicates("mode_changes", MODE_COLUMNS, "journal_seq", mark),
+        fill=queries.insert_fill(mark),
+        mode=queries.insert_mode_change(mark),
         dec=str if dialect == "sqlite" else _same,
         time=sqlite_text if dialect == "sqlite" else utc_datetime,
     )

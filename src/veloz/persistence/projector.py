@@ -79,7 +79,8 @@ class OrderFold:
         self.seeding = False
 
     def fold(self, records: list[Record]) -> ProjectionBatch:
-        changed: dict[str, OrderRow] = {}
+        # Each order's latest state and entry: its row is built once, at the end.
+        changed: dict[str, tuple[Order, int]] = {}
         batch = ProjectionBatch(last_seq=records[-1].seq)
         for record in records:
             if record.entry_type == EntryType.Checkpoint:
@@ -109,8 +110,8 @@ class OrderFold:
             if isinstance(event, OrderEvent) and not isinstance(event, OrderDenied):
                 order = self._apply(event, record.seq)
                 if order is not None:
-                    changed[order.client_order_id] = OrderRow.of(order, record.seq)
-        batch.orders = list(changed.values())
+                    changed[order.client_order_id] = (order, record.seq)
+        batch.orders = [OrderRow.of(order, seq) for order, seq in changed.values()]
         return batch
 
     def _apply(self, event: OrderEvent, seq: int) -> Order | None:
@@ -134,7 +135,7 @@ class OrderFold:
             del self._open[order.client_order_id]
         return order
 
-    def _seed(self, record: Record, changed: dict[str, OrderRow]) -> None:
+    def _seed(self, record: Record, changed: dict[str, tuple[Order, int]]) -> None:
         try:
             checkpoint = decode_msgpack(record.payload, EngineCheckpoint)
         except msgspec.DecodeError as exc:
@@ -143,7 +144,7 @@ class OrderFold:
             )
             return
         for order in checkpoint.orders:
-            changed[order.client_order_id] = OrderRow.of(order, record.seq)
+            changed[order.client_order_id] = (order, record.seq)
             if not order.is_final:
                 self._open[order.client_order_id] = order
         self.seeding = False

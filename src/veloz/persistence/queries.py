@@ -4,7 +4,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from veloz.persistence.columns import AUDIT_COLUMNS, FILL_COLUMNS, ORDER_COLUMNS
+from veloz.persistence.columns import AUDIT_COLUMNS, FILL_COLUMNS, MODE_COLUMNS, ORDER_COLUMNS
 from veloz.persistence.store import AuditQuery, OrderQuery, TradeQuery
 
 Placeholder = Callable[[int], str]
@@ -97,7 +97,7 @@ OPEN_ORDER_TRADES = (
     "SELECT f.client_order_id, f.trade_id FROM fills f JOIN orders o"
     " ON o.client_order_id = f.client_order_id"
     " WHERE o.status NOT IN ('FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')"
-    " ORDER BY f.journal_seq"
+    " ORDER BY f.journal_seq, f.trade_id"
 )
 
 
@@ -111,6 +111,14 @@ def upsert_order(placeholder: Placeholder) -> str:
         f" ON CONFLICT (client_order_id) DO UPDATE SET {updates}"
         " WHERE excluded.journal_seq > orders.journal_seq"
     )
+
+
+def insert_fill(placeholder: Placeholder) -> str:
+    return insert_ignoring_duplicates("fills", FILL_COLUMNS, "symbol, trade_id", placeholder)
+
+
+def insert_mode_change(placeholder: Placeholder) -> str:
+    return insert_ignoring_duplicates("mode_changes", MODE_COLUMNS, "journal_seq", placeholder)
 
 
 def insert_ignoring_duplicates(

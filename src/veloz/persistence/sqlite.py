@@ -19,8 +19,6 @@ from veloz.persistence.columns import (
     AUDIT_COLUMNS,
     BALANCE_COLUMNS,
     EQUITY_COLUMNS,
-    FILL_COLUMNS,
-    MODE_COLUMNS,
     POSITION_COLUMNS,
     audit_record,
     audit_values,
@@ -49,8 +47,8 @@ from veloz.persistence.timefmt import sqlite_text
 _T = TypeVar("_T")
 _Q = queries.qmark
 _UPSERT_ORDER = queries.upsert_order(_Q)
-_INSERT_FILL = queries.insert_ignoring_duplicates("fills", FILL_COLUMNS, "trade_id", _Q)
-_INSERT_MODE = queries.insert_ignoring_duplicates("mode_changes", MODE_COLUMNS, "journal_seq", _Q)
+_INSERT_FILL = queries.insert_fill(_Q)
+_INSERT_MODE = queries.insert_mode_change(_Q)
 _INSERT_EQUITY = queries.insert_ignoring_duplicates("equity", EQUITY_COLUMNS, "ts_ns", _Q)
 _INSERT_POSITION = queries.insert_ignoring_duplicates(
     "positions", POSITION_COLUMNS, "ts_ns, symbol", _Q

@@ -39,7 +39,7 @@ CREATE INDEX orders_open ON orders (status)
     WHERE status NOT IN ('FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED');
 
 CREATE TABLE fills (
-    trade_id         TEXT PRIMARY KEY,
+    trade_id         TEXT NOT NULL,
     client_order_id  TEXT NOT NULL,
     symbol           TEXT NOT NULL,
     side             TEXT NOT NULL,
@@ -50,7 +50,9 @@ CREATE TABLE fills (
     liquidity        TEXT NOT NULL,
     ts               TIMESTAMPTZ NOT NULL,
     ts_ns            BIGINT NOT NULL,
-    journal_seq      BIGINT NOT NULL
+    journal_seq      BIGINT NOT NULL,
+    -- Venues number trades per symbol (Binance does): the id alone may repeat.
+    PRIMARY KEY (symbol, trade_id)
 );
 CREATE INDEX fills_ts ON fills (ts_ns DESC, trade_id DESC);
 CREATE INDEX fills_order ON fills (client_order_id);

@@ -37,7 +37,7 @@ CREATE INDEX orders_created ON orders (created_ns DESC, client_order_id DESC);
 CREATE INDEX orders_status ON orders (status);
 
 CREATE TABLE fills (
-    trade_id         TEXT PRIMARY KEY,
+    trade_id         TEXT NOT NULL,
     client_order_id  TEXT NOT NULL,
     symbol           TEXT NOT NULL,
     side             TEXT NOT NULL,
@@ -48,7 +48,9 @@ CREATE TABLE fills (
     liquidity        TEXT NOT NULL,
     ts               TEXT NOT NULL,
     ts_ns            INTEGER NOT NULL,
-    journal_seq      INTEGER NOT NULL
+    journal_seq      INTEGER NOT NULL,
+    -- Venues number trades per symbol (Binance does): the id alone may repeat.
+    PRIMARY KEY (symbol, trade_id)
 );
 CREATE INDEX fills_ts ON fills (ts_ns DESC, trade_id DESC);
 CREATE INDEX fills_order ON fills (client_order_id);
