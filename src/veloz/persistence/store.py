@@ -238,6 +238,42 @@ class MigrationStatus(msgspec.Struct, frozen=True, kw_only=True):
     applied_ns: int | None  # None: not applied yet
 
 
+class UserRecord(msgspec.Struct, kw_only=True):
+    """A person who logs in. `password_hash` is a self-describing KDF string (never the
+    password); `role` is viewer, trader or admin."""
+
+    user_id: str
+    role: str
+    password_hash: str
+    disabled: bool = False
+    created_ns: int
+    updated_ns: int
+
+
+class ApiKeyRecord(msgspec.Struct, kw_only=True):
+    """An API key as stored: only the SHA-256 of the secret, never the secret itself."""
+
+    key_id: str
+    name: str
+    role: str
+    key_hash: str
+    created_ns: int
+    last_used_ns: int | None = None
+    expires_ns: int | None = None
+    allowed_ips: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
+    revoked_ns: int | None = None
+
+
+class RefreshTokenRecord(msgspec.Struct, kw_only=True):
+    """A refresh token as stored: its SHA-256, whose it is, and whether it still counts."""
+
+    token_hash: str
+    user_id: str
+    issued_ns: int
+    expires_ns: int
+    revoked_ns: int | None = None
+
+
 PROJECTED_TABLES = ("orders", "fills", "mode_changes")
 SAMPLED_TABLES = ("positions", "balances", "equity", "audit_log")
 
@@ -293,4 +329,48 @@ class HistoryStore(Protocol):
 
     async def table_counts(self) -> dict[str, int]:
         """Rows per table (for `veloz db status` and the tests)."""
+        ...
+
+
+class CredentialStore(Protocol):
+    """Users, API keys and refresh tokens (the security milestone's tables, migration
+    0002). Both stores implement it beside HistoryStore; every method raises
+    StoreUnavailable when the database cannot answer."""
+
+    async def save_user(self, user: UserRecord) -> None:
+        """Insert the user or replace every field of the existing one."""
+        ...
+
+    async def user(self, user_id: str) -> UserRecord | None: ...
+
+    async def users(self) -> list[UserRecord]:
+        """Every user, by user id."""
+        ...
+
+    async def add_api_key(self, key: ApiKeyRecord) -> None:
+        """Insert a new key (a key id that exists already is an error)."""
+        ...
+
+    async def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked and expired ones included, oldest first."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, revoked_ns: int) -> bool:
+        """Mark the key revoked; False if there is no such key or it was revoked already."""
+        ...
+
+    async def touch_api_keys(self, last_used: dict[str, int]) -> None:
+        """Record when keys were last used (key id -> ts_ns; never moves backwards)."""
+        ...
+
+    async def add_refresh_token(self, token: RefreshTokenRecord) -> None: ...
+
+    async def refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def revoke_refresh_token(self, token_hash: str, revoked_ns: int) -> bool:
+        """Mark it revoked; False if unknown or already revoked (so a token is used once)."""
+        ...
+
+    async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
+        """Revoke every live refresh token of a user (password change, disable); how many."""
         ...
