@@ -4,14 +4,19 @@
 An invalid value stops the start with one line naming the variable and what it accepts.
 """
 
+import ipaddress
 import logging
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from veloz.auth.service import AuthConfig
+from veloz.auth.tokens import MIN_SECRET_BYTES
 from veloz.engine.kernel import EngineConfig
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
@@ -24,7 +29,11 @@ from veloz.risk.limits import RiskLimitsError, load_limits
 
 logger = logging.getLogger(__name__)
 
-SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret"})
+SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret", "jwt_secret", "admin_password"})
+# Each may also come from a file named by VELOZ_<NAME>_FILE (Kubernetes and Docker secrets).
+FILE_FIELDS = SECRET_FIELDS | {"database_url"}
+# Known placeholders nobody should run a release with, whatever their length.
+_WEAK_SECRETS = ("changeme", "secret", "password", "veloz", "example", "test")
 
 
 class SettingsError(ValueError):
@@ -45,14 +54,14 @@ class Settings(BaseSettings):
     sim_latency_ms: float = Field(1.0, ge=0)
     sim_balances: str = "USDT=100000"
     execution_mode: Literal["sim_engine", "binance_testnet_spot", "binance_spot"] = "sim_engine"
-    binance_api_key: str | None = None
-    binance_api_secret: str | None = None
+    binance_api_key: str | None = Field(None, repr=False)
+    binance_api_secret: str | None = Field(None, repr=False)
     wal_dir: Path = Path("./data/wal")
     wal_max_size: int = Field(64 * 1024 * 1024, ge=4096)
     wal_max_files: int = Field(10, ge=1)
     wal_sync: bool = True
     wal_checkpoint_interval: int = Field(1000, ge=1)
-    database_url: str = "sqlite:///./data/veloz.db"
+    database_url: str = Field("sqlite:///./data/veloz.db", repr=False)
     database_migrate: bool = True
     store_snapshot_interval_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -60,6 +69,19 @@ class Settings(BaseSettings):
     metrics: bool = True
     log_dir: Path | None = None
     risk_limits_file: Path | None = None
+    # Security: on by default in the release preset only (see `auth_on`).
+    auth_enabled: bool | None = None
+    jwt_secret: str | None = Field(None, repr=False)
+    admin_password: str | None = Field(None, repr=False)
+    access_token_ttl_s: int = Field(900, ge=30, le=86_400)
+    refresh_token_ttl_s: int = Field(7 * 86_400, ge=60)
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_s: int = Field(900, ge=1)
+    api_rate_limit: float = Field(50, gt=0)  # requests/s per credential
+    api_ip_rate_limit: float = Field(100, gt=0)  # requests/s per client address
+    login_rate_limit: float = Field(1, gt=0)  # login attempts/s per client address
+    cors_origins: str = ""  # comma list of allowed origins; empty: no cross-origin access
+    trusted_proxies: str = ""  # comma list of proxy addresses/CIDRs whose X-Forwarded-For counts
 
     @field_validator("market_symbol")
     @classmethod
@@ -76,6 +98,21 @@ class Settings(BaseSettings):
     def _database_url_names_a_store(cls, value: str) -> str:
         if value.lower() != "none":
             dialect_of(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for item in split_list(value):
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_urls(cls, value: str) -> str:
+        for item in split_list(value):
+            if item != "*" and not item.startswith(("http://", "https://")):
+                raise ValueError(f"an origin is http(s)://host[:port], got {item!r}")
         return value
 
     @field_validator("sim_balances")
@@ -113,7 +150,43 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """The secrets in force, so the logs can make sure never to show them."""
-        return [v for name in SECRET_FIELDS if (v := getattr(self, name))]
+        found = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
+        password = urlsplit(self.database_url).password if "@" in self.database_url else None
+        return found + ([password] if password else [])
+
+    @property
+    def auth_on(self) -> bool:
+        """VELOZ_AUTH_ENABLED, or by preset: on in release, off in dev and test."""
+        return self.auth_enabled if self.auth_enabled is not None else self.preset == "release"
+
+    def auth_config(self) -> AuthConfig:
+        """The security settings; refuses to run with auth on and a missing or weak JWT
+        secret, or without a store to keep users and keys in."""
+        if not self.auth_on:
+            return AuthConfig(enabled=False)
+        secret = self.jwt_secret or ""
+        if (
+            len(secret.encode()) < MIN_SECRET_BYTES
+            or len(set(secret)) < 8
+            or any(weak in secret.lower() for weak in _WEAK_SECRETS)
+        ):
+            raise SettingsError(
+                f"VELOZ_JWT_SECRET: with authentication on, a random secret of at least "
+                f"{MIN_SECRET_BYTES} bytes is required (e.g. `openssl rand -hex 32`)"
+            )
+        if self.database_url.lower() == "none":
+            raise SettingsError(
+                "VELOZ_DATABASE_URL: authentication keeps users and keys in the history store"
+            )
+        return AuthConfig(
+            enabled=True,
+            jwt_secret=secret,
+            access_ttl_s=self.access_token_ttl_s,
+            refresh_ttl_s=self.refresh_token_ttl_s,
+            admin_password=self.admin_password,
+            max_failed_logins=self.max_failed_logins,
+            lockout_s=self.lockout_s,
+        )
 
     def public_view(self) -> dict[str, Any]:
         """Every setting as it is in force, secrets as "***" when set (never their value)."""
@@ -162,6 +235,11 @@ class Settings(BaseSettings):
         )
 
 
+def split_list(text: str) -> tuple[str, ...]:
+    """`a, b,c` -> ("a", "b", "c") (comma lists such as VELOZ_CORS_ORIGINS)."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def parse_balances(text: str) -> dict[str, Decimal]:
     """`USDT=100000,BTC=1` -> {"USDT": Decimal("100000"), "BTC": Decimal("1")}."""
     balances: dict[str, Decimal] = {}
@@ -177,10 +255,29 @@ def parse_balances(text: str) -> dict[str, Decimal]:
     return balances
 
 
+def _from_files() -> dict[str, str]:
+    """Secrets named by VELOZ_<NAME>_FILE: the file's content, without its final newline."""
+    found: dict[str, str] = {}
+    for name in sorted(FILE_FIELDS):
+        path = os.environ.get(f"VELOZ_{name.upper()}_FILE")
+        if not path:
+            continue
+        if os.environ.get(f"VELOZ_{name.upper()}"):
+            raise SettingsError(f"VELOZ_{name.upper()} and VELOZ_{name.upper()}_FILE are both set")
+        try:
+            found[name] = Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise SettingsError(
+                f"VELOZ_{name.upper()}_FILE: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+    return found
+
+
 def load_settings(env_file: Path | None = None) -> Settings:
     """Read the environment (and `env_file`); raise SettingsError with one clear line."""
+    from_files = _from_files()
     try:
-        return Settings(_env_file=env_file)
+        return Settings(_env_file=env_file, **from_files)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "*"

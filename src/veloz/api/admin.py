@@ -1,5 +1,5 @@
 """Admin routes: trading modes, log level, checkpoints. Each answers `{"ok", "mode", ...}`
-and is logged as an audit line (the audit store comes with authentication)."""
+and is audited by the access control (`veloz.api.access`) like every mutating request."""
 
 import logging
 from typing import Literal
@@ -14,7 +14,7 @@ from veloz.model.enums import TradingMode
 from veloz.model.errors import CommandRejected
 from veloz.observability.logs import LEVELS, set_level
 
-audit = logging.getLogger("veloz.audit")
+logger = logging.getLogger(__name__)
 LogLevel = Literal["debug", "info", "warn", "error"]
 LOG_LEVEL_BODY = object_schema(
     ["level"], level=string("new log level", enum=["debug", "info", "warn", "error"])
@@ -48,14 +48,18 @@ class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _actor(request: AnyRequest) -> str:
-    """Who asked, as the audit trail and the journal name them (the user comes with auth)."""
-    return f"api:{request.client.host if request.client else 'unknown'}"
+    """Who asked, as the audit trail and the journal name them: `user:<id>`, `key:<id>`,
+    or `anonymous:<address>` with authentication off."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None:
+        return str(principal.actor)
+    return f"anonymous:{request.client.host if request.client else 'unknown'}"
 
 
 async def _mode(engine_client: Client, request: AnyRequest, action: str) -> ModeAnswer:
     actor = _actor(request)
     mode, changed = await engine_client.admin_mode(action, actor)
-    audit.warning("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
+    logger.info("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
     return ModeAnswer(ok=True, mode=mode, changed=changed)
 
 
@@ -105,7 +109,7 @@ class AdminController(Controller):
         if not isinstance(level, str) or level.lower() not in LEVELS:
             raise CommandRejected("level must be one of debug, info, warn, error")
         set_level(level.lower())
-        audit.warning("admin log-level %s", level.lower())
+        logger.info("admin log-level %s", level.lower())
         return LogLevelAnswer(ok=True, mode=engine_client.engine.mode, level=level.lower())
 
     @post(
@@ -117,7 +121,7 @@ class AdminController(Controller):
     async def reload_config(self, request: AnyRequest, engine_client: Client) -> ReloadAnswer:
         actor = _actor(request)
         loaded = engine_client.engine.reload_risk_limits(actor)
-        audit.warning("admin reload-config by %s: %s (%s)", actor, loaded.source, loaded.sha256)
+        logger.info("admin reload-config by %s: %s (%s)", actor, loaded.source, loaded.sha256)
         return ReloadAnswer(
             ok=True,
             mode=engine_client.engine.mode,
@@ -136,7 +140,7 @@ class AdminController(Controller):
         actor = _actor(request)
         before = engine_client.engine.mode
         mode = await engine_client.engine.reset_breaker(actor)
-        audit.warning("admin reset-breaker by %s: mode %s", actor, mode)
+        logger.info("admin reset-breaker by %s: mode %s", actor, mode)
         return ModeAnswer(ok=True, mode=mode, changed=mode is not before)
 
     @post(
@@ -147,5 +151,5 @@ class AdminController(Controller):
     )
     async def checkpoint(self, engine_client: Client) -> CheckpointAnswer:
         seq = await engine_client.checkpoint()
-        audit.warning("admin checkpoint at sequence %d", seq)
+        logger.info("admin checkpoint at sequence %d", seq)
         return CheckpointAnswer(ok=True, mode=engine_client.engine.mode, seq=seq)

@@ -1,17 +1,22 @@
 """Building the Litestar app around an EngineClient."""
 
 import asyncio
+import time
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from veloz import __version__
+from veloz.api.access import AccessConfig, AccessControl
 from veloz.api.account import AccountController
 from veloz.api.admin import AdminController
+from veloz.api.audit import AuditController
+from veloz.api.auth import AuthController
 from veloz.api.config import ConfigController
 from veloz.api.errors import domain_error, http_error
 from veloz.api.health import HealthController
@@ -23,7 +28,8 @@ from veloz.api.orders import OrdersController
 from veloz.api.request_context import RequestContext
 from veloz.api.risk import RiskController
 from veloz.api.streams import stream_routes
-from veloz.config import Settings
+from veloz.auth.service import AuthConfig, AuthService
+from veloz.config import Settings, split_list
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
 from veloz.observability.metrics import StreamCollector, registry_for
@@ -44,9 +50,24 @@ def create_app(
     shutdown: asyncio.Event | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     http_metrics: bool = True,
+    auth: AuthService | None = None,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
-    the server open."""
+    the server open. Without `auth` (or with it off) every caller may do everything: the
+    dev preset, bound to loopback."""
+    settings = settings or Settings()
+    auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
+    access = AccessControl(
+        auth,
+        AccessConfig(
+            api_rate_limit=settings.api_rate_limit,
+            api_ip_rate_limit=settings.api_ip_rate_limit,
+            login_rate_limit=settings.login_rate_limit,
+            trusted_proxies=split_list(settings.trusted_proxies),
+        ),
+        client.history.record_audit if client.history is not None else None,
+    )
+    origins = split_list(settings.cors_origins)
     metrics = registry_for(client.engine, client.history)
     http = HttpMetrics()
     if http_metrics:
@@ -61,19 +82,24 @@ def create_app(
             AdminController,
             MetricsController,
             RiskController,
+            AuthController,
+            AuditController,
             *stream_routes,
             create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
         ],
         dependencies={
             "engine_client": Provide(lambda: client, sync_to_thread=False),
-            "settings": Provide(lambda: settings or Settings(), sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "auth": Provide(lambda: auth, sync_to_thread=False),
         },
         exception_handlers={VelozError: domain_error, HTTPException: http_error},
         openapi_config=OpenAPIConfig(title="VeloZ", version=__version__, path="/schema"),
         plugins=[DecimalAsNumber()],
         response_class=NumberJSONResponse,
         request_max_body_size=max_body_bytes,
-        middleware=[RequestContext(), *([http] if http_metrics else [])],
+        # Access control last: refused requests are still counted and carry a request id.
+        middleware=[RequestContext(), *([http] if http_metrics else []), access],
+        cors_config=CORSConfig(allow_origins=list(origins)) if origins else None,
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()

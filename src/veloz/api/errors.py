@@ -26,6 +26,7 @@ STATUS_OF_CODE = {
     "journal_unavailable": 503,
     "no_market_data": 503,
     "venue_unreachable": 503,
+    "store_unavailable": 503,
 }
 _HTTP_CODES = {
     400: "bad_params",
@@ -36,6 +37,8 @@ _HTTP_CODES = {
 }
 _DESCRIPTIONS = {
     400: "Malformed request: bad JSON, a missing or invalid field or parameter",
+    401: "No credentials, or credentials that do not hold (wrong, expired, revoked)",
+    403: "The credential's role may not do this, or the API key may not be used from here",
     404: "No such route or object",
     405: "Method not allowed on this route",
     409: "Conflicts with the object's state or an earlier use of its id",
@@ -62,8 +65,12 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
-    status = STATUS_OF_CODE.get(exc.code, 400)
-    return Response(ErrorBody(exc.code, exc.message, exc.reason), status_code=status)
+    status = getattr(exc, "status", None) or STATUS_OF_CODE.get(exc.code, 400)
+    retry_after = getattr(exc, "retry_after_s", 0)
+    headers = {"retry-after": str(max(1, round(retry_after + 0.5)))} if status == 429 else {}
+    return Response(
+        ErrorBody(exc.code, exc.message, exc.reason), status_code=status, headers=headers
+    )
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

@@ -36,6 +36,7 @@ def engine(
     try:
         settings = load_settings(env_file)
         engine_config = settings.engine_config()
+        settings.auth_config()  # a missing or weak JWT secret stops the start here
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None

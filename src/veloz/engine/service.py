@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Iterator
 
 import uvicorn
 
 from veloz.api.app import create_app
+from veloz.auth.service import AuthService
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
 from veloz.engine.kernel import Engine
@@ -38,12 +40,14 @@ async def run_service(
     history: HistoryService | None = None,
 ) -> int:
     shutdown = asyncio.Event()
+    auth = AuthService(settings.auth_config(), history.store if history else None, time.time_ns)
     app = create_app(
         EngineClient(engine, history),
         settings,
         shutdown=shutdown,
         max_body_bytes=settings.max_body_bytes,
         http_metrics=settings.metrics,
+        auth=auth,
     )
     config = uvicorn.Config(
         app,
@@ -72,12 +76,16 @@ async def run_service(
         return 1
     logger.info("serving HTTP on %s:%d", host, port)
     async with running_history(history):
+        await auth.start()
         try:
-            await engine.start()
-        except BaseException:
-            server.should_exit = True
+            try:
+                await engine.start()
+            except BaseException:
+                server.should_exit = True
+                await serving
+                raise
             await serving
-            raise
-        await serving
-        await engine.stop()
+            await engine.stop()
+        finally:
+            await auth.stop()
     return 0

@@ -27,9 +27,9 @@ from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import (
     AuditRecord,
     BalanceSnapshot,
-    HistoryStore,
     PortfolioSnapshot,
     PositionSnapshot,
+    Store,
     StoreUnavailable,
 )
 from veloz.persistence.urls import dialect_of, redact, sqlite_path
@@ -48,7 +48,7 @@ class HistoryConfig(msgspec.Struct, frozen=True, kw_only=True):
     projector: ProjectorConfig = ProjectorConfig()
 
 
-def open_store(url: str) -> HistoryStore:
+def open_store(url: str) -> Store:
     """The store `url` names (raises DatabaseUrlError for anything else)."""
     if dialect_of(url) == "sqlite":
         return SqliteStore(sqlite_path(url), time.time_ns)

@@ -374,3 +374,7 @@ class CredentialStore(Protocol):
     async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
         """Revoke every live refresh token of a user (password change, disable); how many."""
         ...
+
+
+class Store(HistoryStore, CredentialStore, Protocol):
+    """What a VELOZ_DATABASE_URL opens: the history and the credentials, one database."""

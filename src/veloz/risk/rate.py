@@ -8,7 +8,7 @@ from collections.abc import Callable
 class TokenBucket:
     def __init__(self, rate_per_s: float, now_ns: Callable[[], int]) -> None:
         if rate_per_s <= 0:
-            raise ValueError("the order rate limit must be positive")
+            raise ValueError("a rate limit must be positive")
         self._rate = rate_per_s
         self._capacity = rate_per_s
         self._tokens = rate_per_s
@@ -18,6 +18,11 @@ class TokenBucket:
     @property
     def rate_per_s(self) -> float:
         return self._rate
+
+    @property
+    def tokens(self) -> float:
+        """Tokens left as of the last `take` (what a rate-limit header reports)."""
+        return self._tokens
 
     def take(self) -> bool:
         """Spend one token if there is one."""

@@ -1,0 +1,389 @@
+"""Who may call which route, in one table, and the middleware that enforces it: client
+address (through trusted proxies only), rate limits per address and per credential,
+authentication, the role check, security headers, and an audit record of every mutating
+request and every refused credential.
+
+A route missing from ROUTE_ROLES is refused to everyone but admins (and a test generated
+from the app's routes fails), so a new route cannot be public by accident.
+"""
+
+import ipaddress
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+import structlog
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
+
+from veloz.auth.roles import Role
+from veloz.auth.service import AuthError, AuthService, Principal
+from veloz.persistence.store import AuditRecord
+from veloz.risk.rate import TokenBucket
+
+audit_log = logging.getLogger("veloz.audit")
+
+PUBLIC = None
+# (method, route) -> the least role that may call it; PUBLIC needs no credential.
+# "WS" is a WebSocket upgrade.
+ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/health/live"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/health/startup"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/"): PUBLIC,  # the dashboard's static files hold no data
+    ("GET", "/{file_path:path}"): PUBLIC,
+    ("HEAD", "/{file_path:path}"): PUBLIC,
+    ("POST", "/api/auth/login"): PUBLIC,  # the body is the credential
+    ("POST", "/api/auth/refresh"): PUBLIC,
+    ("POST", "/api/auth/logout"): PUBLIC,
+    ("GET", "/api/market"): Role.VIEWER,
+    ("GET", "/api/market/{symbol:str}/book"): Role.VIEWER,
+    ("GET", "/api/market/{symbol:str}/bars"): Role.VIEWER,
+    ("GET", "/api/order_state"): Role.VIEWER,
+    ("GET", "/api/orders"): Role.VIEWER,
+    ("GET", "/api/orders_state"): Role.VIEWER,
+    ("GET", "/api/trades"): Role.VIEWER,
+    ("GET", "/api/account"): Role.VIEWER,
+    ("GET", "/api/positions"): Role.VIEWER,
+    ("GET", "/api/execution/ping"): Role.VIEWER,
+    ("GET", "/api/risk/limits"): Role.VIEWER,
+    ("GET", "/api/risk/status"): Role.VIEWER,
+    ("GET", "/api/stream"): Role.VIEWER,
+    ("WS", "/ws/market"): Role.VIEWER,
+    ("WS", "/ws/orders"): Role.VIEWER,
+    ("GET", "/api/auth/me"): Role.VIEWER,
+    ("POST", "/api/order"): Role.TRADER,
+    ("POST", "/api/cancel"): Role.TRADER,
+    ("POST", "/api/cancel_all"): Role.TRADER,
+    ("GET", "/api/config"): Role.ADMIN,
+    ("POST", "/api/admin/maintenance"): Role.ADMIN,
+    ("POST", "/api/admin/ready"): Role.ADMIN,
+    ("POST", "/api/admin/readonly"): Role.ADMIN,
+    ("POST", "/api/admin/readwrite"): Role.ADMIN,
+    ("POST", "/api/admin/reload-config"): Role.ADMIN,
+    ("POST", "/api/admin/reset-breaker"): Role.ADMIN,
+    ("POST", "/api/admin/log-level"): Role.ADMIN,
+    ("POST", "/api/admin/checkpoint"): Role.ADMIN,
+    ("GET", "/api/audit/logs"): Role.ADMIN,
+    ("GET", "/api/auth/keys"): Role.ADMIN,
+    ("POST", "/api/auth/keys"): Role.ADMIN,
+    ("DELETE", "/api/auth/keys/{key_id:str}"): Role.ADMIN,
+    ("GET", "/api/auth/users"): Role.ADMIN,
+    ("POST", "/api/auth/users"): Role.ADMIN,
+    ("POST", "/api/auth/users/{user_id:str}/password"): Role.ADMIN,
+    ("POST", "/api/auth/users/{user_id:str}/disable"): Role.ADMIN,
+    ("POST", "/api/auth/users/{user_id:str}/enable"): Role.ADMIN,
+}
+# The API documentation is public: it describes routes, it holds no data.
+PUBLIC_PREFIXES = ("/schema",)
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Fields whose values never reach the audit trail (or anything else).
+SECRET_PARAMS = frozenset({"password", "refresh_token", "access_token", "key", "token", "secret"})
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+}
+_AUDIT_BODY_BYTES = 16 * 1024
+
+
+def required_role(method: str, route: str) -> Role | None:
+    """The least role for a route; routes missing from the table need admin (fail closed)."""
+    if route.startswith(PUBLIC_PREFIXES):
+        return PUBLIC
+    return ROUTE_ROLES.get((method, route), Role.ADMIN)
+
+
+class AccessConfig(msgspec.Struct, frozen=True, kw_only=True):
+    api_rate_limit: float = 50.0
+    api_ip_rate_limit: float = 100.0
+    login_rate_limit: float = 1.0
+    trusted_proxies: tuple[str, ...] = ()
+
+
+class _Buckets:
+    """Token buckets by key, the least recently used dropped beyond `size`."""
+
+    def __init__(self, rate: float, now_ns: Callable[[], int], size: int = 10_000) -> None:
+        self._rate, self._now_ns, self._size = rate, now_ns, size
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str) -> TokenBucket | None:
+        """The bucket if it had a token for `key`, else None (then `retry_after`)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._now_ns)
+            if len(self._buckets) > self._size:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket if bucket.take() else None
+
+    def retry_after(self, key: str) -> float:
+        bucket = self._buckets.get(key)
+        return bucket.retry_after_s() if bucket else 0.0
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request or WebSocket upgrade, as access control sees it."""
+
+    scope: Scope
+    method: str
+    route: str
+    client_ip: str
+    headers: dict[str, str]
+    required: Role | None
+
+
+class AccessControl(ASGIMiddleware):
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    def __init__(
+        self,
+        auth: AuthService,
+        config: AccessConfig,
+        record_audit: Callable[[AuditRecord], None] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._auth = auth
+        self._config = config
+        self._record_audit = record_audit
+        self._now_ns = now_ns
+        self._per_ip = _Buckets(config.api_ip_rate_limit, now_ns)
+        self._per_credential = _Buckets(config.api_rate_limit, now_ns)
+        self._logins = _Buckets(config.login_rate_limit, now_ns)
+        self._proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        websocket = scope["type"] == ScopeType.WEBSOCKET
+        method = "WS" if websocket else str(scope.get("method", "GET"))
+        route = str(scope.get("path_template", scope.get("path", "")))
+        call = _Call(
+            scope,
+            method,
+            route,
+            self.client_ip(scope),
+            _headers(scope),
+            required_role(method, route),
+        )
+        limit_headers: dict[str, str] = {}
+        principal: Principal | None = None
+        try:
+            if method == "OPTIONS":  # CORS preflights carry no credentials
+                principal = self._anonymous(call.client_ip)
+            else:
+                principal = self._admit(call)
+                limit_headers = self._limit(call, principal)
+        except AuthError as refused:
+            self._audit_refusal(call, principal, refused)
+            await self._refuse(send, websocket, refused)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        status = 0
+        body = bytearray()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = MutableScopeHeaders.from_message(message)
+                for name, value in {**SECURITY_HEADERS, **limit_headers}.items():
+                    response_headers[name] = value
+            await send(message)
+
+        async def keep_body() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) < _AUDIT_BODY_BYTES:
+                body.extend(message.get("body", b"")[: _AUDIT_BODY_BYTES - len(body)])
+            return message
+
+        audited = method in MUTATING
+        await next_app(scope, keep_body if audited else receive, capture)
+        if audited:
+            self._audit(call, principal, _params(bytes(body), scope), str(status))
+
+    # -- who is calling ----------------------------------------------------------------
+
+    def client_ip(self, scope: Scope) -> str:
+        """The peer's address, or, when the peer is a trusted proxy, the last address in
+        X-Forwarded-For that is not one of ours (the client as our first proxy saw it)."""
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        if not self._proxies or not self._trusted(peer):
+            return str(peer)
+        forwarded = _headers(scope).get("x-forwarded-for", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop
+        return str(peer)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._proxies)
+
+    def _anonymous(self, client_ip: str) -> Principal:
+        # Auth off (the dev preset): everything is allowed, and the audit names the address.
+        return Principal(kind="anonymous", name=client_ip, role=Role.ADMIN)
+
+    def _admit(self, call: _Call) -> Principal | None:
+        if call.required is not PUBLIC and not self._per_ip.take(call.client_ip):
+            raise AuthError(
+                429,
+                "rate_limit_exceeded",
+                f"too many requests from {call.client_ip}",
+                self._per_ip.retry_after(call.client_ip),
+            )
+        if not self._auth.enabled:
+            return self._anonymous(call.client_ip)
+        query = parse_qs(call.scope.get("query_string", b"").decode("latin-1"))
+        principal = self._auth.authenticate(
+            authorization=call.headers.get("authorization"),
+            api_key=call.headers.get("x-api-key"),
+            # Tokens in URLs only where browsers cannot send headers: streams.
+            query_token=query.get("token", [None])[0] if call.method in ("GET", "WS") else None,
+            client_ip=call.client_ip,
+        )
+        if call.required is PUBLIC:
+            return principal
+        if principal is None:
+            raise AuthError(
+                401, "unauthorized", "credentials required: a Bearer token or X-API-Key"
+            )
+        if not principal.role.allows(call.required):
+            raise AuthError(
+                403,
+                "forbidden",
+                f"{call.method} {call.route} needs the {call.required} role; "
+                f"{principal.actor} is {principal.role}",
+            )
+        return principal
+
+    def _limit(self, call: _Call, principal: Principal | None) -> dict[str, str]:
+        if call.route == "/api/auth/login" and not self._logins.take(call.client_ip):
+            raise AuthError(
+                429,
+                "rate_limit_exceeded",
+                "too many login attempts from this address",
+                self._logins.retry_after(call.client_ip),
+            )
+        if principal is None or principal.kind == "anonymous" or call.required is PUBLIC:
+            return {}
+        bucket = self._per_credential.take(principal.actor)
+        if bucket is None:
+            raise AuthError(
+                429,
+                "rate_limit_exceeded",
+                f"too many requests for {principal.actor}",
+                self._per_credential.retry_after(principal.actor),
+            )
+        return {
+            "x-ratelimit-limit": f"{self._per_credential.rate:g}",
+            "x-ratelimit-remaining": str(int(bucket.tokens)),
+        }
+
+    async def _refuse(self, send: Send, websocket: bool, refused: AuthError) -> None:
+        if websocket:
+            # Before the upgrade is accepted: the browser sees the close code.
+            await send({"type": "websocket.close", "code": 4000 + refused.status, "reason": ""})
+            return
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        if refused.status == 429:
+            retry_after = max(1, round(refused.retry_after_s + 0.5))
+            headers.append((b"retry-after", str(retry_after).encode()))
+        if refused.status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="veloz"'))
+        body = msgspec.json.encode({"error": refused.code, "message": refused.message})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": refused.status,
+            "headers": headers,
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    # -- the audit trail ---------------------------------------------------------------
+
+    def _audit(
+        self, call: _Call, principal: Principal | None, params: dict[str, Any], result: str
+    ) -> None:
+        self._write_audit(
+            AuditRecord(
+                ts_ns=self._now_ns(),
+                actor=principal.actor if principal else f"anonymous:{call.client_ip}",
+                action=f"{call.method} {call.route}",
+                target=str(call.scope.get("path", "")),
+                params=params,
+                result=result,
+                client_ip=call.client_ip,
+                request_id=_request_id(),
+            )
+        )
+
+    def _audit_refusal(self, call: _Call, principal: Principal | None, refused: AuthError) -> None:
+        if refused.status not in (401, 403) and call.method not in MUTATING:
+            return  # a throttled read is answered 429, not audited
+        self._audit(call, principal, {}, f"{refused.status} {refused.code}")
+
+    def _write_audit(self, record: AuditRecord) -> None:
+        audit_log.warning(
+            "audit %s by %s from %s: %s %s",
+            record.action,
+            record.actor,
+            record.client_ip,
+            record.result,
+            msgspec.json.encode(record.params, enc_hook=str).decode(),
+        )
+        if self._record_audit is not None:
+            self._record_audit(record)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _request_id() -> str:
+    return str(structlog.contextvars.get_contextvars().get("request_id", ""))
+
+
+def _params(body: bytes, scope: Scope) -> dict[str, Any]:
+    """The request's parameters for the audit trail: the JSON or form body and the query,
+    with secret fields replaced by ***."""
+    params: dict[str, Any] = {}
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    params.update({k: v[0] if len(v) == 1 else v for k, v in query.items()})
+    if body:
+        try:
+            decoded = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            decoded = {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
+        if isinstance(decoded, dict):
+            params.update(decoded)
+    return {k: "***" if k.lower() in SECRET_PARAMS else v for k, v in params.items()}
