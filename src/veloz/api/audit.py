@@ -7,7 +7,7 @@ from litestar import Controller, get
 from litestar.params import QueryParameter
 
 from veloz.api.deps import Client
-from veloz.api.errors import error_responses
+from veloz.api.errors import MAX_TS_NS, error_responses
 from veloz.model.errors import CommandRejected
 from veloz.persistence.store import AuditQuery, StoreUnavailable
 
@@ -39,8 +39,12 @@ class AuditController(Controller):
         engine_client: Client,
         actor: Annotated[str | None, QueryParameter(description="e.g. user:admin")] = None,
         action: Annotated[str | None, QueryParameter(description="e.g. POST /api/order")] = None,
-        since: Annotated[int | None, QueryParameter(description="at or after this ts_ns")] = None,
-        before: Annotated[int | None, QueryParameter(description="before this ts_ns")] = None,
+        since: Annotated[
+            int | None, QueryParameter(description="at or after this ts_ns", ge=0, le=MAX_TS_NS)
+        ] = None,
+        before: Annotated[
+            int | None, QueryParameter(description="before this ts_ns", ge=0, le=MAX_TS_NS)
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 100,
     ) -> AuditLog:
         history = engine_client.history

@@ -50,6 +50,11 @@ _DESCRIPTIONS = {
 }
 
 
+# The largest nanosecond time a store column (signed 64-bit) can hold: query parameters
+# beyond it are refused as bad input, not passed to the database.
+MAX_TS_NS = 2**63 - 1
+
+
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     error: str
     message: str

@@ -17,7 +17,7 @@ from veloz.api.body import (
     string,
 )
 from veloz.api.deps import Client
-from veloz.api.errors import error_responses
+from veloz.api.errors import MAX_TS_NS, error_responses
 from veloz.api.json import NumberJSONResponse
 from veloz.engine.client import parse_status_filter
 from veloz.engine.kernel import OrderAck
@@ -171,7 +171,7 @@ class OrdersController(Controller):
         symbol: FromQuery[str | None] = None,
         limit: Annotated[int | None, QueryParameter(ge=1)] = None,
         before: Annotated[
-            int | None, QueryParameter(description="created before this ts_ns")
+            int | None, QueryParameter(description="created before this ts_ns", ge=0, le=MAX_TS_NS)
         ] = None,
     ) -> Response[OrdersState]:
         found = await engine_client.order_history(
@@ -218,7 +218,7 @@ class OrdersController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 20,
         symbol: FromQuery[str | None] = None,
         before: Annotated[
-            int | None, QueryParameter(description="filled before this ts_ns")
+            int | None, QueryParameter(description="filled before this ts_ns", ge=0, le=MAX_TS_NS)
         ] = None,
     ) -> Response[Trades]:
         found = await engine_client.trade_history(limit, symbol.upper() if symbol else None, before)

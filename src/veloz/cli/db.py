@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from veloz.persistence.store import HistoryStore, MigrationStatus
+    from veloz.persistence.store import HistoryStore, MigrationStatus, Store
 
 app = typer.Typer(help="Migrate, inspect and rebuild the history store.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ UrlOption = Annotated[
 ]
 
 
-def _store(url: str | None) -> "HistoryStore":
+def open_configured_store(url: str | None) -> "Store":
     from veloz.config import SettingsError, load_settings
     from veloz.persistence.service import open_store
     from veloz.persistence.urls import DatabaseUrlError
@@ -41,10 +41,12 @@ def _store(url: str | None) -> "HistoryStore":
         raise typer.Exit(2) from None
 
 
-def _with_store(url: str | None, work: Callable[["HistoryStore"], Awaitable[_T]]) -> _T:
+def with_store(url: str | None, work: Callable[["Store"], Awaitable[_T]]) -> _T:
+    """Connect to the store `url` names (default VELOZ_DATABASE_URL), run `work`, close;
+    exit 1 with one line if the database cannot be reached."""
     from veloz.persistence.store import StoreUnavailable
 
-    store = _store(url)
+    store = open_configured_store(url)
 
     async def run() -> _T:
         try:
@@ -70,7 +72,7 @@ def _when(ns: int | None) -> str:
 def migrate(url: UrlOption = None) -> None:
     """Apply the migrations not applied yet (the engine also does this at start unless
     VELOZ_DATABASE_MIGRATE=false)."""
-    applied = _with_store(url, lambda store: store.migrate())
+    applied = with_store(url, lambda store: store.migrate())
     for migration in applied:
         typer.echo(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
@@ -89,9 +91,9 @@ def status(url: UrlOption = None) -> None:
             return migrations, None, {}
         return migrations, await store.high_water(), await store.table_counts()
 
-    migrations, high_water, counts = _with_store(url, read)
+    migrations, high_water, counts = with_store(url, read)
     console = Console()
-    table = Table(title=f"history store {_store(url).name}")
+    table = Table(title=f"history store {open_configured_store(url).name}")
     table.add_column("migration")
     table.add_column("applied")
     for m in migrations:
@@ -137,7 +139,7 @@ def rebuild(
             stats = await rebuild_store(store, wal_dir)
             return stats.high_water, await store.table_counts()
 
-        high_water, counts = _with_store(url, work)
+        high_water, counts = with_store(url, work)
     finally:
         lock.release()
     shown = ", ".join(f"{counts[t]} {t}" for t in ("orders", "fills", "mode_changes"))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import db, wal
+from veloz.cli import credentials, db, wal
 
 if TYPE_CHECKING:
     from veloz.engine.kernel import Engine
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
 app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
+app.add_typer(credentials.keys_app, name="keys")
+app.add_typer(credentials.users_app, name="users")
 
 
 @app.command()

@@ -16,11 +16,14 @@ from veloz.model.enums import (
     TradingMode,
 )
 from veloz.persistence.store import (
+    ApiKeyRecord,
     AuditRecord,
     FillRow,
     ModeChangeRow,
     OrderRow,
     PortfolioSnapshot,
+    RefreshTokenRecord,
+    UserRecord,
 )
 
 ORDER_COLUMNS = (
@@ -87,6 +90,30 @@ POSITION_COLUMNS = (
     "fees",
 )
 BALANCE_COLUMNS = ("ts", "ts_ns", "asset", "free", "locked")
+
+USER_COLUMNS = (
+    "user_id",
+    "role",
+    "password_hash",
+    "disabled",
+    "created_at",
+    "updated_at",
+    "created_ns",
+    "updated_ns",
+)
+API_KEY_COLUMNS = (
+    "key_id",
+    "name",
+    "role",
+    "key_hash",
+    "created_at",
+    "created_ns",
+    "last_used_ns",
+    "expires_ns",
+    "allowed_ips",
+    "revoked_ns",
+)
+REFRESH_TOKEN_COLUMNS = ("token_hash", "user_id", "issued_ns", "expires_ns", "revoked_ns")
 
 DecimalOut = Callable[[Decimal], Any]
 TimeOut = Callable[[int], Any]
@@ -201,6 +228,39 @@ def snapshot_values(
     return equity, positions, balances
 
 
+def user_values(user: UserRecord, time: TimeOut) -> tuple[Any, ...]:
+    return (
+        user.user_id,
+        user.role,
+        user.password_hash,
+        user.disabled,  # SQLite stores a bool as 0 or 1, PostgreSQL as BOOLEAN
+        time(user.created_ns),
+        time(user.updated_ns),
+        user.created_ns,
+        user.updated_ns,
+    )
+
+
+def api_key_values(key: ApiKeyRecord, time: TimeOut) -> tuple[Any, ...]:
+    return (
+        key.key_id,
+        _clean(key.name),  # a label, free text (ids and hashes are kept exactly)
+        key.role,
+        key.key_hash,
+        time(key.created_ns),
+        key.created_ns,
+        key.last_used_ns,
+        key.expires_ns,
+        # JSON text in both dialects: one encoding, one decoding, and nothing queries it.
+        msgspec.json.encode(key.allowed_ips).decode(),
+        key.revoked_ns,
+    )
+
+
+def refresh_token_values(token: RefreshTokenRecord) -> tuple[Any, ...]:
+    return (token.token_hash, token.user_id, token.issued_ns, token.expires_ns, token.revoked_ns)
+
+
 def _dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(value)
 
@@ -270,4 +330,39 @@ def audit_record(r: Mapping[str, Any], params: dict[str, Any]) -> AuditRecord:
         result=r["result"],
         client_ip=r["client_ip"],
         request_id=r["request_id"],
+    )
+
+
+def user_record(r: Mapping[str, Any]) -> UserRecord:
+    return UserRecord(
+        user_id=r["user_id"],
+        role=r["role"],
+        password_hash=r["password_hash"],
+        disabled=bool(r["disabled"]),
+        created_ns=r["created_ns"],
+        updated_ns=r["updated_ns"],
+    )
+
+
+def api_key_record(r: Mapping[str, Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=r["key_id"],
+        name=r["name"],
+        role=r["role"],
+        key_hash=r["key_hash"],
+        created_ns=r["created_ns"],
+        last_used_ns=r["last_used_ns"],
+        expires_ns=r["expires_ns"],
+        allowed_ips=msgspec.json.decode(r["allowed_ips"], type=list[str]),
+        revoked_ns=r["revoked_ns"],
+    )
+
+
+def refresh_token_record(r: Mapping[str, Any]) -> RefreshTokenRecord:
+    return RefreshTokenRecord(
+        token_hash=r["token_hash"],
+        user_id=r["user_id"],
+        issued_ns=r["issued_ns"],
+        expires_ns=r["expires_ns"],
+        revoked_ns=r["revoked_ns"],
     )

@@ -1,7 +1,8 @@
-"""The production history store: PostgreSQL through an asyncpg connection pool. Money and
-quantities go in and come out as `Decimal` (NUMERIC, exact), times as TIMESTAMPTZ beside
-their exact nanoseconds, the audit parameters as JSONB; every asyncpg or network error
-leaves as StoreUnavailable, named by the URL without its password."""
+"""The production history and credential store: PostgreSQL through an asyncpg connection
+pool. Money and quantities go in and come out as `Decimal` (NUMERIC, exact), times as
+TIMESTAMPTZ beside their exact nanoseconds, the audit parameters as JSONB; every asyncpg or
+network error (a refused constraint included) leaves as StoreUnavailable, named by the URL
+without its password."""
 
 import contextlib
 import json
@@ -15,10 +16,14 @@ from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
 from veloz.persistence import queries
 from veloz.persistence.columns import (
+    API_KEY_COLUMNS,
     AUDIT_COLUMNS,
     BALANCE_COLUMNS,
     EQUITY_COLUMNS,
     POSITION_COLUMNS,
+    REFRESH_TOKEN_COLUMNS,
+    api_key_record,
+    api_key_values,
     audit_record,
     audit_values,
     fill_row,
@@ -26,20 +31,27 @@ from veloz.persistence.columns import (
     mode_values,
     order_row,
     order_values,
+    refresh_token_record,
+    refresh_token_values,
     snapshot_values,
+    user_record,
+    user_values,
 )
 from veloz.persistence.migrations import load_migrations
 from veloz.persistence.store import (
     PROJECTED_TABLES,
     SAMPLED_TABLES,
+    ApiKeyRecord,
     AuditQuery,
     AuditRecord,
     MigrationStatus,
     OrderQuery,
     PortfolioSnapshot,
     ProjectionBatch,
+    RefreshTokenRecord,
     StoreUnavailable,
     TradeQuery,
+    UserRecord,
 )
 from veloz.persistence.timefmt import utc_datetime
 from veloz.persistence.urls import redact
@@ -58,6 +70,15 @@ _INSERT_BALANCE = queries.insert_ignoring_duplicates(
 # asyncpg's own jsonb codec takes and gives JSON text: the parameter is sent as jsonb
 # (inferred from the column) and read back as a string.
 _INSERT_AUDIT = queries.insert("audit_log", AUDIT_COLUMNS, _Q)
+_UPSERT_USER = queries.upsert_user(_Q)
+_USER = queries.user_by_id(_Q)
+_INSERT_API_KEY = queries.insert("api_keys", API_KEY_COLUMNS, _Q)
+_REVOKE_API_KEY = queries.revoke_api_key(_Q)
+_TOUCH_API_KEY = queries.touch_api_key(_Q)
+_INSERT_REFRESH_TOKEN = queries.insert("refresh_tokens", REFRESH_TOKEN_COLUMNS, _Q)
+_REFRESH_TOKEN = queries.refresh_token_by_hash(_Q)
+_REVOKE_REFRESH_TOKEN = queries.revoke_refresh_token(_Q)
+_REVOKE_REFRESH_TOKENS_OF = queries.revoke_refresh_tokens_of(_Q)
 _ADVANCE_HIGH_WATER = (
     "UPDATE projector_state SET last_seq = $1, updated_at = now() WHERE last_seq < $1"
 )
@@ -272,6 +293,68 @@ class PostgresStore:
         values = audit_values(record, utc_datetime)
         async with self._connection() as conn:
             await conn.execute(_INSERT_AUDIT, *values)
+
+    # -- credentials -----------------------------------------------------------------
+
+    async def save_user(self, user: UserRecord) -> None:
+        values = user_values(user, utc_datetime)
+        async with self._connection() as conn:
+            await conn.execute(_UPSERT_USER, *values)
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_USER, user_id)
+        return None if row is None else user_record(row)
+
+    async def users(self) -> list[UserRecord]:
+        async with self._connection() as conn:
+            return [user_record(r) for r in await conn.fetch(queries.USERS)]
+
+    async def add_api_key(self, key: ApiKeyRecord) -> None:
+        """A key id or key hash that exists already raises StoreUnavailable (the database
+        refused the statement): ids are generated, so that is a bug, not a user's error."""
+        values = api_key_values(key, utc_datetime)
+        async with self._connection() as conn:
+            await conn.execute(_INSERT_API_KEY, *values)
+
+    async def api_keys(self) -> list[ApiKeyRecord]:
+        async with self._connection() as conn:
+            return [api_key_record(r) for r in await conn.fetch(queries.API_KEYS)]
+
+    async def revoke_api_key(self, key_id: str, revoked_ns: int) -> bool:
+        async with self._connection() as conn:
+            return _affected(await conn.execute(_REVOKE_API_KEY, revoked_ns, key_id)) == 1
+
+    async def touch_api_keys(self, last_used: dict[str, int]) -> None:
+        # In key order: two batches touching the same keys lock their rows in the same
+        # order, so they wait for each other instead of deadlocking.
+        rows = [(last_used[key_id], key_id, last_used[key_id]) for key_id in sorted(last_used)]
+        async with self._connection() as conn, conn.transaction():
+            await _executemany(conn, _TOUCH_API_KEY, rows)
+
+    async def add_refresh_token(self, token: RefreshTokenRecord) -> None:
+        values = refresh_token_values(token)
+        async with self._connection() as conn:
+            await conn.execute(_INSERT_REFRESH_TOKEN, *values)
+
+    async def refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_REFRESH_TOKEN, token_hash)
+        return None if row is None else refresh_token_record(row)
+
+    async def revoke_refresh_token(self, token_hash: str, revoked_ns: int) -> bool:
+        async with self._connection() as conn:
+            status = await conn.execute(_REVOKE_REFRESH_TOKEN, revoked_ns, token_hash)
+        return _affected(status) == 1
+
+    async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
+        async with self._connection() as conn:
+            return _affected(await conn.execute(_REVOKE_REFRESH_TOKENS_OF, revoked_ns, user_id))
+
+
+def _affected(status: str) -> int:
+    """The rows a statement changed, from its command tag ("UPDATE 3")."""
+    return int(status.rpartition(" ")[2])
 
 
 async def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:

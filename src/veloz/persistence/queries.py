@@ -1,10 +1,18 @@
-"""The read queries both stores answer, written once with a placeholder style per dialect
+"""The queries both stores run, written once with a placeholder style per dialect
 (`?` for SQLite, `$1` for PostgreSQL)."""
 
 from collections.abc import Callable
 from typing import Any
 
-from veloz.persistence.columns import AUDIT_COLUMNS, FILL_COLUMNS, MODE_COLUMNS, ORDER_COLUMNS
+from veloz.persistence.columns import (
+    API_KEY_COLUMNS,
+    AUDIT_COLUMNS,
+    FILL_COLUMNS,
+    MODE_COLUMNS,
+    ORDER_COLUMNS,
+    REFRESH_TOKEN_COLUMNS,
+    USER_COLUMNS,
+)
 from veloz.persistence.store import AuditQuery, OrderQuery, TradeQuery
 
 Placeholder = Callable[[int], str]
@@ -134,3 +142,68 @@ def insert_ignoring_duplicates(
 def insert(table: str, columns: tuple[str, ...], placeholder: Placeholder) -> str:
     marks = ", ".join(placeholder(i + 1) for i in range(len(columns)))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+# -- credentials ---------------------------------------------------------------------
+
+USERS = f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY user_id"
+API_KEYS = f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys ORDER BY created_ns, key_id"
+
+
+def upsert_user(placeholder: Placeholder) -> str:
+    """Insert a user or replace every field of the existing one."""
+    marks = ", ".join(placeholder(i + 1) for i in range(len(USER_COLUMNS)))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in USER_COLUMNS[1:])
+    return (
+        f"INSERT INTO users ({', '.join(USER_COLUMNS)}) VALUES ({marks})"
+        f" ON CONFLICT (user_id) DO UPDATE SET {updates}"
+    )
+
+
+def user_by_id(placeholder: Placeholder) -> str:
+    return f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE user_id = {placeholder(1)}"
+
+
+def revoke_api_key(placeholder: Placeholder) -> str:
+    """(revoked_ns, key_id): changes one row if the key is live, none otherwise, so the
+    affected row count answers whether this call revoked it."""
+    return (
+        f"UPDATE api_keys SET revoked_ns = {placeholder(1)}"
+        f" WHERE key_id = {placeholder(2)} AND revoked_ns IS NULL"
+    )
+
+
+def touch_api_key(placeholder: Placeholder) -> str:
+    """(ts_ns, key_id, ts_ns): the time only ever moves forward. A condition rather than
+    GREATEST/max() (named differently per dialect), and a time that is not newer writes
+    nothing at all."""
+    return (
+        f"UPDATE api_keys SET last_used_ns = {placeholder(1)} WHERE key_id = {placeholder(2)}"
+        f" AND (last_used_ns IS NULL OR last_used_ns < {placeholder(3)})"
+    )
+
+
+def refresh_token_by_hash(placeholder: Placeholder) -> str:
+    return (
+        f"SELECT {', '.join(REFRESH_TOKEN_COLUMNS)} FROM refresh_tokens"
+        f" WHERE token_hash = {placeholder(1)}"
+    )
+
+
+def revoke_refresh_token(placeholder: Placeholder) -> str:
+    """(revoked_ns, token_hash): one statement, so of two refreshes racing with the same
+    token exactly one changes the row (PostgreSQL re-checks the condition after waiting
+    for the other's row lock; SQLite has one writer)."""
+    return (
+        f"UPDATE refresh_tokens SET revoked_ns = {placeholder(1)}"
+        f" WHERE token_hash = {placeholder(2)} AND revoked_ns IS NULL"
+    )
+
+
+def revoke_refresh_tokens_of(placeholder: Placeholder) -> str:
+    """(revoked_ns, user_id): every live token of the user; already revoked ones keep
+    their time."""
+    return (
+        f"UPDATE refresh_tokens SET revoked_ns = {placeholder(1)}"
+        f" WHERE user_id = {placeholder(2)} AND revoked_ns IS NULL"
+    )

@@ -75,6 +75,7 @@ class HistoryService:
         self.snapshots_failed = 0
         self._audit: deque[AuditRecord] = deque()
         self._audit_waiting = asyncio.Event()
+        self._audit_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
@@ -114,7 +115,7 @@ class HistoryService:
                     "next start",
                     self.lag(),
                 )
-            await self._flush_audit()
+            await self.flush_audit()
         await self.store.close()
 
     async def _run(self) -> None:
@@ -187,21 +188,23 @@ class HistoryService:
         while not self._stop.is_set():
             await self._audit_waiting.wait()
             self._audit_waiting.clear()
-            if not await self._flush_audit():
+            if not await self.flush_audit():
                 self._audit_waiting.set()
                 await sleep_unless_stopped(self._stop, delay)
                 delay = min(delay * 2, self.config.projector.retry_max_s)
             else:
                 delay = self.config.projector.retry_initial_s
 
-    async def _flush_audit(self) -> bool:
-        while self._audit:
-            try:
-                await self.store.record_audit(self._audit[0])
-            except StoreUnavailable as exc:
-                logger.warning("audit records waiting for the store: %s", exc)
-                return False
-            self._audit.popleft()
+    async def flush_audit(self) -> bool:
+        """Write every queued audit record now; False if the store refused one."""
+        async with self._audit_lock:  # one writer: a record is written once, in order
+            while self._audit:
+                try:
+                    await self.store.record_audit(self._audit[0])
+                except StoreUnavailable as exc:
+                    logger.warning("audit records waiting for the store: %s", exc)
+                    return False
+                self._audit.popleft()
         return True
 
 

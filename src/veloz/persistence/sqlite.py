@@ -1,6 +1,7 @@
-"""The embedded history store: stdlib sqlite3 in WAL mode. Every write goes through one
-writer thread (SQLite has one writer at a time; one thread means no lock waits), reads
-through a second connection on their own thread so a long batch never delays the API."""
+"""The embedded history and credential store: stdlib sqlite3 in WAL mode. Every write goes
+through one writer thread (SQLite has one writer at a time; one thread means no lock
+waits), reads through a second connection on their own thread so a long batch never delays
+the API."""
 
 import asyncio
 import contextlib
@@ -16,10 +17,14 @@ from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
 from veloz.persistence import queries
 from veloz.persistence.columns import (
+    API_KEY_COLUMNS,
     AUDIT_COLUMNS,
     BALANCE_COLUMNS,
     EQUITY_COLUMNS,
     POSITION_COLUMNS,
+    REFRESH_TOKEN_COLUMNS,
+    api_key_record,
+    api_key_values,
     audit_record,
     audit_values,
     fill_row,
@@ -27,20 +32,27 @@ from veloz.persistence.columns import (
     mode_values,
     order_row,
     order_values,
+    refresh_token_record,
+    refresh_token_values,
     snapshot_values,
+    user_record,
+    user_values,
 )
 from veloz.persistence.migrations import load_migrations
 from veloz.persistence.store import (
     PROJECTED_TABLES,
     SAMPLED_TABLES,
+    ApiKeyRecord,
     AuditQuery,
     AuditRecord,
     MigrationStatus,
     OrderQuery,
     PortfolioSnapshot,
     ProjectionBatch,
+    RefreshTokenRecord,
     StoreUnavailable,
     TradeQuery,
+    UserRecord,
 )
 from veloz.persistence.timefmt import sqlite_text
 
@@ -57,6 +69,15 @@ _INSERT_BALANCE = queries.insert_ignoring_duplicates(
     "balances", BALANCE_COLUMNS, "ts_ns, asset", _Q
 )
 _INSERT_AUDIT = queries.insert("audit_log", AUDIT_COLUMNS, _Q)
+_UPSERT_USER = queries.upsert_user(_Q)
+_USER = queries.user_by_id(_Q)
+_INSERT_API_KEY = queries.insert("api_keys", API_KEY_COLUMNS, _Q)
+_REVOKE_API_KEY = queries.revoke_api_key(_Q)
+_TOUCH_API_KEY = queries.touch_api_key(_Q)
+_INSERT_REFRESH_TOKEN = queries.insert("refresh_tokens", REFRESH_TOKEN_COLUMNS, _Q)
+_REFRESH_TOKEN = queries.refresh_token_by_hash(_Q)
+_REVOKE_REFRESH_TOKEN = queries.revoke_refresh_token(_Q)
+_REVOKE_REFRESH_TOKENS_OF = queries.revoke_refresh_tokens_of(_Q)
 _SCHEMA_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL,"
@@ -106,6 +127,9 @@ class SqliteStore:
         # the projector re-projects them from the journal.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
+        # Off by default in SQLite: without it a refresh token could name a user that does
+        # not exist, which PostgreSQL refuses.
+        conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     async def _on(self, executor: ThreadPoolExecutor, work: Callable[[], _T]) -> _T:
@@ -259,6 +283,80 @@ class SqliteStore:
             conn.execute(_INSERT_AUDIT, values)
 
         await self._write(write)
+
+    # -- credentials -----------------------------------------------------------------
+
+    async def save_user(self, user: UserRecord) -> None:
+        values = user_values(user, sqlite_text)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_USER, values)
+
+        await self._write(write)
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        row = await self._read(lambda conn: conn.execute(_USER, (user_id,)).fetchone())
+        return None if row is None else user_record(row)
+
+    async def users(self) -> list[UserRecord]:
+        return await self._read(lambda conn: [user_record(r) for r in conn.execute(queries.USERS)])
+
+    async def add_api_key(self, key: ApiKeyRecord) -> None:
+        """A key id or key hash that exists already raises StoreUnavailable (the database
+        refused the statement): ids are generated, so that is a bug, not a user's error."""
+        values = api_key_values(key, sqlite_text)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_API_KEY, values)
+
+        await self._write(write)
+
+    async def api_keys(self) -> list[ApiKeyRecord]:
+        return await self._read(
+            lambda conn: [api_key_record(r) for r in conn.execute(queries.API_KEYS)]
+        )
+
+    async def revoke_api_key(self, key_id: str, revoked_ns: int) -> bool:
+        changed = await self._write(
+            lambda conn: conn.execute(_REVOKE_API_KEY, (revoked_ns, key_id)).rowcount
+        )
+        return changed == 1
+
+    async def touch_api_keys(self, last_used: dict[str, int]) -> None:
+        rows = [(ts_ns, key_id, ts_ns) for key_id, ts_ns in last_used.items()]
+        if not rows:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(_TOUCH_API_KEY, rows)
+
+        await self._write(write)
+
+    async def add_refresh_token(self, token: RefreshTokenRecord) -> None:
+        values = refresh_token_values(token)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_REFRESH_TOKEN, values)
+
+        await self._write(write)
+
+    async def refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        row = await self._read(lambda conn: conn.execute(_REFRESH_TOKEN, (token_hash,)).fetchone())
+        return None if row is None else refresh_token_record(row)
+
+    async def revoke_refresh_token(self, token_hash: str, revoked_ns: int) -> bool:
+        # One conditional UPDATE on the one writer thread: of two refreshes with the same
+        # token, the second finds it revoked already.
+        changed = await self._write(
+            lambda conn: conn.execute(_REVOKE_REFRESH_TOKEN, (revoked_ns, token_hash)).rowcount
+        )
+        return changed == 1
+
+    async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
+        return await self._write(
+            lambda conn: conn.execute(_REVOKE_REFRESH_TOKENS_OF, (revoked_ns, user_id)).rowcount
+        )
 
 
 def _closed_executor() -> ThreadPoolExecutor:
