@@ -260,3 +260,60 @@ def test_database_url_none_turns_the_store_off(clean_env):
     default = Settings()
     assert default.history_config() is not None
     assert default.database_url == "sqlite:///./data/veloz.db"
+
+
+def test_secrets_never_show_in_a_repr(clean_env, tmp_path):
+    jwt_secret = "Zq81f0c9b27d4e6a8c3b5d7f9e1a2c4b6d8f0e2a4c6b8d"
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text(jwt_secret + "\n")
+    clean_env.setenv("VELOZ_JWT_SECRET_FILE", str(secret_file))
+    clean_env.setenv("VELOZ_ADMIN_PASSWORD", SECRET + "-admin")
+    clean_env.setenv("VELOZ_DATABASE_URL", f"postgresql://veloz:{SECRET}-db@db/veloz")
+    clean_env.setenv("VELOZ_AUTH_ENABLED", "true")
+    settings = load_settings()
+    assert settings.jwt_secret == jwt_secret  # read from the file, final newline dropped
+    auth = settings.auth_config()
+    for shown in (repr(settings), str(settings), repr(auth), str(settings.public_view())):
+        assert SECRET not in shown and jwt_secret not in shown
+    assert {SECRET + "-admin", SECRET + "-db"} <= set(settings.secret_values())
+
+
+def test_a_secret_file_and_its_variable_together_are_refused(clean_env, tmp_path):
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text("x")
+    clean_env.setenv("VELOZ_JWT_SECRET_FILE", str(secret_file))
+    clean_env.setenv("VELOZ_JWT_SECRET", "y")
+    with pytest.raises(SettingsError, match="both set"):
+        load_settings()
+    clean_env.delenv("VELOZ_JWT_SECRET")
+    clean_env.setenv("VELOZ_JWT_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("preset", "enabled", "secret", "message"),
+    [
+        ("release", None, None, "VELOZ_JWT_SECRET"),
+        ("dev", "true", "short", "VELOZ_JWT_SECRET"),
+        ("dev", "true", "changeme-changeme-changeme-changeme-1234", "VELOZ_JWT_SECRET"),
+        ("dev", "true", "a" * 64, "VELOZ_JWT_SECRET"),
+    ],
+)
+def test_auth_on_needs_a_strong_jwt_secret(clean_env, preset, enabled, secret, message):
+    clean_env.setenv("VELOZ_PRESET", preset)
+    if enabled:
+        clean_env.setenv("VELOZ_AUTH_ENABLED", enabled)
+    if secret:
+        clean_env.setenv("VELOZ_JWT_SECRET", secret)
+    settings = load_settings()
+    assert settings.auth_on
+    with pytest.raises(SettingsError, match=message) as refused:
+        settings.auth_config()
+    assert secret is None or secret not in str(refused.value)
+
+
+def test_auth_is_off_in_dev_and_on_in_release_by_default(clean_env):
+    assert not load_settings().auth_on
+    clean_env.setenv("VELOZ_PRESET", "release")
+    assert load_settings().auth_on

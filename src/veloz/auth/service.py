@@ -336,6 +336,10 @@ class AuthService:
         user = await store.user(record.user_id)
         if user is None or user.disabled:
             raise AuthError(401, "unauthorized", "the token's user no longer exists or is disabled")
+        if record.issued_ns < user.updated_ns:
+            # Issued before a password change or a disable: even one that slipped past the
+            # revocation (a refresh racing the change) is refused.
+            raise AuthError(401, "unauthorized", "the refresh token predates a change of the user")
         self._users[user.user_id] = user
         return await self._issue(user, now)
 

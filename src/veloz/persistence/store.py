@@ -1,6 +1,6 @@
-"""The history store's contract: the rows it keeps, the questions it answers, and the
-`HistoryStore` protocol that the SQLite and PostgreSQL stores both implement (and one
-contract test suite checks).
+"""The store's contract: the rows it keeps, the questions it answers, and the
+`HistoryStore` and `CredentialStore` protocols that the SQLite and PostgreSQL stores both
+implement (and one contract test suite per protocol checks).
 
 The journal is the source of truth. Orders, fills and mode changes in the store are a
 projection of it, written behind by the projector and keyed by journal sequence so that

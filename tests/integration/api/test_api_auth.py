@@ -322,3 +322,49 @@ async def test_every_mutation_leaves_an_audit_row_without_secrets(secured: Secur
     assert by_action["POST /api/auth/login"].params["password"] == "***"
     assert by_action["POST /api/admin/readonly"].result == "403 forbidden"
     assert ADMIN_PASSWORD not in str(rows) and logs["count"] == len(rows)
+
+
+async def test_requests_per_address_are_limited_before_any_credential(engine, tmp_path):
+    async for secured in secure(engine, tmp_path, api_ip_rate_limit=2):
+        async with secured.client() as client, secured.client(("10.9.9.9", 1)) as other:
+            codes = [(await client.get("/api/account")).status_code for _ in range(3)]
+            assert codes == [401, 401, 429]  # no credential needed to be throttled
+            assert (await other.get("/api/account")).status_code == 401  # another address
+            assert (await client.get("/health")).status_code == 200  # probes are never limited
+
+
+async def test_the_client_address_comes_through_trusted_proxies_only(engine, tmp_path):
+    async for secured in secure(engine, tmp_path):
+        key = await secured.auth.create_key("office", Role.VIEWER, allowed_ips=["203.0.113.7/32"])
+        forwarded = {"X-API-Key": key.key, "X-Forwarded-For": "203.0.113.7"}
+        # Not from a trusted proxy: the header is ignored, the peer address counts.
+        async with secured.client(("10.0.0.5", 1)) as client:
+            assert (await client.get("/api/account", headers=forwarded)).status_code == 403
+    async for secured in secure(engine, tmp_path / "proxied"):
+        secured.app = create_app(
+            EngineClient(engine, secured.history),
+            Settings(market_symbol="BTCUSDT,ETHUSDT", trusted_proxies="10.0.0.0/24"),
+            auth=secured.auth,
+        )
+        key = await secured.auth.create_key("office", Role.VIEWER, allowed_ips=["203.0.113.7/32"])
+        chain = {"X-API-Key": key.key, "X-Forwarded-For": "198.51.100.1, 203.0.113.7, 10.0.0.9"}
+        async with secured.client(("10.0.0.5", 1)) as client:
+            answer = await client.get("/api/account", headers=chain)
+            assert answer.status_code == 200, answer.text  # the last hop no proxy of ours added
+
+
+async def test_cors_allows_only_the_configured_origins(engine, tmp_path):
+    async for secured in secure(engine, tmp_path):
+        secured.app = create_app(
+            EngineClient(engine, secured.history),
+            Settings(market_symbol="BTCUSDT", cors_origins="https://desk.example.com"),
+            auth=secured.auth,
+        )
+        preflight = {"Access-Control-Request-Method": "GET"}
+        async with secured.client() as client:
+            allowed = await client.options(
+                "/api/account", headers=preflight | {"Origin": "https://desk.example.com"}
+            )
+            assert allowed.headers["access-control-allow-origin"] == "https://desk.example.com"
+            other = await client.get("/health", headers={"Origin": "https://evil.example.net"})
+            assert "access-control-allow-origin" not in other.headers
