@@ -3,6 +3,7 @@
 status codes and content types."""
 
 import signal
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +24,13 @@ pytestmark = pytest.mark.slow
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     wal_dir = tmp_path_factory.mktemp("schema") / "wal"
+    log = (wal_dir.parent / "engine.log").open("wb")
+    # Thousands of requests log thousands of audit lines: into a file nobody has to drain.
     process = start_veloz(
-        ["engine", "--port", str(port), "--host", "127.0.0.1"], veloz_env(wal_dir)
+        ["engine", "--port", str(port), "--host", "127.0.0.1"],
+        veloz_env(wal_dir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until_serving(port, process)
@@ -32,6 +38,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+        log.close()
 
 
 def test_the_api_keeps_its_documented_promises(service_url: str) -> None:

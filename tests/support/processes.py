@@ -30,13 +30,16 @@ def veloz_env(wal_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def start_veloz(args: list[str], env: dict[str, str], **popen: object) -> subprocess.Popen[bytes]:
+    """`veloz <args>` with pipes for stdin, stdout and stderr unless `popen` says otherwise.
+    A test that does not read a pipe must redirect it: a full pipe blocks the engine's
+    logging, and with it the engine."""
+    streams: dict[str, object] = {
+        "stdin": subprocess.PIPE,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+    }
     return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
-        [sys.executable, "-m", "veloz", *args],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **popen,
+        [sys.executable, "-m", "veloz", *args], env=env, **(streams | popen)
     )
 
 

@@ -364,7 +364,7 @@ class AccessControl(ASGIMiddleware):
         self._audit(call, principal, {}, f"{refused.status} {refused.code}")
 
     def _write_audit(self, record: AuditRecord) -> None:
-        audit_log.warning(
+        audit_log.info(
             "audit %s by %s from %s: %s %s",
             record.action,
             record.actor,

@@ -169,7 +169,7 @@ class OrdersController(Controller):
         engine_client: Client,
         status: Annotated[str | None, QueryParameter(description="open, final or a status")] = None,
         symbol: FromQuery[str | None] = None,
-        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+        limit: Annotated[int | None, QueryParameter(ge=1, le=100_000)] = None,
         before: Annotated[
             int | None, QueryParameter(description="created before this ts_ns", ge=0, le=MAX_TS_NS)
         ] = None,

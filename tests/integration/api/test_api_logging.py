@@ -32,7 +32,7 @@ async def test_request_context_is_bound_and_the_id_echoed(api, log_lines):
     ]
     assert len(audit) == 1
     assert audit[0]["request_id"] == "req-42" and audit[0]["route"] == "/api/admin/readonly"
-    assert audit[0]["method"] == "POST" and audit[0]["level"] == "warning"
+    assert audit[0]["method"] == "POST" and audit[0]["level"] == "info"
 
 
 async def test_a_missing_or_unusable_request_id_is_replaced(api):
