@@ -212,8 +212,8 @@ async def test_trades_filter_and_page_newest_first(store: HistoryStore):
 
 
 async def test_audit_records_round_trip_and_filter(store: HistoryStore):
-    for i, action in enumerate(["readonly", "readwrite", "readonly"]):
-        await store.record_audit(
+    await store.record_audits(
+        [
             AuditRecord(
                 ts_ns=T0 + i,
                 actor="ops" if i < 2 else "admin",
@@ -224,7 +224,10 @@ async def test_audit_records_round_trip_and_filter(store: HistoryStore):
                 client_ip="127.0.0.1",
                 request_id=f"r{i}",
             )
-        )
+            for i, action in enumerate(["readonly", "readwrite", "readonly"])
+        ]
+    )
+    await store.record_audits([])  # nothing to write is not an error
     everything = await store.audit_log(AuditQuery())
     assert [r.request_id for r in everything] == ["r2", "r1", "r0"]
     assert everything[0].params == {"reason": "drill\ufffd", "size": "1.50", "odd": None}
@@ -254,7 +257,7 @@ async def test_snapshots_are_kept_and_reset_keeps_them(store: HistoryStore):
     )
     await store.record_snapshot(snapshot)
     await store.record_snapshot(snapshot)  # the same moment twice is one sample
-    await store.record_audit(AuditRecord(ts_ns=T0, actor="ops", action="x"))
+    await store.record_audits([AuditRecord(ts_ns=T0, actor="ops", action="x")])
     await store.apply(ProjectionBatch(last_seq=3, orders=[OrderRow.of(submitted("a", T0), 1)]))
     await store.reset_projection()
     counts = await store.table_counts()

@@ -6,7 +6,7 @@ without its password."""
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -289,10 +289,10 @@ class PostgresStore:
             await _executemany(conn, _INSERT_POSITION, positions)
             await _executemany(conn, _INSERT_BALANCE, balances)
 
-    async def record_audit(self, record: AuditRecord) -> None:
-        values = audit_values(record, utc_datetime)
-        async with self._connection() as conn:
-            await conn.execute(_INSERT_AUDIT, *values)
+    async def record_audits(self, records: Sequence[AuditRecord]) -> None:
+        values = [audit_values(record, utc_datetime) for record in records]
+        async with self._connection() as conn, conn.transaction():
+            await _executemany(conn, _INSERT_AUDIT, values)
 
     # -- credentials -----------------------------------------------------------------
 

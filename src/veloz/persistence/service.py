@@ -8,6 +8,7 @@ background tasks that retry with backoff, and a store that is down shows as "deg
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -35,6 +36,8 @@ from veloz.persistence.store import (
 from veloz.persistence.urls import dialect_of, redact, sqlite_path
 
 logger = logging.getLogger(__name__)
+
+AUDIT_BATCH = 1_000  # records per transaction: one commit per request would not keep up
 
 
 class HistoryConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,12 +202,14 @@ class HistoryService:
         """Write every queued audit record now; False if the store refused one."""
         async with self._audit_lock:  # one writer: a record is written once, in order
             while self._audit:
+                batch = list(itertools.islice(self._audit, AUDIT_BATCH))
                 try:
-                    await self.store.record_audit(self._audit[0])
+                    await self.store.record_audits(batch)
                 except StoreUnavailable as exc:
                     logger.warning("audit records waiting for the store: %s", exc)
                     return False
-                self._audit.popleft()
+                for _ in batch:
+                    self._audit.popleft()
         return True
 
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -276,11 +276,12 @@ class SqliteStore:
 
         await self._write(write)
 
-    async def record_audit(self, record: AuditRecord) -> None:
-        values = audit_values(record, sqlite_text)
+    async def record_audits(self, records: Sequence[AuditRecord]) -> None:
+        values = [audit_values(record, sqlite_text) for record in records]
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(_INSERT_AUDIT, values)
+            with _transaction(conn):
+                conn.executemany(_INSERT_AUDIT, values)
 
         await self._write(write)
 

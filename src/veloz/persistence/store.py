@@ -8,6 +8,7 @@ replaying an entry twice changes nothing. Portfolio snapshots, equity samples an
 trail are not journal facts: they are written straight to the store.
 """
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -323,7 +324,9 @@ class HistoryStore(Protocol):
 
     async def record_snapshot(self, snapshot: PortfolioSnapshot) -> None: ...
 
-    async def record_audit(self, record: AuditRecord) -> None: ...
+    async def record_audits(self, records: Sequence[AuditRecord]) -> None:
+        """Append audit records, all in one transaction (one per request under load)."""
+        ...
 
     async def audit_log(self, query: AuditQuery) -> list[AuditRecord]: ...
 
