@@ -56,6 +56,8 @@ def service(journal_parent: Path, **extra_env: str) -> Iterator[int]:
             VELOZ_SIM_BALANCES="USDT=1000000000000",
             VELOZ_MARKET_SYMBOL="BTCUSDT",
             VELOZ_SIM_TICK_INTERVAL_MS="200",
+            # The engine is measured, not the API's per-address request limit.
+            VELOZ_API_IP_RATE_LIMIT="1000000",
             **extra_env,
         )
         process = subprocess.Popen(

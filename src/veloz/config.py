@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(7 * 86_400, ge=60)
     max_failed_logins: int = Field(5, ge=1)
     lockout_s: int = Field(900, ge=1)
-    api_rate_limit: float = Field(50, gt=0)  # requests/s per credential
-    api_ip_rate_limit: float = Field(100, gt=0)  # requests/s per client address
+    api_rate_limit: float = Field(100, gt=0)  # requests/s per credential
+    # Per client address; behind a proxy not listed in VELOZ_TRUSTED_PROXIES every client
+    # shares the proxy's address, hence a generous default.
+    api_ip_rate_limit: float = Field(1000, gt=0)
     login_rate_limit: float = Field(1, gt=0)  # login attempts/s per client address
     cors_origins: str = ""  # comma list of allowed origins; empty: no cross-origin access
     trusted_proxies: str = ""  # comma list of proxy addresses/CIDRs whose X-Forwarded-For counts

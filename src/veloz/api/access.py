@@ -121,8 +121,8 @@ def required_role(method: str, route: str) -> Role | None:
 
 
 class AccessConfig(msgspec.Struct, frozen=True, kw_only=True):
-    api_rate_limit: float = 50.0
-    api_ip_rate_limit: float = 100.0
+    api_rate_limit: float = 100.0
+    api_ip_rate_limit: float = 1000.0
     login_rate_limit: float = 1.0
     trusted_proxies: tuple[str, ...] = ()
 
@@ -321,17 +321,21 @@ class AccessControl(ASGIMiddleware):
 
     async def _refuse(self, send: Send, websocket: bool, refused: AuthError) -> None:
         if websocket:
-            # Before the upgrade is accepted: the browser sees the close code.
+            # Before the upgrade is accepted, so the handshake itself is refused (uvicorn
+            # answers it 403); the close code says why to servers that pass it on.
             await send({"type": "websocket.close", "code": 4000 + refused.status, "reason": ""})
             return
-        headers = [(b"content-type", b"application/json")]
+        body = msgspec.json.encode({"error": refused.code, "message": refused.message})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
         if refused.status == 429:
             retry_after = max(1, round(refused.retry_after_s + 0.5))
             headers.append((b"retry-after", str(retry_after).encode()))
         if refused.status == 401:
             headers.append((b"www-authenticate", b'Bearer realm="veloz"'))
-        body = msgspec.json.encode({"error": refused.code, "message": refused.message})
         start: HTTPResponseStartEvent = {
             "type": "http.response.start",
             "status": refused.status,
