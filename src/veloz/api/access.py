@@ -368,14 +368,15 @@ class AccessControl(ASGIMiddleware):
         self._audit(call, principal, {}, f"{refused.status} {refused.code}")
 
     def _write_audit(self, record: AuditRecord) -> None:
-        audit_log.info(
-            "audit %s by %s from %s: %s %s",
-            record.action,
-            record.actor,
-            record.client_ip,
-            record.result,
-            msgspec.json.encode(record.params, enc_hook=str).decode(),
-        )
+        if audit_log.isEnabledFor(logging.INFO):  # one per order: skip the encoding if unseen
+            audit_log.info(
+                "audit %s by %s from %s: %s %s",
+                record.action,
+                record.actor,
+                record.client_ip,
+                record.result,
+                msgspec.json.encode(record.params, enc_hook=str).decode(),
+            )
         if self._record_audit is not None:
             self._record_audit(record)
 
