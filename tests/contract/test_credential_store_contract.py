@@ -221,3 +221,24 @@ async def test_a_projection_reset_keeps_the_credentials(store: Store):
     assert await store.users() == [user("alice")]
     assert await store.api_keys() == [api_key("k1")]
     assert await store.refresh_token("h1") == token("h1")
+
+
+async def test_adding_a_user_never_overwrites_one(store: Store):
+    assert await store.add_user(user("carol", role="viewer"))
+    assert not await store.add_user(user("carol", role="admin", password_hash="other"))
+    kept = await store.user("carol")
+    assert kept is not None and kept.role == "viewer" and kept.password_hash != "other"
+
+
+async def test_expired_and_revoked_refresh_tokens_are_purged(store: Store):
+    await store.save_user(user("alice"))
+    hour = 3600 * 10**9
+    await store.add_refresh_token(token("expired", expires_ns=T0 + 10))
+    await store.add_refresh_token(token("revoked"))
+    await store.add_refresh_token(token("live", expires_ns=T0 + 2 * hour))
+    assert await store.revoke_refresh_token("revoked", T0 + 20)
+    assert await store.purge_refresh_tokens(T0 + hour) == 2
+    assert await store.refresh_token("expired") is None
+    assert await store.refresh_token("revoked") is None
+    assert await store.refresh_token("live") is not None
+    assert await store.purge_refresh_tokens(T0 + hour) == 0

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 BOOTSTRAP_ADMIN = "admin"
 USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Expired and revoked refresh tokens are deleted this often (one row per login otherwise).
+PURGE_EVERY_NS = 3600 * 1_000_000_000
 
 
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,11 +180,16 @@ class AuthService:
         self._users = {u.user_id: u for u in users}
 
     async def _reload_forever(self) -> None:
+        purged_at = 0
         while True:
             await asyncio.sleep(self.config.reload_s)
             try:
                 await self._flush_last_used()
                 await self._load()
+                now = self._now_ns()
+                if now - purged_at > PURGE_EVERY_NS:
+                    await self._require_store().purge_refresh_tokens(now)
+                    purged_at = now
             except StoreUnavailable as exc:
                 logger.warning("auth: keeping cached users and keys, the store is down: %s", exc)
 
@@ -400,9 +407,6 @@ class AuthService:
         if not USER_ID.fullmatch(user_id):
             raise ValueError("user_id must be 1-64 of A-Z a-z 0-9 . _ -")
         check_password_strength(password)
-        store = self._require_store()
-        if await store.user(user_id) is not None:
-            raise ValueError(f"user {user_id!r} exists already")
         now = self._now_ns()
         user = UserRecord(
             user_id=user_id,
@@ -411,7 +415,8 @@ class AuthService:
             created_ns=now,
             updated_ns=now,
         )
-        await store.save_user(user)
+        if not await self._require_store().add_user(user):  # never overwrites
+            raise ValueError(f"user {user_id!r} exists already")
         self._users[user_id] = user
         return user
 

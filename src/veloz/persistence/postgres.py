@@ -71,6 +71,8 @@ _INSERT_BALANCE = queries.insert_ignoring_duplicates(
 # (inferred from the column) and read back as a string.
 _INSERT_AUDIT = queries.insert("audit_log", AUDIT_COLUMNS, _Q)
 _UPSERT_USER = queries.upsert_user(_Q)
+_ADD_USER = queries.add_user(_Q)
+_PURGE_REFRESH_TOKENS = queries.purge_refresh_tokens(_Q)
 _USER = queries.user_by_id(_Q)
 _INSERT_API_KEY = queries.insert("api_keys", API_KEY_COLUMNS, _Q)
 _REVOKE_API_KEY = queries.revoke_api_key(_Q)
@@ -301,6 +303,11 @@ class PostgresStore:
         async with self._connection() as conn:
             await conn.execute(_UPSERT_USER, *values)
 
+    async def add_user(self, user: UserRecord) -> bool:
+        values = user_values(user, utc_datetime)
+        async with self._connection() as conn:
+            return _affected(await conn.execute(_ADD_USER, *values)) == 1
+
     async def user(self, user_id: str) -> UserRecord | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(_USER, user_id)
@@ -350,6 +357,10 @@ class PostgresStore:
     async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
         async with self._connection() as conn:
             return _affected(await conn.execute(_REVOKE_REFRESH_TOKENS_OF, revoked_ns, user_id))
+
+    async def purge_refresh_tokens(self, before_ns: int) -> int:
+        async with self._connection() as conn:
+            return _affected(await conn.execute(_PURGE_REFRESH_TOKENS, before_ns, before_ns))
 
 
 def _affected(status: str) -> int:

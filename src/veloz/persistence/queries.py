@@ -160,6 +160,15 @@ def upsert_user(placeholder: Placeholder) -> str:
     )
 
 
+def add_user(placeholder: Placeholder) -> str:
+    """Insert a user unless the id exists (then nothing changes: no silent overwrite)."""
+    marks = ", ".join(placeholder(i + 1) for i in range(len(USER_COLUMNS)))
+    return (
+        f"INSERT INTO users ({', '.join(USER_COLUMNS)}) VALUES ({marks})"
+        " ON CONFLICT (user_id) DO NOTHING"
+    )
+
+
 def user_by_id(placeholder: Placeholder) -> str:
     return f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE user_id = {placeholder(1)}"
 
@@ -206,4 +215,12 @@ def revoke_refresh_tokens_of(placeholder: Placeholder) -> str:
     return (
         f"UPDATE refresh_tokens SET revoked_ns = {placeholder(1)}"
         f" WHERE user_id = {placeholder(2)} AND revoked_ns IS NULL"
+    )
+
+
+def purge_refresh_tokens(placeholder: Placeholder) -> str:
+    """(before_ns, before_ns): tokens that expired, or were revoked, before the time."""
+    return (
+        f"DELETE FROM refresh_tokens WHERE expires_ns < {placeholder(1)}"
+        f" OR (revoked_ns IS NOT NULL AND revoked_ns < {placeholder(2)})"
     )

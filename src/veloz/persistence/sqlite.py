@@ -70,6 +70,8 @@ _INSERT_BALANCE = queries.insert_ignoring_duplicates(
 )
 _INSERT_AUDIT = queries.insert("audit_log", AUDIT_COLUMNS, _Q)
 _UPSERT_USER = queries.upsert_user(_Q)
+_ADD_USER = queries.add_user(_Q)
+_PURGE_REFRESH_TOKENS = queries.purge_refresh_tokens(_Q)
 _USER = queries.user_by_id(_Q)
 _INSERT_API_KEY = queries.insert("api_keys", API_KEY_COLUMNS, _Q)
 _REVOKE_API_KEY = queries.revoke_api_key(_Q)
@@ -295,6 +297,11 @@ class SqliteStore:
 
         await self._write(write)
 
+    async def add_user(self, user: UserRecord) -> bool:
+        values = user_values(user, sqlite_text)
+        inserted = await self._write(lambda conn: conn.execute(_ADD_USER, values).rowcount)
+        return inserted == 1
+
     async def user(self, user_id: str) -> UserRecord | None:
         row = await self._read(lambda conn: conn.execute(_USER, (user_id,)).fetchone())
         return None if row is None else user_record(row)
@@ -357,6 +364,11 @@ class SqliteStore:
     async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
         return await self._write(
             lambda conn: conn.execute(_REVOKE_REFRESH_TOKENS_OF, (revoked_ns, user_id)).rowcount
+        )
+
+    async def purge_refresh_tokens(self, before_ns: int) -> int:
+        return await self._write(
+            lambda conn: conn.execute(_PURGE_REFRESH_TOKENS, (before_ns, before_ns)).rowcount
         )
 
 

@@ -344,6 +344,10 @@ class CredentialStore(Protocol):
         """Insert the user or replace every field of the existing one."""
         ...
 
+    async def add_user(self, user: UserRecord) -> bool:
+        """Insert a new user; False (and nothing changed) if the id exists already."""
+        ...
+
     async def user(self, user_id: str) -> UserRecord | None: ...
 
     async def users(self) -> list[UserRecord]:
@@ -376,6 +380,11 @@ class CredentialStore(Protocol):
 
     async def revoke_refresh_tokens_of(self, user_id: str, revoked_ns: int) -> int:
         """Revoke every live refresh token of a user (password change, disable); how many."""
+        ...
+
+    async def purge_refresh_tokens(self, before_ns: int) -> int:
+        """Delete tokens that expired or were revoked before `before_ns`; how many. (A
+        purged token is refused as unknown, as it was refused as revoked.)"""
         ...
 
 

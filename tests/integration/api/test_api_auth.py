@@ -368,3 +368,19 @@ async def test_cors_allows_only_the_configured_origins(engine, tmp_path):
             assert allowed.headers["access-control-allow-origin"] == "https://desk.example.com"
             other = await client.get("/health", headers={"Origin": "https://evil.example.net"})
             assert "access-control-allow-origin" not in other.headers
+
+
+async def test_users_are_created_once_and_disabled_users_cannot_log_in(secured: Secured):
+    admin = {"X-API-Key": secured.keys[Role.ADMIN]}
+    body = {"user_id": "ana", "role": "trader", "password": "ana-password-long"}
+    async with secured.client() as client:
+        assert (await client.post("/api/auth/users", headers=admin, json=body)).status_code == 201
+        again = await client.post("/api/auth/users", headers=admin, json=body | {"role": "admin"})
+        assert again.status_code == 400 and "exists already" in again.text
+        listed = (await client.get("/api/auth/users", headers=admin)).json()["users"]
+        assert {u["user_id"]: u["role"] for u in listed}["ana"] == "trader"
+        login = {"user_id": "ana", "password": "ana-password-long"}
+        assert (await client.post("/api/auth/login", json=login)).status_code == 200
+        disabled = await client.post("/api/auth/users/ana/disable", headers=admin)
+        assert disabled.status_code == 200
+        assert (await client.post("/api/auth/login", json=login)).status_code == 401
