@@ -606,9 +606,10 @@ def breakdown(figures: dict[str, Any], journal: Journal) -> str:
             over = [name for name, us in parts.items() if us > budget] or ["only their sum"]
             text += f" 10x needs <= {budget:.1f} us/row, exceeded by {', '.join(over)};"
     return text + (
-        " the projector does read, fold and write one after another: it reads and folds the "
-        "next batch (in a worker thread, under the same GIL) only once the last one committed, "
-        "so nothing overlaps."
+        " the projector reads and folds the next batch (in a worker thread) while the last one"
+        " is written; a time share above 1 is that overlap, which the GIL limits when the"
+        " write is Python work too (SQLite's executemany) and allows while the database works"
+        " (PostgreSQL)."
     )
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,10 @@ class Projector:
         self._config = config or ProjectorConfig()
         self.stats = stats or ProjectorStats()
         self._fold: OrderFold | None = None
-        self._pending: ProjectionBatch | None = None
+        # Folded and not yet written, oldest first (at most two: one being written, one
+        # folded meanwhile); and the last journal sequence folded into them.
+        self._ready: deque[ProjectionBatch] = deque()
+        self._folded_seq = 0
 
     @property
     def next_needed_seq(self) -> int:
@@ -182,34 +186,53 @@ class Projector:
         """Read where the store stopped and which orders it holds open."""
         self.stats.high_water = await self._store.high_water()
         self._fold = OrderFold(await self._store.open_orders(), self.stats)
+        self._folded_seq = self.stats.high_water
         self.stats.connected = True
 
     async def step(self) -> bool:
-        """Project one batch; True if there was something to project."""
+        """Write one batch; True if there was something to project. The next batch is read
+        and folded while this one is written, so the two overlap."""
         if self._fold is None:
             await self.resume()
-        assert self._fold is not None
-        if self._pending is None:
-            # Reading, decoding and folding thousands of entries is CPU work: off the loop,
-            # so the order path keeps its event loop.
-            self._pending = await asyncio.to_thread(self._next_batch, self._fold)
-            if self._pending is None:
-                return False
+        fold = self._fold
+        assert fold is not None
+        # Reading, decoding and folding thousands of entries is CPU work: off the loop (in
+        # `_fold_next`), so the order path keeps its event loop.
+        if not self._ready and not await self._fold_next(fold):
+            return False
+        following = None
+        if len(self._ready) < 2:
+            following = asyncio.ensure_future(self._fold_next(fold))
+        try:
+            await self._write(self._ready[0])
+        finally:
+            if following is not None:
+                await following  # folded either way; kept for the next step if this failed
+        self._ready.popleft()
+        return True
+
+    async def _fold_next(self, fold: OrderFold) -> bool:
+        batch = await asyncio.to_thread(self._next_batch, fold)
+        if batch is None:
+            return False
+        self._ready.append(batch)
+        self._folded_seq = batch.last_seq
+        return True
+
+    async def _write(self, batch: ProjectionBatch) -> None:
         started = time.perf_counter()
-        await self._store.apply(self._pending)
+        await self._store.apply(batch)
         self.stats.last_batch_seconds = time.perf_counter() - started
         self.stats.batches += 1
-        self.stats.projected_entries += self._pending.last_seq - self.stats.high_water
-        self.stats.high_water = self._pending.last_seq
+        self.stats.projected_entries += batch.last_seq - self.stats.high_water
+        self.stats.high_water = batch.last_seq
         self.stats.connected = True
-        self._pending = None
-        return True
 
     def _next_batch(self, fold: OrderFold) -> ProjectionBatch | None:
         up_to = self._durable_seq()
-        if up_to is not None and up_to <= self.stats.high_water:
+        if up_to is not None and up_to <= self._folded_seq:
             return None
-        read = self._tail.read(self.stats.high_water, up_to, self._config.batch_entries)
+        read = self._tail.read(self._folded_seq, up_to, self._config.batch_entries)
         if read.missing is not None:
             first_missing, first_kept = read.missing
             self.stats.missing_entries += first_kept - first_missing
@@ -258,8 +281,9 @@ class Projector:
         self.stats.connected = False
         self.stats.failures += 1
         self.stats.last_error = str(exc)
-        # Read state again on reconnect: the store may have been restored meanwhile.
-        if self._pending is None:
+        # Read state again on reconnect (the store may have been restored meanwhile), unless
+        # batches folded from the old state still wait to be written.
+        if not self._ready:
             self._fold = None
 
 
