@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -184,6 +184,9 @@ class AccessControl(ASGIMiddleware):
         self._per_credential = _Buckets(config.api_rate_limit, now_ns)
         self._logins = _Buckets(config.login_rate_limit, now_ns)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
+        # Refusals by answer code (unauthorized, forbidden, rate_limit_exceeded, ...), for
+        # /metrics: a burst of them is a brute force or a misconfigured client.
+        self.refused: Counter[str] = Counter()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         websocket = scope["type"] == ScopeType.WEBSOCKET
@@ -207,6 +210,7 @@ class AccessControl(ASGIMiddleware):
                 self._authorize(call, principal)
                 limit_headers = self._limit(call, principal)
         except AuthError as refused:
+            self.refused[refused.code] += 1
             self._audit_refusal(call, principal, refused)
             await self._refuse(send, websocket, refused)
             return

@@ -32,7 +32,7 @@ from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings, split_list
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
-from veloz.observability.metrics import StreamCollector, registry_for
+from veloz.observability.metrics import AccessCollector, StreamCollector, registry_for
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -105,4 +105,5 @@ def create_app(
     app.state.shutdown = shutdown or asyncio.Event()
     app.state.metrics = metrics
     metrics.register(StreamCollector(lambda: _stream_counts(app)))
+    metrics.register(AccessCollector(lambda: dict(access.refused)))
     return app

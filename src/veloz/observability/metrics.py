@@ -287,6 +287,23 @@ class StoreCollector(Collector):
             yield CounterMetricFamily(f"veloz_store_{name}", help_text, value=value)
 
 
+class AccessCollector(Collector):
+    """Requests the API's access control refused, by answer code."""
+
+    def __init__(self, refused: Callable[[], dict[str, int]]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "veloz_api_refused",
+            "Requests refused before their route: unauthorized, forbidden, rate limited",
+            labels=["code"],
+        )
+        for code, count in sorted(self._refused().items()):
+            family.add_metric([code], count)
+        yield family
+
+
 def registry_for(engine: Engine, history: "HistoryService | None" = None) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""

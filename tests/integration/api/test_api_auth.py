@@ -295,6 +295,11 @@ async def test_rate_limits_per_credential_answer_429_with_headers(engine, tmp_pa
         assert answers[0].headers["x-ratelimit-remaining"] == "2"
         assert answers[-1].status_code == 429 and int(answers[-1].headers["retry-after"]) >= 1
         assert answers[0].headers["x-content-type-options"] == "nosniff"
+        async with secured.client() as client:
+            assert (await client.get("/api/account")).status_code == 401
+            metrics = (await client.get("/metrics")).text
+        assert 'veloz_api_refused_total{code="rate_limit_exceeded"} 2.0' in metrics
+        assert 'veloz_api_refused_total{code="unauthorized"} 1.0' in metrics
 
 
 async def test_every_mutation_leaves_an_audit_row_without_secrets(secured: Secured):
