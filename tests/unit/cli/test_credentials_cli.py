@@ -2,13 +2,11 @@
 back through the AuthService the engine uses."""
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-from typer.testing import CliRunner
 
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthConfig, AuthError, AuthService, Principal
@@ -17,15 +15,6 @@ from veloz.persistence.sqlite import SqliteStore
 
 PASSWORD = "a-long-enough-password"
 T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.upper().startswith("VELOZ_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COLUMNS", "200")
-    return monkeypatch
 
 
 def read_back(url: str, check: Callable[[AuthService], Awaitable[T]]) -> T:
@@ -48,8 +37,8 @@ def read_back(url: str, check: Callable[[AuthService], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def test_keys_create_list_revoke(tmp_path):
-    runner, url = CliRunner(), f"sqlite:///{tmp_path / 'h.db'}"
+def test_keys_create_list_revoke(runner, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
     created = runner.invoke(
         app,
         [
@@ -89,8 +78,8 @@ def test_keys_create_list_revoke(tmp_path):
     assert bad.exit_code == 2 and "role must be one of" in bad.output
 
 
-def test_users_create_passwd_disable(tmp_path):
-    runner, url = CliRunner(), f"sqlite:///{tmp_path / 'h.db'}"
+def test_users_create_passwd_disable(runner, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
     made = runner.invoke(
         app,
         ["users", "create", "ana", "--role", "viewer", "--url", url],

@@ -2,13 +2,11 @@
 wrote, with the failures an operator can meet (engine running, bad URL, no database)."""
 
 import asyncio
-import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.cli.main import app
@@ -16,20 +14,6 @@ from veloz.engine.kernel import Engine
 from veloz.journal.segments import DirectoryLock
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.upper().startswith("VELOZ_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COLUMNS", "200")
-    return monkeypatch
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 @pytest.fixture

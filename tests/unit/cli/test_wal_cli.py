@@ -3,14 +3,12 @@ typer's CliRunner on journals a real engine wrote."""
 
 import asyncio
 import json
-import os
 import re
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.cli.main import app
@@ -22,21 +20,6 @@ from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No VELOZ_* variable from the caller's shell; a wide terminal so rich does not wrap."""
-    for name in list(os.environ):
-        if name.upper().startswith("VELOZ_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COLUMNS", "200")
-    return monkeypatch
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 async def _trade(directory: Path) -> None:
