@@ -5,15 +5,10 @@ In CI the PostgreSQL half must run: a missing server fails it (tests/support/pos
 """
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
 
-from veloz.persistence.postgres import PostgresStore
-from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import (
     ApiKeyRecord,
     RefreshTokenRecord,
@@ -23,19 +18,6 @@ from veloz.persistence.store import (
 )
 
 T0 = 1_790_000_000_000_000_000
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    chosen: Store  # both protocols: mypy checks that each store implements them
-    if request.param == "sqlite":
-        chosen = SqliteStore(str(tmp_path / "veloz.db"), time.time_ns)
-    else:
-        chosen = PostgresStore(request.getfixturevalue("pg_url"), time.time_ns)
-    await chosen.connect()
-    await chosen.migrate()
-    yield chosen
-    await chosen.close()
 
 
 def user(user_id: str, role: str = "trader", **changes: object) -> UserRecord:

@@ -4,7 +4,6 @@ In CI the PostgreSQL half must run: a missing server fails it (tests/support/pos
 """
 
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,19 +40,6 @@ from veloz.persistence.store import (
 )
 
 T0 = 1_790_000_000_000_000_000
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryStore]:
-    chosen: HistoryStore
-    if request.param == "sqlite":
-        chosen = SqliteStore(str(tmp_path / "veloz.db"), time.time_ns)
-    else:
-        chosen = PostgresStore(request.getfixturevalue("pg_url"), time.time_ns)
-    await chosen.connect()
-    await chosen.migrate()
-    yield chosen
-    await chosen.close()
 
 
 def submitted(coid: str, ts_ns: int, symbol: str = "BTCUSDT", qty: str = "0.0100") -> Order:
