@@ -192,12 +192,13 @@ class AccessControl(ASGIMiddleware):
         websocket = scope["type"] == ScopeType.WEBSOCKET
         method = "WS" if websocket else str(scope.get("method", "GET"))
         route = str(scope.get("path_template", scope.get("path", "")))
+        headers = _headers(scope)
         call = _Call(
             scope,
             method,
             route,
-            self.client_ip(scope),
-            _headers(scope),
+            self.client_ip(scope, headers),
+            headers,
             required_role(method, route),
         )
         limit_headers: dict[str, str] = {}
@@ -240,14 +241,14 @@ class AccessControl(ASGIMiddleware):
 
     # -- who is calling ----------------------------------------------------------------
 
-    def client_ip(self, scope: Scope) -> str:
+    def client_ip(self, scope: Scope, headers: dict[str, str]) -> str:
         """The peer's address, or, when the peer is a trusted proxy, the last address in
         X-Forwarded-For that is not one of ours (the client as our first proxy saw it)."""
         client = scope.get("client")
         peer = client[0] if client else "unknown"
         if not self._proxies or not self._trusted(peer):
             return str(peer)
-        forwarded = _headers(scope).get("x-forwarded-for", "")
+        forwarded = headers.get("x-forwarded-for", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not self._trusted(hop):

@@ -3,7 +3,6 @@ and users, straight in the history store (the engine picks changes up within
 VELOZ_AUTH reload time, 10 s). Migrations are applied first, as the engine would."""
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veloz.cli.db import UrlOption, with_store
+from veloz.cli.db import UrlOption, when, with_store
 
 if TYPE_CHECKING:
     from veloz.auth.service import AuthService
@@ -48,12 +47,6 @@ def _role(value: str) -> "str":
         raise typer.BadParameter(str(exc)) from None
 
 
-def _when(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Option(help="What the key is for")],
@@ -77,7 +70,7 @@ def create_key(
     created = _with_auth(
         url, lambda auth: auth.create_key(name, Role(role), expires_ns, list(allow_ip or []))
     )
-    typer.echo(f"key id {created.key_id} ({created.role}), expires {_when(created.expires_ns)}")
+    typer.echo(f"key id {created.key_id} ({created.role}), expires {when(created.expires_ns)}")
     typer.echo(created.key)
     typer.echo("store it now: it is not kept and cannot be shown again", err=True)
 
@@ -95,9 +88,9 @@ def list_keys(url: UrlOption = None) -> None:
             key.key_id,
             key.name,
             key.role,
-            _when(key.created_ns),
-            _when(key.last_used_ns),
-            _when(key.expires_ns),
+            when(key.created_ns),
+            when(key.last_used_ns),
+            when(key.expires_ns),
             ",".join(key.allowed_ips) or "any",
             state,
         )

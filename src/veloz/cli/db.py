@@ -62,9 +62,10 @@ def with_store(url: str | None, work: Callable[["Store"], Awaitable[_T]]) -> _T:
         raise typer.Exit(1) from None
 
 
-def _when(ns: int | None) -> str:
+def when(ns: int | None, missing: str = "-") -> str:
+    """A nanosecond time as the CLI's tables show it (UTC, to the second)."""
     if ns is None:
-        return "pending"
+        return missing
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -97,7 +98,7 @@ def status(url: UrlOption = None) -> None:
     table.add_column("migration")
     table.add_column("applied")
     for m in migrations:
-        table.add_row(f"{m.version:04d}_{m.name}", _when(m.applied_ns))
+        table.add_row(f"{m.version:04d}_{m.name}", when(m.applied_ns, "pending"))
     console.print(table)
     if high_water is None:
         console.print("schema not current: run `veloz db migrate`")

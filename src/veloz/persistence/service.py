@@ -233,20 +233,12 @@ def portfolio_snapshot(engine: Engine) -> PortfolioSnapshot:
         ts_ns=engine.clock.time_ns(),
         equity=portfolio.equity(),
         drawdown=portfolio.drawdown(),
+        # The snapshots keep a subset of the views' fields, by the same names.
         positions=[
-            PositionSnapshot(
-                symbol=p.symbol,
-                qty=p.qty,
-                avg_price=p.avg_price,
-                mark_price=p.mark_price,
-                unrealized_pnl=p.unrealized_pnl,
-                realized_pnl=p.realized_pnl,
-                fees=p.fees,
-            )
+            msgspec.convert(p, PositionSnapshot, from_attributes=True)
             for p in portfolio.positions()
         ],
         balances=[
-            BalanceSnapshot(asset=b.asset, free=b.free, locked=b.locked)
-            for b in portfolio.balances()
+            msgspec.convert(b, BalanceSnapshot, from_attributes=True) for b in portfolio.balances()
         ],
     )
