@@ -172,6 +172,7 @@ class Projector:
         # folded meanwhile); and the last journal sequence folded into them.
         self._ready: deque[ProjectionBatch] = deque()
         self._folded_seq = 0
+        self._stepping = asyncio.Lock()
 
     @property
     def next_needed_seq(self) -> int:
@@ -191,7 +192,12 @@ class Projector:
 
     async def step(self) -> bool:
         """Write one batch; True if there was something to project. The next batch is read
-        and folded while this one is written, so the two overlap."""
+        and folded while this one is written, so the two overlap. Callers take turns (the
+        follower and a catch-up may both step): a batch is written once, in order."""
+        async with self._stepping:
+            return await self._step()
+
+    async def _step(self) -> bool:
         if self._fold is None:
             await self.resume()
         fold = self._fold
