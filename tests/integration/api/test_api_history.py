@@ -2,6 +2,7 @@
 memory come from the history store, newest first and paged with `limit`/`before`, and
 survive a restart."""
 
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -118,3 +119,18 @@ async def test_history_survives_a_restart(tmp_path: Path):
         assert answer["count"] == ORDERS
         trades = (await second.api.get("/api/trades", params={"limit": 100})).json()
         assert trades["count"] == ORDERS
+
+
+async def test_a_portfolio_sample_stores_positions_balances_and_equity(
+    running: Running, tmp_path: Path
+):
+    await fill_orders(running)
+    await running.history.record_snapshot()
+    counts = await running.history.store.table_counts()
+    assert (counts["equity"], counts["positions"]) == (1, 1)
+    assert counts["balances"] == len(running.engine.portfolio.balances())
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        (equity,) = conn.execute("SELECT equity FROM equity").fetchone()
+        (qty,) = conn.execute("SELECT qty FROM positions WHERE symbol = 'BTCUSDT'").fetchone()
+    assert Decimal(equity) == running.engine.portfolio.equity()
+    assert Decimal(qty) == running.engine.portfolio.position_qty("BTCUSDT")
