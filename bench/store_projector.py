@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -77,8 +77,10 @@ from veloz.persistence.columns import (
 from veloz.persistence.postgres import PostgresStore
 from veloz.persistence.projector import OrderFold, ProjectorConfig, ProjectorStats, rebuild
 from veloz.persistence.sqlite import SqliteStore
-from veloz.persistence.store import HistoryStore, ProjectionBatch
+from veloz.persistence.store import HistoryStore, ProjectionBatch, Store
 from veloz.persistence.timefmt import sqlite_text, utc_datetime
+
+_S = TypeVar("_S", bound=Store)
 
 NAME = "store_projector"
 DIALECTS = ("sqlite", "postgres")
@@ -205,15 +207,22 @@ def sqlite_file(parent: Path) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def sqlite_store(path: Path) -> AsyncIterator[SqliteStore]:
-    """The store on `path`, connected and migrated, closed afterwards."""
-    store = SqliteStore(str(path), time.time_ns)
+async def migrated(store: _S) -> AsyncIterator[_S]:
+    """`store` connected and migrated, closed afterwards."""
     await store.connect()
     try:
         await store.migrate()
         yield store
     finally:
         await store.close()
+
+
+def sqlite_store(path: Path) -> contextlib.AbstractAsyncContextManager[SqliteStore]:
+    return migrated(SqliteStore(str(path), time.time_ns))
+
+
+def postgres_store(url: str) -> contextlib.AbstractAsyncContextManager[PostgresStore]:
+    return migrated(PostgresStore(url, time.time_ns))
 
 
 @contextlib.asynccontextmanager
@@ -229,17 +238,6 @@ async def scratch_database(server: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-
-
-@contextlib.asynccontextmanager
-async def postgres_store(url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(url, time.time_ns)
-    await store.connect()
-    try:
-        await store.migrate()
-        yield store
-    finally:
-        await store.close()
 
 
 # -- what is timed -----------------------------------------------------------------------
