@@ -1,6 +1,6 @@
 """P1: durable order intake, in process.
 
-What is measured: `EngineClient.submit_order` on a real `Engine` with a synchronous
+What is measured: `EngineClient.submit_order` on a real `LiveEngine` with a synchronous
 journal (`JournalConfig(sync=True)`, what `VELOZ_WAL_SYNC=true` selects) on the same disk
 as /work. Each call runs the whole order path: validation, the in-memory apply (OMS,
 portfolio lock), the `OrderNew` entry through group commit (`write` + `fdatasync`), the
@@ -68,7 +68,6 @@ from bench.common import (
 )
 from veloz.codec import encode_event
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine, EngineConfig
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.framing import encode_record
 from veloz.journal.writer import JournalConfig
@@ -77,6 +76,7 @@ from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderSubmitted
 from veloz.model.market import QuoteTick
+from veloz.runtime.live import EngineConfig, LiveEngine
 
 NAME = "intake"
 SYMBOL = "BTCUSDT"
@@ -136,7 +136,7 @@ def resting_buy() -> SubmitOrder:
 async def running_engine(parent: Path) -> AsyncIterator[EngineClient]:
     """A started engine on a fresh journal directory under `parent`, removed afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="veloz-intake-", dir=parent))
-    engine = Engine(engine_config(directory))
+    engine = LiveEngine(engine_config(directory))
     try:
         await engine.start()
         engine.market.on_data(the_quote())
@@ -162,7 +162,7 @@ class BatchCounter:
     """Journal entries per group commit (per fdatasync) from the engine's journal stats,
     counted from construction on."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: LiveEngine) -> None:
         self._stats = engine.journal_stats.batch_size
         self._entries, self._batches = self._stats.total, self._stats.count
 

@@ -18,7 +18,7 @@ from bench.common import Target, emit, figure, median, record, run
 from bench.http_order import ORDER_LUA, service, wrk
 from bench.intake import closed_loop, engine_config, isolate, the_quote, warm_up
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
+from veloz.runtime.live import LiveEngine
 
 NAME = "metrics_overhead"
 TARGETS = (
@@ -32,7 +32,7 @@ async def intake(record_latency: bool, orders: int) -> float:
         config = msgspec.structs.replace(
             engine_config(Path(directory)), record_latency=record_latency
         )
-        engine = Engine(config)
+        engine = LiveEngine(config)
         await engine.start()
         try:
             engine.market.on_data(the_quote())

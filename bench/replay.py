@@ -1,13 +1,13 @@
 """P3: recovery, restart with a journal of at least 1,000,000 entries.
 
-The journal is built the realistic way: a real `Engine` (`JournalConfig(sync=False)` so
+The journal is built the realistic way: a real `LiveEngine` (`JournalConfig(sync=False)` so
 building is quick; default checkpoint interval and segment size) takes MARKET IOC orders,
 BUY and SELL alternately against one deep quote, so every order journals `OrderNew`,
 `OrderAccepted` and `OrderFilled` and the engine writes its checkpoints and rotates its
 segments as it would in service. Retention is raised (`--max-files`) so that no segment
 is deleted and the full replay below can start at sequence 1.
 
-Figures (each the median of `--runs` runs, fresh `Engine` each time, garbage collected
+Figures (each the median of `--runs` runs, fresh `LiveEngine` each time, garbage collected
 before each):
 - restart to ready: `await engine.start()` on the built journal (scan the newest segments,
   decode the newest checkpoint, replay what follows it, restore the venue, reconcile);
@@ -51,7 +51,7 @@ from bench.common import (
     result_name,
     run,
 )
-from veloz.engine.kernel import IN_FLIGHT, Engine, EngineConfig
+from veloz.engine.core import IN_FLIGHT
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.framing import Record
 from veloz.journal.recovery import scan_segment
@@ -62,6 +62,7 @@ from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderType, TimeInForce
 from veloz.model.market import QuoteTick
+from veloz.runtime.live import EngineConfig, LiveEngine
 
 NAME = "replay"
 SYMBOL = "BTCUSDT"
@@ -73,7 +74,7 @@ TARGETS = (
 )
 
 
-class FullReplayEngine(Engine):
+class FullReplayEngine(LiveEngine):
     """Ignores every checkpoint, so state is rebuilt from the first entry."""
 
     def _accept_checkpoint(self, record: Record) -> bool:
@@ -121,7 +122,7 @@ async def build(directory: Path, entries: int, concurrency: int, max_files: int)
     """Drive a real engine until its journal holds at least `entries` entries; returns
     the seconds it took (start to stopped)."""
     started = time.perf_counter()
-    engine = Engine(engine_config(directory, sync=False, max_files=max_files))
+    engine = LiveEngine(engine_config(directory, sync=False, max_files=max_files))
     await engine.start()
     engine.market.on_data(deep_quote())
     orders = (market_order(OrderSide.BUY), market_order(OrderSide.SELL))
@@ -140,16 +141,16 @@ async def build(directory: Path, entries: int, concurrency: int, max_files: int)
     return time.perf_counter() - started
 
 
-async def settle(engine: Engine) -> None:
+async def settle(engine: LiveEngine) -> None:
     """Wait until no order is in flight and everything journaled is on disk."""
-    # Reports settle orders within a few loop turns; polling (as Engine.stop does) is enough.
+    # Reports settle orders within a few loop turns; polling (as LiveEngine.stop does) is enough.
     while engine.oms.with_status(IN_FLIGHT):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     assert engine.journal is not None
     await engine.journal.sync()
 
 
-async def crash_stop(engine: Engine) -> None:
+async def crash_stop(engine: LiveEngine) -> None:
     """Stop like a crash right after a quiet moment: everything written is on disk but no
     shutdown checkpoint is written, so a restart replays the entries after the newest
     periodic checkpoint (a clean `stop()` would leave none to replay). It also leaves the
@@ -229,7 +230,7 @@ def drop_cached_pages(directory: Path) -> None:
             os.close(fd)
 
 
-async def timed_start(engine_type: type[Engine], config: EngineConfig, cold: bool) -> StartRun:
+async def timed_start(engine_type: type[LiveEngine], config: EngineConfig, cold: bool) -> StartRun:
     """A fresh engine on the journal: time `start()`, then stop it without a checkpoint
     (not timed), leaving the journal as it found it."""
     gc.collect()
@@ -297,11 +298,11 @@ async def bench(options: Options) -> dict[str, Any]:
     return result
 
 
-def starts(cold: bool) -> list[tuple[str, type[Engine], bool]]:
+def starts(cold: bool) -> list[tuple[str, type[LiveEngine], bool]]:
     """Which starts each run measures: from the checkpoint, cold (optional), full replay."""
-    kinds: list[tuple[str, type[Engine], bool]] = [("restart", Engine, False)]
+    kinds: list[tuple[str, type[LiveEngine], bool]] = [("restart", LiveEngine, False)]
     if cold:
-        kinds.append(("restart_cold", Engine, True))
+        kinds.append(("restart_cold", LiveEngine, True))
     kinds.append(("full_replay", FullReplayEngine, False))
     return kinds
 
@@ -386,7 +387,7 @@ def notes_for(options: Options, result: dict[str, Any]) -> str:
     return (
         f"Journal {built} in {disk['path']} ({disk['device']} {disk['fs_type']}): "
         f"{shape.entries} entries {shape.types}, {shape.gaps} sequence gaps. Restart = "
-        "`await Engine(config).start()` with run_market=False (checkpoint decode, replay "
+        "`await LiveEngine(config).start()` with run_market=False (checkpoint decode, replay "
         "after it, venue restore, reconcile, checkpoint if needed). Full replay refuses "
         "every checkpoint; entries/s is the engine's replayed_entries / replay_seconds "
         "(open + scan + CRC + decode + apply). Every start and stop appends a checkpoint, "

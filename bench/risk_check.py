@@ -1,6 +1,6 @@
 """Risk check cost per order, and whether P1 intake still holds with risk on.
 
-- `check_us`: one `Engine.risk_decision` (gathering the exposure from the OMS, portfolio and
+- `check_us`: one `LiveEngine.risk_decision` (gathering the exposure from the OMS, portfolio and
   market, then every check: mode, order rate, sizes, notionals, price band, open orders,
   position with in-flight orders, free balance), with every limit set and none denying,
   timed over many calls; median of `--runs`.
@@ -22,11 +22,11 @@ import msgspec
 from bench.common import Target, emit, figure, median, record, run
 from bench.intake import closed_loop, engine_config, isolate, the_quote, warm_up
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.model.enums import OrderSide, OrderType, TimeInForce
 from veloz.model.events import OrderSubmitted
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits, parse_limits
+from veloz.runtime.live import LiveEngine
 
 NAME = "risk_check"
 # Every limit set, generous enough that no bench order is denied: every check runs.
@@ -54,9 +54,9 @@ def risk(limits: RiskLimits, rate: float | None) -> RiskConfig:
 
 
 @contextlib.asynccontextmanager
-async def engine_with(config: RiskConfig) -> AsyncIterator[Engine]:
+async def engine_with(config: RiskConfig) -> AsyncIterator[LiveEngine]:
     directory = Path(tempfile.mkdtemp(prefix="veloz-risk-"))
-    engine = Engine(msgspec.structs.replace(engine_config(directory), risk=config))
+    engine = LiveEngine(msgspec.structs.replace(engine_config(directory), risk=config))
     try:
         await engine.start()
         engine.market.on_data(the_quote())
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         NAME,
         figures,
         targets=TARGETS,
-        notes="check_us: Engine.risk_decision with every limit set and none denying, "
+        notes="check_us: LiveEngine.risk_decision with every limit set and none denying, "
         f"{args.calls} calls. Intake: the P1 closed loop (256 submitters, fsync on, "
         f"{args.orders} resting LIMIT BUYs) with no limits, then with every limit and an "
         "order-rate bucket, in the same run.",

@@ -68,13 +68,13 @@ from veloz.api.app import create_app
 from veloz.api.stream_hub import DEFAULT_FLUSH_INTERVAL_S, StreamHub
 from veloz.engine.bus import BusMessage, Journaled
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine, EngineConfig
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide
 from veloz.model.market import QuoteTick
+from veloz.runtime.live import EngineConfig, LiveEngine
 
 NAME = "sse_fanout"
 SYMBOL = "BTCUSDT"
@@ -122,7 +122,7 @@ class PublishLog:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    engine: Engine
+    engine: LiveEngine
     hub: StreamHub
     port: int
     published: PublishLog
@@ -136,7 +136,7 @@ async def serving(options: Options) -> AsyncIterator[Served]:
     `run_service` starts them (app and server first, so the engine's start-up `gc.freeze()`
     covers them as it does in service)."""
     directory = Path(tempfile.mkdtemp(prefix="veloz-sse-", dir=options.directory))
-    engine = Engine(engine_config(directory / "journal"))
+    engine = LiveEngine(engine_config(directory / "journal"))
     client, shutdown = EngineClient(engine), asyncio.Event()
     app = create_app(client, shutdown=shutdown)
     hub = app.state.stream_hub = StreamHub(client, shutdown, flush_interval_s=options.flush_s)

@@ -1,7 +1,7 @@
 """Issue 6: history projector throughput (rows/s) on SQLite and PostgreSQL, against one
 INSERT + COMMIT per row, in the same run.
 
-A real journal is built once: a real `Engine` (`JournalConfig(sync=False)` to build
+A real journal is built once: a real `LiveEngine` (`JournalConfig(sync=False)` to build
 quickly, a zero-latency sim venue, one deep quote) takes `--orders` MARKET IOC orders
 through `EngineClient.submit_order`, BUY and SELL alternately, so every order journals
 `OrderNew`, `OrderAccepted` and `OrderFilled` (one order row and one fill row in the
@@ -64,7 +64,6 @@ from bench.common import (
 from bench.intake import postgres_settings
 from bench.replay import deep_quote, engine_config, market_order, settle
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.journal.framing import EntryType, Record
 from veloz.journal.tail import JournalTail
 from veloz.model.enums import OrderSide, OrderStatus
@@ -79,6 +78,7 @@ from veloz.persistence.projector import OrderFold, ProjectorConfig, ProjectorSta
 from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import HistoryStore, ProjectionBatch, Store
 from veloz.persistence.timefmt import sqlite_text, utc_datetime
+from veloz.runtime.live import LiveEngine
 
 _S = TypeVar("_S", bound=Store)
 
@@ -99,7 +99,7 @@ async def build_journal(directory: Path, orders: int, concurrency: int) -> float
     """A real engine fills `orders` MARKET orders (BUY/SELL alternately) and stops cleanly;
     returns the seconds it took."""
     started = time.perf_counter()
-    engine = Engine(engine_config(directory, sync=False, max_files=100_000))
+    engine = LiveEngine(engine_config(directory, sync=False, max_files=100_000))
     await engine.start()
     engine.market.on_data(deep_quote())
     client = EngineClient(engine)
@@ -538,7 +538,7 @@ def notes_for(options: Options, result: dict[str, Any], figures: dict[str, Any])
     disk = filesystem_of(options.directory)
     pg = result.get("postgres_settings", {})
     return (
-        f"Journal built once by a real Engine (sync=False, zero-latency sim venue, one deep "
+        f"Journal built once by a real LiveEngine (sync=False, zero-latency sim venue, one deep "
         f"quote): {options.orders} MARKET IOC orders through EngineClient.submit_order, "
         f"BUY/SELL alternately, {options.concurrency} submitters; {journal.entries} entries "
         f"{journal.types}; the projector writes {journal.rows} rows (an order is upserted once "

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.engine import engine_config, quote
-from veloz.engine.kernel import Engine
+from veloz.runtime.live import LiveEngine
 
 # PostgreSQL fixtures (a database on the local server, a throwaway cluster).
 pytest_plugins = ["tests.support.postgres"]
@@ -18,8 +18,8 @@ def wal_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def engine(wal_dir: Path) -> AsyncIterator[Engine]:
-    running = Engine(engine_config(wal_dir))
+async def engine(wal_dir: Path) -> AsyncIterator[LiveEngine]:
+    running = LiveEngine(engine_config(wal_dir))
     await running.start()
     running.market.on_data(quote())
     running.market.on_data(quote("ETHUSDT", "3000", "3000.5", "50"))

@@ -17,7 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from veloz.auth.service import AuthConfig
 from veloz.auth.tokens import MIN_SECRET_BYTES
-from veloz.engine.kernel import EngineConfig
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
@@ -26,6 +25,7 @@ from veloz.persistence.service import HistoryConfig
 from veloz.persistence.urls import dialect_of, redact
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import RiskLimitsError, load_limits
+from veloz.runtime.live import EngineConfig
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import msgspec
 
 from veloz.engine.bus import BusMessage, Journaled
-from veloz.engine.kernel import Engine, EngineConfig
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
@@ -18,8 +17,9 @@ from veloz.model.enums import OrderStatus
 from veloz.model.market import QuoteTick
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
+from veloz.runtime.live import EngineConfig, LiveEngine
 
-# Engine tests that are not about risk trade without limits; risk tests set their own.
+# LiveEngine tests that are not about risk trade without limits; risk tests set their own.
 NO_LIMITS = RiskConfig(
     limits=LoadedLimits(
         limits=RiskLimits(
@@ -61,7 +61,9 @@ def quote(
     )
 
 
-async def wait_for(predicate: Callable[[], bool], engine: Engine, within_s: float = 5.0) -> None:
+async def wait_for(
+    predicate: Callable[[], bool], engine: LiveEngine, within_s: float = 5.0
+) -> None:
     """Wait until `predicate()` holds, re-checking on every message the engine publishes."""
     if predicate():
         return
@@ -78,7 +80,7 @@ async def wait_for(predicate: Callable[[], bool], engine: Engine, within_s: floa
         unsubscribe()
 
 
-async def wait_for_status(engine: Engine, client_order_id: str, status: OrderStatus) -> None:
+async def wait_for_status(engine: LiveEngine, client_order_id: str, status: OrderStatus) -> None:
     def reached() -> bool:
         order = engine.oms.get(client_order_id)
         return order is not None and order.status is status
@@ -86,13 +88,13 @@ async def wait_for_status(engine: Engine, client_order_id: str, status: OrderSta
     await wait_for(reached, engine)
 
 
-def journaled(engine: Engine) -> list[Journaled]:
+def journaled(engine: LiveEngine) -> list[Journaled]:
     seen: list[Journaled] = []
     engine.bus.subscribe(lambda m: seen.append(m) if isinstance(m, Journaled) else None)
     return seen
 
 
-async def crash(engine: Engine) -> None:
+async def crash(engine: LiveEngine) -> None:
     """Leave the engine as a kill -9 right after its last journal sync would: no drain,
     no final checkpoint."""
     await engine.market.stop()

@@ -20,12 +20,12 @@ from veloz.api.deps import Client
 from veloz.api.errors import MAX_TS_NS, error_responses
 from veloz.api.json import NumberJSONResponse
 from veloz.engine.client import parse_status_filter
-from veloz.engine.kernel import OrderAck
 from veloz.engine.views import OrderView
 from veloz.model.commands import parse_cancel_order, parse_submit_order
 from veloz.model.enums import LiquiditySide, OrderSide, OrderStatus
 from veloz.model.errors import CommandRejected
 from veloz.model.identifiers import CLIENT_ORDER_ID_PATTERN
+from veloz.runtime.live import OrderAck
 
 _COID = string("^[A-Za-z0-9._:/-]{1,36}$", pattern=CLIENT_ORDER_ID_PATTERN.pattern)
 ORDER_BODY = object_schema(

@@ -23,10 +23,11 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from veloz.codec import encode_json
-from veloz.engine.bus import BusMessage, Journaled, RiskAlert
+from veloz.engine.bus import BusMessage, Journaled
 from veloz.engine.client import EngineClient
 from veloz.engine.views import stream_events
 from veloz.model.market import Bar, QuoteTick, TradeTick
+from veloz.risk.monitor import RiskAlert
 
 SSE_TYPES = frozenset(
     {

@@ -10,8 +10,8 @@ import typer
 from veloz.cli import credentials, db, wal
 
 if TYPE_CHECKING:
-    from veloz.engine.kernel import Engine
     from veloz.persistence.service import HistoryConfig, HistoryService
+    from veloz.runtime.live import LiveEngine
 
 app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
 app.add_typer(wal.app, name="wal")
@@ -31,9 +31,9 @@ def engine(
 ) -> None:
     """Start the engine: replay the journal, reconcile with the venue, then serve."""
     from veloz.config import SettingsError, load_settings
-    from veloz.engine.kernel import Engine
     from veloz.journal.segments import JournalLocked
     from veloz.observability.logs import configure_logging
+    from veloz.runtime.live import LiveEngine
 
     try:
         settings = load_settings(env_file)
@@ -49,15 +49,15 @@ def engine(
         log_dir=settings.log_dir,
         secrets=settings.secret_values(),
     )
-    engine = Engine(engine_config)
+    engine = LiveEngine(engine_config)
     history_config = settings.history_config()
     try:
         if stdio:
-            from veloz.engine.stdio import run_stdio
+            from veloz.runtime.stdio import run_stdio
 
             code = _run(run_stdio(engine, history=_history(history_config, engine)))
         else:
-            from veloz.engine.service import run_service
+            from veloz.runtime.service import run_service
 
             # The options override the environment; /api/config shows what is in force.
             effective = settings.model_copy(
@@ -81,7 +81,7 @@ def engine(
     raise typer.Exit(code)
 
 
-def _history(config: "HistoryConfig | None", engine: "Engine") -> "HistoryService | None":
+def _history(config: "HistoryConfig | None", engine: "LiveEngine") -> "HistoryService | None":
     from veloz.persistence.service import HistoryService
 
     return HistoryService(config, engine) if config is not None else None

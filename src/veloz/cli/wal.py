@@ -154,8 +154,8 @@ def checkpoint(directory: DirOption = None) -> None:
     import msgspec
 
     from veloz.config import SettingsError
-    from veloz.engine.kernel import Engine
     from veloz.journal.segments import JournalLocked
+    from veloz.runtime.live import LiveEngine
 
     try:
         config = _settings().engine_config()
@@ -163,7 +163,7 @@ def checkpoint(directory: DirOption = None) -> None:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None
     journal = msgspec.structs.replace(config.journal, directory=str(journal_directory(directory)))
-    engine = Engine(msgspec.structs.replace(config, journal=journal))
+    engine = LiveEngine(msgspec.structs.replace(config, journal=journal))
     try:
         seq = asyncio.run(engine.checkpoint_offline())
     except JournalLocked as exc:

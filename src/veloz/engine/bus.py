@@ -3,13 +3,13 @@ fanned out to subscribers in the order they were published."""
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal
 
 import msgspec
 
 from veloz.model.events import Event
 from veloz.model.market import Bar, QuoteTick, TradeTick
 from veloz.model.orders import Order
+from veloz.risk.monitor import RiskAlert
 
 logger = logging.getLogger(__name__)
 
@@ -20,17 +20,6 @@ class Journaled(msgspec.Struct, gc=False, frozen=True):
     seq: int
     event: Event
     order: Order | None = None
-
-
-class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
-    """A risk threshold crossed (not journaled: what it led to, a mode change, is)."""
-
-    level: str  # "warning" or "critical"
-    kind: str  # e.g. "drawdown"
-    value: Decimal
-    threshold: Decimal
-    message: str
-    ts_ns: int
 
 
 BusMessage = Journaled | QuoteTick | TradeTick | Bar | RiskAlert

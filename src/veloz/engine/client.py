@@ -1,5 +1,5 @@
 """EngineClient: the one facade that REST, the streams, stdio and the CLI call. In a
-single-node deployment it talks to the Engine in process; a remote implementation with the
+single-node deployment it talks to the LiveEngine in process; a remote implementation with the
 same methods will serve gateway replicas."""
 
 from collections.abc import Callable
@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from veloz.engine.bus import BusMessage
-from veloz.engine.kernel import Engine, OrderAck
 from veloz.model.account import Balance, PositionView
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus, TradingMode
@@ -16,6 +15,7 @@ from veloz.model.errors import CommandRejected
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
 from veloz.persistence.store import OrderQuery, StoreUnavailable, TradeQuery
+from veloz.runtime.live import LiveEngine, OrderAck
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryService
@@ -57,7 +57,7 @@ class History(msgspec.Struct, frozen=True):
 
 
 class EngineClient:
-    def __init__(self, engine: Engine, history: "HistoryService | None" = None) -> None:
+    def __init__(self, engine: LiveEngine, history: "HistoryService | None" = None) -> None:
         self._engine = engine
         self.history = history
 
@@ -173,6 +173,6 @@ class EngineClient:
         return await self._engine.write_checkpoint()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> LiveEngine:
         """For health and metrics views that read component state directly."""
         return self._engine

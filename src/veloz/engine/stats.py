@@ -4,7 +4,7 @@ them when Prometheus scrapes, so the order path pays no metrics library."""
 from collections import Counter
 from dataclasses import dataclass, field
 
-from veloz.journal.stats import LATENCY_BUCKETS, Histogram
+from veloz.histogram import LATENCY_BUCKETS, Histogram
 from veloz.model.enums import OrderSide, OrderType
 
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import msgspec
 
-from veloz.engine.bus import BusMessage, Journaled, RiskAlert
+from veloz.engine.bus import BusMessage, Journaled
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import BalanceSet, OrderDenied, OrderFilled, TradingModeChanged
 from veloz.model.market import QuoteTick
 from veloz.model.orders import Order
+from veloz.risk.monitor import RiskAlert
 
 
 class OrderView(msgspec.Struct, frozen=True, kw_only=True, rename={"order_type": "type"}):

@@ -5,12 +5,13 @@ report handler, like a real exchange's user-data stream. `submit` and `cancel` r
 the request is on its way; their outcome arrives later as reports.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
 import msgspec
 
+from veloz.model.account import Balance
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderFilled, OrderReport
 from veloz.model.orders import Order
@@ -62,6 +63,12 @@ class Venue(Protocol):
         ...
 
     def set_report_handler(self, handler: ReportHandler) -> None: ...
+
+    def restore(self, open_orders: Sequence[Order], balances: Sequence[Balance]) -> None:
+        """What the journal says the venue held, told before `connect()` after a restart.
+        A venue that keeps its own account (a real exchange) has nothing to do; the
+        simulated one resumes from it."""
+        ...
 
     async def connect(self) -> None: ...
 

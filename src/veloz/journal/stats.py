@@ -1,49 +1,12 @@
 """Journal counters (`veloz_wal_*`). Plain numbers kept by the journal; the metrics module
 exports them, so the journal does not depend on a metrics library."""
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
+
+from veloz.histogram import Histogram
 
 FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-LATENCY_BUCKETS = (
-    0.00001,
-    0.000025,
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
-
-
-@dataclass(slots=True)
-class Histogram:
-    """Cumulative-bucket histogram in the Prometheus sense; `counts[i]` counts values
-    <= `bounds[i]`, the last slot counts the rest (+Inf)."""
-
-    bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
 
 
 @dataclass(slots=True)

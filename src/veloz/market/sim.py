@@ -10,7 +10,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import msgspec
@@ -84,10 +84,25 @@ class _SymbolPath:
         self.last_quote: QuoteTick | None = None
 
 
+def sim_instruments(config: SimMarketConfig) -> dict[str, Instrument]:
+    """The instruments the simulated market lists: increments scaled to each start price,
+    as a venue would list them (`default_instrument`)."""
+    return {
+        symbol: default_instrument(symbol, config.start_price(symbol)) for symbol in config.symbols
+    }
+
+
 class SimMarketSource:
-    def __init__(self, config: SimMarketConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: SimMarketConfig,
+        clock: Clock,
+        instruments: Mapping[str, Instrument] | None = None,
+    ) -> None:
+        """`instruments` must list every configured symbol; by default `sim_instruments`."""
         self._config = config
         self._clock = clock
+        listed = instruments if instruments is not None else sim_instruments(config)
         self._seed = config.seed if config.seed is not None else clock.time_ns()
         self._step_sigma = config.volatility * math.sqrt(
             config.tick_interval_ms / 1000 / _SECONDS_PER_YEAR
@@ -95,7 +110,7 @@ class SimMarketSource:
         self._half_spread = config.spread_bps / _BPS / 2
         self._paths = {
             symbol: _SymbolPath(
-                default_instrument(symbol, config.start_price(symbol)),
+                listed[symbol],
                 config.start_price(symbol),
                 self._seed,
             )

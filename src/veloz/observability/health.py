@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from veloz.engine.kernel import Engine
 from veloz.market.engine import FeedStatus
 from veloz.model.enums import TradingMode
+from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryService
@@ -30,7 +30,7 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def readiness(
-    engine: Engine, default_symbol: str, history: "HistoryService | None" = None
+    engine: LiveEngine, default_symbol: str, history: "HistoryService | None" = None
 ) -> Readiness:
     """Ready to trade: started, journal writable, market data fresh, venue connected, not
     in maintenance. READONLY is ready (reads and cancels work); the mode is reported."""
@@ -55,7 +55,7 @@ def readiness(
     )
 
 
-def journal_health(engine: Engine) -> ComponentHealth:
+def journal_health(engine: LiveEngine) -> ComponentHealth:
     if engine.journal is None:
         return ComponentHealth(ok=False, status="unavailable", detail=engine.journal_error or "")
     if engine.journal.failure is not None:
@@ -68,7 +68,7 @@ def journal_health(engine: Engine) -> ComponentHealth:
     return ComponentHealth(ok=True, status="ok", detail=f"next sequence {engine.journal.next_seq}")
 
 
-def market_health(engine: Engine, symbol: str) -> ComponentHealth:
+def market_health(engine: LiveEngine, symbol: str) -> ComponentHealth:
     now = engine.clock.time_ns()
     status = engine.market.status(symbol, now)
     age = engine.market.age_ns(symbol, now)
@@ -78,7 +78,7 @@ def market_health(engine: Engine, symbol: str) -> ComponentHealth:
     return ComponentHealth(ok=status is FeedStatus.OK, status=status, detail=detail)
 
 
-def venue_health(engine: Engine) -> ComponentHealth:
+def venue_health(engine: LiveEngine) -> ComponentHealth:
     connected = engine.venue.connected
     return ComponentHealth(
         ok=connected, status="connected" if connected else "disconnected", detail=engine.venue.name

@@ -21,10 +21,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from veloz import __version__
-from veloz.engine.kernel import Engine
-from veloz.journal.stats import Histogram
+from veloz.histogram import Histogram
 from veloz.model.enums import TradingMode
 from veloz.risk.portfolio_risk import exposures
+from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryService
@@ -33,7 +33,7 @@ Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
 
 class EngineCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: LiveEngine) -> None:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -304,7 +304,7 @@ class AccessCollector(Collector):
         yield family
 
 
-def registry_for(engine: Engine, history: "HistoryService | None" = None) -> CollectorRegistry:
+def registry_for(engine: LiveEngine, history: "HistoryService | None" = None) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""
     registry = CollectorRegistry(auto_describe=False)

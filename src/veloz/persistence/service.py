@@ -17,7 +17,6 @@ from pathlib import Path
 
 import msgspec
 
-from veloz.engine.kernel import Engine
 from veloz.persistence.projector import (
     Projector,
     ProjectorConfig,
@@ -34,6 +33,7 @@ from veloz.persistence.store import (
     StoreUnavailable,
 )
 from veloz.persistence.urls import dialect_of, redact, sqlite_path
+from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def open_store(url: str) -> Store:
 
 
 class HistoryService:
-    def __init__(self, config: HistoryConfig, engine: Engine) -> None:
+    def __init__(self, config: HistoryConfig, engine: LiveEngine) -> None:
         self.config = config
         self.store = open_store(config.url)
         self._engine = engine
@@ -227,7 +227,7 @@ async def running_history(history: HistoryService | None) -> AsyncIterator[None]
         await history.stop()
 
 
-def portfolio_snapshot(engine: Engine) -> PortfolioSnapshot:
+def portfolio_snapshot(engine: LiveEngine) -> PortfolioSnapshot:
     portfolio = engine.portfolio
     return PortfolioSnapshot(
         ts_ns=engine.clock.time_ns(),

@@ -12,7 +12,7 @@ from litestar import Litestar
 from veloz.api.app import create_app
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
+from veloz.runtime.live import LiveEngine
 
 
 class ApiClient(httpx.AsyncClient):
@@ -20,7 +20,7 @@ class ApiClient(httpx.AsyncClient):
 
 
 @pytest.fixture
-async def api(engine: Engine) -> AsyncIterator[ApiClient]:
+async def api(engine: LiveEngine) -> AsyncIterator[ApiClient]:
     settings = Settings(market_symbol="BTCUSDT,ETHUSDT", binance_api_secret="s3cr3t-value")
     app = create_app(EngineClient(engine), settings, max_body_bytes=4096)
     async with ApiClient(

@@ -18,9 +18,9 @@ from veloz.auth.roles import Role
 from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.persistence.service import HistoryConfig, HistoryService
 from veloz.persistence.store import AuditQuery
+from veloz.runtime.live import LiveEngine
 
 JWT_SECRET = "9f2c1e7a4b8d6f0e3a5c7b9d1f3e5a7c9b1d3f5e7a9c1b3d"
 ADMIN_PASSWORD = "correct horse battery"
@@ -51,7 +51,7 @@ class Secured:
         return httpx.AsyncClient(transport=transport, base_url="http://veloz.test")
 
 
-async def secure(engine: Engine, tmp_path, **limits: float) -> AsyncIterator[Secured]:
+async def secure(engine: LiveEngine, tmp_path, **limits: float) -> AsyncIterator[Secured]:
     clock = Clock()
     history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
     await history.start()
@@ -81,7 +81,7 @@ async def secure(engine: Engine, tmp_path, **limits: float) -> AsyncIterator[Sec
 
 
 @pytest.fixture
-async def secured(engine: Engine, tmp_path) -> AsyncIterator[Secured]:
+async def secured(engine: LiveEngine, tmp_path) -> AsyncIterator[Secured]:
     async for it in secure(engine, tmp_path):
         yield it
 

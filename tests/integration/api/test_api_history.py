@@ -15,16 +15,16 @@ from tests.support.engine import engine_config, quote, wait_for
 from veloz.api.app import create_app
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.persistence.service import HistoryConfig, HistoryService
+from veloz.runtime.live import LiveEngine
 
 ORDERS = 12
 
 
 class Running:
-    def __init__(self, engine: Engine, history: HistoryService, api: httpx.AsyncClient) -> None:
+    def __init__(self, engine: LiveEngine, history: HistoryService, api: httpx.AsyncClient) -> None:
         self.engine, self.history, self.api = engine, history, api
 
 
@@ -33,7 +33,7 @@ async def run(tmp_path: Path) -> AsyncIterator[Running]:
     config = msgspec.structs.replace(
         engine_config(tmp_path / "wal"), retained_final_orders=3, activity_fills=3
     )
-    engine = Engine(config)
+    engine = LiveEngine(config)
     history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
     await history.start()
     await engine.start()

@@ -13,21 +13,21 @@ from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.api.app import create_app
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.model.enums import OrderStatus
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import load_limits
+from veloz.runtime.live import LiveEngine
 
 LIMITS = "defaults:\n  max_qty: 1\n  price_band_pct: 5\nmax_open_orders: 10\n"
 ORDER = {"side": "BUY", "symbol": "BTCUSDT", "price": 50000}
 
 
 @pytest.fixture
-async def risky(tmp_path: Path) -> AsyncIterator[tuple[ApiClient, Engine, Path]]:
+async def risky(tmp_path: Path) -> AsyncIterator[tuple[ApiClient, LiveEngine, Path]]:
     path = tmp_path / "risk_limits.yaml"
     path.write_text(LIMITS)
     risk = RiskConfig(limits=load_limits(path), limits_path=str(path))
-    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
     await engine.start()
     engine.market.on_data(quote(bid="50000", ask="50001"))
     app = create_app(EngineClient(engine), Settings())
@@ -80,7 +80,7 @@ async def test_an_atomic_replace_of_the_file_is_picked_up_by_the_watcher(tmp_pat
     path = tmp_path / "risk_limits.yaml"
     path.write_text(LIMITS)
     risk = RiskConfig(limits=load_limits(path), limits_path=str(path), watch=True)
-    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
     await engine.start()
     try:
         first = engine.risk.loaded.sha256
@@ -102,7 +102,7 @@ async def test_an_atomic_replace_of_the_file_is_picked_up_by_the_watcher(tmp_pat
 
 async def test_status_reports_var_leverage_and_concentration(tmp_path):
     risk = RiskConfig(equity_sample_interval_s=0)  # every quote is a sample
-    engine = Engine(engine_config(tmp_path / "wal", risk=risk))
+    engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
     await engine.start()
     app = create_app(EngineClient(engine), Settings())
     try:

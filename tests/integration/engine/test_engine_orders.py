@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 
 from tests.support.engine import engine_config, journaled, quote, wait_for, wait_for_status
-from veloz.engine.kernel import Engine
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
 from veloz.model.commands import CancelOrder, SubmitOrder, parse_submit_order
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingMode
 from veloz.model.errors import CommandRejected
 from veloz.model.events import OrderSubmitted
+from veloz.runtime.live import LiveEngine
 
 D = Decimal
 
@@ -181,7 +181,7 @@ async def test_readonly_denies_orders_allows_cancels_and_survives_restart(engine
     await engine.cancel(CancelOrder(client_order_id="ro-1"))
     await wait_for_status(engine, "ro-1", OrderStatus.CANCELLED)
     await engine.stop()
-    restarted = Engine(engine_config(wal_dir))
+    restarted = LiveEngine(engine_config(wal_dir))
     await restarted.start()
     try:
         assert restarted.mode is TradingMode.READONLY and restarted.mode_reason == "operator check"
@@ -220,7 +220,7 @@ async def test_disk_full_refuses_orders_and_acknowledges_nothing(engine, monkeyp
 async def test_unwritable_journal_directory_refuses_orders(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    broken = Engine(engine_config(blocker / "wal"))
+    broken = LiveEngine(engine_config(blocker / "wal"))
     await broken.start()
     try:
         assert broken.journal is None and broken.journal_error
@@ -242,7 +242,7 @@ async def test_equity_peak_follows_marks_and_fills_and_survives_a_restart(engine
     engine.market.on_data(quote(bid="40000", ask="40001"))
     assert engine.portfolio.peak_equity == peak and engine.portfolio.drawdown() > 0
     await engine.stop()
-    restarted = Engine(engine_config(wal_dir))
+    restarted = LiveEngine(engine_config(wal_dir))
     await restarted.start()
     try:
         assert restarted.portfolio.peak_equity == peak
@@ -251,7 +251,7 @@ async def test_equity_peak_follows_marks_and_fills_and_survives_a_restart(engine
 
 
 async def test_commands_wait_for_ready_and_stop_at_shutdown(wal_dir):
-    engine = Engine(engine_config(wal_dir))
+    engine = LiveEngine(engine_config(wal_dir))
     with pytest.raises(CommandRejected) as early:
         await engine.submit(limit("0.01", "49000", "early"))
     assert early.value.code == "not_ready"

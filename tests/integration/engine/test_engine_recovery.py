@@ -8,7 +8,6 @@ import msgspec
 
 from tests.support.engine import crash, engine_config, quote, wait_for, wait_for_status
 from veloz.codec import encode_event
-from veloz.engine.kernel import Engine
 from veloz.engine.views import stream_events
 from veloz.journal.framing import Record
 from veloz.journal.recovery import recover
@@ -24,18 +23,19 @@ from veloz.model.events import (
     OrderCancelRequested,
     OrderSubmitted,
 )
+from veloz.runtime.live import LiveEngine
 
 D = Decimal
 
 
-class FullReplayEngine(Engine):
+class FullReplayEngine(LiveEngine):
     """Ignores every checkpoint, so state is rebuilt from the first entry."""
 
     def _accept_checkpoint(self, record: Record) -> bool:
         return False
 
 
-def state_of(engine: Engine) -> tuple[object, object, object]:
+def state_of(engine: LiveEngine) -> tuple[object, object, object]:
     orders = sorted(
         msgspec.to_builtins(engine.oms.all_orders()), key=lambda o: o["client_order_id"]
     )
@@ -46,7 +46,7 @@ def state_of(engine: Engine) -> tuple[object, object, object]:
     return orders, portfolio, engine.mode
 
 
-async def _trade_a_while(engine: Engine) -> None:
+async def _trade_a_while(engine: LiveEngine) -> None:
     for i in range(60):
         side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL
         if i % 3 == 0:
@@ -85,7 +85,7 @@ async def test_checkpoint_replay_equals_full_replay(wal_dir: Path):
         engine_config(wal_dir, checkpoint_interval=25, max_files=1000, max_segment_bytes=16384),
         retained_final_orders=10,  # small, so eviction and many checkpoints both happen
     )
-    first = Engine(config)
+    first = LiveEngine(config)
     await first.start()
     first.market.on_data(quote())
     await _trade_a_while(first)
@@ -104,7 +104,7 @@ async def test_checkpoint_replay_equals_full_replay(wal_dir: Path):
     await crash(first)
     assert first.journal_stats.checkpoints >= 2 and first.journal_stats.rotations > 0
 
-    from_checkpoint = Engine(config)
+    from_checkpoint = LiveEngine(config)
     await from_checkpoint.start()
     checkpoint_state = state_of(from_checkpoint)
     replayed_after_checkpoint = from_checkpoint.journal_stats.replayed_entries
@@ -121,7 +121,7 @@ async def test_checkpoint_replay_equals_full_replay(wal_dir: Path):
 
 async def test_damage_in_the_middle_starts_readonly_until_an_operator_clears_it(wal_dir):
     config = engine_config(wal_dir)
-    first = Engine(config)
+    first = LiveEngine(config)
     await first.start()
     first.market.on_data(quote())
     for i in range(10):
@@ -140,7 +140,7 @@ async def test_damage_in_the_middle_starts_readonly_until_an_operator_clears_it(
     data[len(data) // 3] ^= 0x55
     current.write_bytes(bytes(data))
 
-    damaged = Engine(config)
+    damaged = LiveEngine(config)
     await damaged.start()
     try:
         assert damaged.mode is TradingMode.READONLY and "journal damaged" in damaged.mode_reason
@@ -157,7 +157,7 @@ async def test_damage_in_the_middle_starts_readonly_until_an_operator_clears_it(
     finally:
         await damaged.stop()
 
-    cleared = Engine(config)
+    cleared = LiveEngine(config)
     await cleared.start()
     assert cleared.mode is TradingMode.ACTIVE and not cleared.journal_problems
     await cleared.stop()
@@ -197,7 +197,7 @@ async def test_restart_reconciles_in_flight_orders_without_resending(wal_dir):
             OrderCancelRequested(client_order_id="cancelling", ts_ns=13),
         ],
     )
-    engine = Engine(engine_config(wal_dir))
+    engine = LiveEngine(engine_config(wal_dir))
     await engine.start()
     try:
         never = engine.oms.get("never-sent")
@@ -217,7 +217,7 @@ async def test_restart_reconciles_in_flight_orders_without_resending(wal_dir):
 
 
 async def test_replayed_events_can_be_resumed_and_render_as_stream_events(wal_dir):
-    first = Engine(engine_config(wal_dir))
+    first = LiveEngine(engine_config(wal_dir))
     await first.start()
     await first.write_checkpoint()
     checkpoint_seq = first.journal.next_seq - 1 if first.journal else 0
@@ -233,7 +233,7 @@ async def test_replayed_events_can_be_resumed_and_render_as_stream_events(wal_di
     await wait_for_status(first, "after-cp", OrderStatus.ACCEPTED)
     await crash(first)
 
-    restarted = Engine(engine_config(wal_dir))
+    restarted = LiveEngine(engine_config(wal_dir))
     await restarted.start()
     try:
         resumed = restarted.activity.since(checkpoint_seq)

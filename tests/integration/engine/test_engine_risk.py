@@ -7,8 +7,6 @@ from decimal import Decimal
 import pytest
 
 from tests.support.engine import engine_config, quote, wait_for
-from veloz.engine.bus import RiskAlert
-from veloz.engine.kernel import Engine
 from veloz.engine.views import stream_events
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
@@ -17,6 +15,8 @@ from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, Tr
 from veloz.model.errors import CommandRejected
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, parse_limits
+from veloz.risk.monitor import RiskAlert
+from veloz.runtime.live import LiveEngine
 
 D = Decimal
 LIMITS = """\
@@ -35,8 +35,8 @@ def risk(text: str = LIMITS, rate: float | None = None) -> RiskConfig:
     return RiskConfig(order_rate_limit=rate, limits=loaded)
 
 
-async def started(wal_dir, config: RiskConfig) -> Engine:
-    engine = Engine(engine_config(wal_dir, risk=config))
+async def started(wal_dir, config: RiskConfig) -> LiveEngine:
+    engine = LiveEngine(engine_config(wal_dir, risk=config))
     await engine.start()
     engine.market.on_data(quote(bid="50000", ask="50001"))
     engine.market.on_data(quote("ETHUSDT", "3000", "3000.5", "50"))
@@ -109,7 +109,7 @@ breaker:
 """
 
 
-async def halted(engine: Engine) -> None:
+async def halted(engine: LiveEngine) -> None:
     await wait_for(lambda: engine.mode is TradingMode.HALTED, engine)
 
 

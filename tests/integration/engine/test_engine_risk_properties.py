@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from tests.support.engine import engine_config, quote
 from veloz.engine.bus import Journaled
-from veloz.engine.kernel import Engine
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderSide
 from veloz.model.errors import CommandRejected
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, parse_limits
+from veloz.runtime.live import LiveEngine
 
 D = Decimal
 LIMIT = D(1)
@@ -49,7 +49,7 @@ step = st.tuples(
 )  # then a quote
 
 
-def worst_case(engine: Engine) -> tuple[Decimal, Decimal]:
+def worst_case(engine: LiveEngine) -> tuple[Decimal, Decimal]:
     position = engine.portfolio.position_qty("BTCUSDT")
     return (
         position + engine.oms.open_qty("BTCUSDT", OrderSide.BUY),
@@ -62,7 +62,7 @@ async def scenario(steps: list[Step], directory: Path) -> None:
         engine_config(directory / "wal", risk=RiskConfig(limits=LIMITS)),
         venue=SimVenueConfig(latency_ms=0, starting_balances={"USDT": D(10**7), "BTC": D(100)}),
     )
-    engine = Engine(config)
+    engine = LiveEngine(config)
     await engine.start()
     engine.market.on_data(quote(bid="50000", ask="50001", size="0.2"))
     breaches: list[str] = []
@@ -89,7 +89,7 @@ async def scenario(steps: list[Step], directory: Path) -> None:
         await engine.stop()
 
 
-async def act(engine: Engine, action: tuple[Any, ...], ids: list[str], coid: str) -> None:
+async def act(engine: LiveEngine, action: tuple[Any, ...], ids: list[str], coid: str) -> None:
     try:
         if action[0] == "submit":
             _, side, qty, offset = action

@@ -11,7 +11,6 @@ from pathlib import Path
 import msgspec
 
 from tests.support.engine import NO_LIMITS, engine_config, quote, wait_for
-from veloz.engine.kernel import Engine
 from veloz.engine.views import OrderView
 from veloz.journal.segments import list_segments
 from veloz.journal.tail import JournalTail
@@ -20,16 +19,17 @@ from veloz.model.enums import OPEN_STATUSES, OrderSide
 from veloz.persistence.projector import Projector, ProjectorConfig, rebuild
 from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import OrderQuery, TradeQuery
+from veloz.runtime.live import LiveEngine
 
 
-async def started(wal_dir: Path, **journal: int) -> Engine:
-    engine = Engine(engine_config(wal_dir, NO_LIMITS, **journal))
+async def started(wal_dir: Path, **journal: int) -> LiveEngine:
+    engine = LiveEngine(engine_config(wal_dir, NO_LIMITS, **journal))
     await engine.start()
     engine.market.on_data(quote())
     return engine
 
 
-async def trade(engine: Engine, count: int, prefix: str = "o") -> None:
+async def trade(engine: LiveEngine, count: int, prefix: str = "o") -> None:
     """Orders of every fate: filled at once, left resting, and cancelled."""
     for i in range(count):
         coid = f"{prefix}{i}"
@@ -52,12 +52,12 @@ async def trade(engine: Engine, count: int, prefix: str = "o") -> None:
     )
 
 
-def accepted(engine: Engine, client_order_id: str) -> bool:
+def accepted(engine: LiveEngine, client_order_id: str) -> bool:
     order = engine.oms.get(client_order_id)
     return order is not None and order.venue_order_id is not None
 
 
-def durable(engine: Engine) -> Callable[[], int]:
+def durable(engine: LiveEngine) -> Callable[[], int]:
     journal = engine.journal
     assert journal is not None
     return lambda: journal.durable_seq
@@ -150,7 +150,7 @@ async def test_entries_gone_before_projection_are_reported_and_orders_seeded(wal
 
 
 async def test_retention_keeps_what_the_projector_has_not_read(wal_dir):
-    engine = Engine(engine_config(wal_dir, max_segment_bytes=4096, max_files=1))
+    engine = LiveEngine(engine_config(wal_dir, max_segment_bytes=4096, max_files=1))
     engine.journal_readers.append(lambda: 1)  # a reader that never moves on
     await engine.start()
     engine.market.on_data(quote())

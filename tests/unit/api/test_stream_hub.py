@@ -14,9 +14,9 @@ import pytest
 from tests.support.engine import engine_config, journaled, quote, wait_for_status
 from veloz.api.stream_hub import KEEPALIVE_FRAME, Closed, Mailbox, StreamHub
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.runtime.live import LiveEngine
 
 
 def resting(coid: str) -> SubmitOrder:
@@ -40,7 +40,7 @@ def marketable(coid: str) -> SubmitOrder:
     )
 
 
-async def place(engine: Engine, *coids: str) -> None:
+async def place(engine: LiveEngine, *coids: str) -> None:
     for coid in coids:
         await engine.submit(resting(coid))
         await wait_for_status(engine, coid, OrderStatus.ACCEPTED)
@@ -54,7 +54,7 @@ def types(chunks: list[bytes]) -> list[str]:
     return [t.decode() for t in re.findall(rb"^event: (\w+)$", b"".join(chunks), re.MULTILINE)]
 
 
-def journal_seqs(engine: Engine) -> list[int]:
+def journal_seqs(engine: LiveEngine) -> list[int]:
     return [m.seq for m in reversed(engine.activity.recent_events(1_000))]
 
 
@@ -125,7 +125,7 @@ async def test_resume_from_the_newest_id_has_no_backlog_and_misses_nothing_live(
 
 
 async def test_resume_from_before_the_replay_buffer_sends_one_reset(wal_dir):
-    engine = Engine(msgspec.structs.replace(engine_config(wal_dir), activity_events=2))
+    engine = LiveEngine(msgspec.structs.replace(engine_config(wal_dir), activity_events=2))
     await engine.start()
     try:
         engine.market.on_data(quote())

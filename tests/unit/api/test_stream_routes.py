@@ -21,10 +21,10 @@ from tests.support.engine import quote, wait_for_status
 from veloz.api.app import create_app
 from veloz.api.stream_hub import StreamHub
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.model.market import TradeTick
+from veloz.runtime.live import LiveEngine
 
 WITHIN_S = 5.0
 
@@ -52,7 +52,7 @@ def hub_options() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def served(engine: Engine, hub_options: dict[str, Any]) -> AsyncIterator[Served]:
+async def served(engine: LiveEngine, hub_options: dict[str, Any]) -> AsyncIterator[Served]:
     shutdown = asyncio.Event()
     client = EngineClient(engine)
     app = create_app(client, shutdown=shutdown)
@@ -126,7 +126,7 @@ def resting(coid: str) -> SubmitOrder:
     )
 
 
-async def place(engine: Engine, *coids: str) -> list[int]:
+async def place(engine: LiveEngine, *coids: str) -> list[int]:
     """Rest orders far from the market; the journal sequences of their events."""
     for coid in coids:
         await engine.submit(resting(coid))

@@ -10,10 +10,10 @@ import pytest
 
 from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.cli.main import app
-from veloz.engine.kernel import Engine
 from veloz.journal.segments import DirectoryLock
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.runtime.live import LiveEngine
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def journal(tmp_path: Path) -> Path:
     """Three filled market orders, then a clean stop."""
 
     async def trade() -> None:
-        engine = Engine(engine_config(tmp_path / "wal"))
+        engine = LiveEngine(engine_config(tmp_path / "wal"))
         await engine.start()
         engine.market.on_data(quote())
         for n in range(3):

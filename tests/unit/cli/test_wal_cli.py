@@ -12,19 +12,19 @@ import pytest
 
 from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.cli.main import app
-from veloz.engine.kernel import Engine
 from veloz.journal.framing import HEADER_SIZE, EntryType, encode_record
 from veloz.journal.segments import CURRENT_NAME
 from veloz.journal.verify import iterate_records, type_name, verify_directory
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.runtime.live import LiveEngine
 
 D = Decimal
 
 
 async def _trade(directory: Path) -> None:
     """One resting order cancelled, one market order filled; then a clean stop."""
-    engine = Engine(engine_config(directory))
+    engine = LiveEngine(engine_config(directory))
     await engine.start()
     engine.market.on_data(quote())
     await engine.submit(

@@ -3,8 +3,8 @@ lines it refuses (unknown verbs, wrong argument counts, invalid JSON)."""
 
 import pytest
 
-from veloz.engine.stdio import _parse_line
 from veloz.model.errors import CommandRejected
+from veloz.runtime.stdio import _parse_line
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.support.engine import wait_for_status
-from veloz.engine.kernel import Engine
-from veloz.engine.stdio import NdjsonOut, StdioSession
 from veloz.model.enums import OrderStatus
+from veloz.runtime.live import LiveEngine
+from veloz.runtime.stdio import NdjsonOut, StdioSession
 
 D = Decimal
 
@@ -19,7 +19,7 @@ D = Decimal
 class Stdout:
     """A session writing into memory, and the events it wrote, parsed back."""
 
-    def __init__(self, engine: Engine, subscribe: bool = False) -> None:
+    def __init__(self, engine: LiveEngine, subscribe: bool = False) -> None:
         self.buffer = io.BytesIO()
         self.out = NdjsonOut(self.buffer)
         self.session = StdioSession(engine, self.out)
@@ -41,7 +41,7 @@ class Stdout:
 
 
 @pytest.fixture
-def stdout(engine: Engine) -> Stdout:
+def stdout(engine: LiveEngine) -> Stdout:
     return Stdout(engine)
 
 

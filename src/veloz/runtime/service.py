@@ -17,8 +17,8 @@ from veloz.api.app import create_app
 from veloz.auth.service import AuthService
 from veloz.config import Settings
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.persistence.service import HistoryService, running_history
+from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def run_service(
-    engine: Engine,
+    engine: LiveEngine,
     settings: Settings,
     host: str,
     port: int,

@@ -23,11 +23,11 @@ import msgspec
 from veloz.codec import encode_json, to_builtins
 from veloz.engine.bus import BusMessage
 from veloz.engine.client import EngineClient
-from veloz.engine.kernel import Engine
 from veloz.engine.views import OrderView, stream_events
 from veloz.model.commands import parse_cancel_order, parse_submit_order
 from veloz.model.errors import CommandRejected, VelozError
 from veloz.persistence.service import HistoryService, running_history
+from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class NdjsonOut:
 
 
 class StdioSession:
-    def __init__(self, engine: Engine, out: NdjsonOut) -> None:
+    def __init__(self, engine: LiveEngine, out: NdjsonOut) -> None:
         self._engine = engine
         self._client = EngineClient(engine)
         self._out = out
@@ -157,7 +157,7 @@ def _required(fields: dict[str, Any], name: str) -> str:
 
 
 async def run_stdio(
-    engine: Engine,
+    engine: LiveEngine,
     stdin: BinaryIO | None = None,
     stdout: BinaryIO | None = None,
     history: HistoryService | None = None,
@@ -166,7 +166,7 @@ async def run_stdio(
         return await _serve_stdio(engine, stdin, stdout)
 
 
-async def _serve_stdio(engine: Engine, stdin: BinaryIO | None, stdout: BinaryIO | None) -> int:
+async def _serve_stdio(engine: LiveEngine, stdin: BinaryIO | None, stdout: BinaryIO | None) -> int:
     out = NdjsonOut(stdout or sys.stdout.buffer)
     session = StdioSession(engine, out)
     engine.bus.subscribe(session.on_bus)

@@ -1,0 +1,1 @@
+"""Runtimes: what wires the trading core to its adapters (live service, stdio, backtest)."""

@@ -1,0 +1,503 @@
+"""The live runtime: the trading core on an asyncio loop, with the journal as its event
+sink, a venue and a market data source.
+
+    start:  recover the journal -> replay from the newest checkpoint -> restore/seed the
+            venue -> reconcile live orders with it by client order id -> ready
+    order:  the core decides -> journal (group commit) -> durable -> ack, and the venue
+            request leaves (`durable.py`: intent before send)
+    report: venue report -> the core -> journal -> published once durable
+    stop:   refuse new orders, drain in-flight work, checkpoint, close
+
+Business rules live in the core (`veloz.engine.core`); this module only wires, waits and
+keeps the lifecycle.
+"""
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from veloz.codec import PayloadError, decode_event, decode_msgpack
+from veloz.engine.activity import ActivityLog
+from veloz.engine.bus import EventBus, Journaled
+from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
+from veloz.engine.clock import Clock, LiveClock
+from veloz.engine.core import IN_FLIGHT, CoreConfig, ModeAction, TradingCore
+from veloz.engine.stats import EngineStats
+from veloz.execution.engine import ExecutionEngine
+from veloz.execution.reconcile import reconcile
+from veloz.execution.venues.sim import SimVenueConfig
+from veloz.journal.framing import EntryType, Record
+from veloz.journal.recovery import recover
+from veloz.journal.segments import JournalLocked
+from veloz.journal.stats import JournalStats
+from veloz.journal.writer import JournalConfig, JournalWriter
+from veloz.market.engine import MarketData, MarketDataConfig, MarketDataEngine
+from veloz.market.sim import SimMarketConfig
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.enums import OrderStatus, TradingMode
+from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.events import OrderReport, OrderSubmitted
+from veloz.model.market import QuoteTick
+from veloz.model.orders import Order
+from veloz.observability.loop import LoopLagMonitor
+from veloz.oms.manager import OrderManager
+from veloz.portfolio.portfolio import Portfolio
+from veloz.risk.breaker import CircuitBreaker
+from veloz.risk.checks import Denial
+from veloz.risk.engine import RiskConfig, RiskEngine
+from veloz.risk.limits import LoadedLimits
+from veloz.risk.watcher import watch_file
+from veloz.runtime.durable import DurableGate, durable
+from veloz.runtime.factories import build_market, build_venue
+
+logger = logging.getLogger(__name__)
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    journal: JournalConfig = JournalConfig()
+    market_source: str = "sim"
+    execution_mode: str = "sim_engine"
+    market: SimMarketConfig = SimMarketConfig()
+    market_data: MarketDataConfig = MarketDataConfig()
+    venue: SimVenueConfig = SimVenueConfig()
+    # Final orders kept in memory and in every checkpoint (see CoreConfig).
+    retained_final_orders: int = 5_000
+    drain_timeout_s: float = 5.0
+    risk: RiskConfig = RiskConfig()
+    # Time orders and risk decisions for the latency metrics (VELOZ_METRICS).
+    record_latency: bool = True
+    # Recent order events and fills kept for /api/orders, /api/trades and stream resume.
+    activity_events: int = 10_000
+    activity_fills: int = 1_000
+    # Run the market source's own timer; tests and benchmarks may feed quotes themselves.
+    run_market: bool = True
+
+    def core(self) -> CoreConfig:
+        return CoreConfig(
+            retained_final_orders=self.retained_final_orders,
+            risk=self.risk,
+            record_latency=self.record_latency,
+        )
+
+
+class OrderAck(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    ok: bool = True
+    client_order_id: str
+    status: OrderStatus
+    venue_order_id: str | None = None
+    created: bool = True
+
+
+class LiveEngine:
+    def __init__(self, config: EngineConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or LiveClock()
+        self.journal_stats = JournalStats()
+        self.bus = EventBus()
+        self.activity = ActivityLog(config.activity_events, config.activity_fills)
+        self.bus.subscribe(self.activity.on_bus)
+        market = build_market(config.market_source, config.market, self.clock)
+        self.market_source = market.source
+        self.market_source_name = market.name
+        self.instruments = market.instruments
+        self.market = MarketDataEngine(config.market_data)
+        self.venue = build_venue(
+            config.execution_mode, config.venue, self.clock, self.instruments, self.market
+        )
+        self.execution = ExecutionEngine(self.venue, self._on_send_error)
+        self.gate = DurableGate(
+            self.bus, self.execution, self.journal_stats, config.journal.checkpoint_interval
+        )
+        self.gate.record_latency = config.record_latency
+        self.core = TradingCore(
+            config.core(),
+            self.clock,
+            self.instruments,
+            self.gate,
+            self.gate,
+            on_alert=self.bus.publish,
+        )
+        self.gate.bind(self.core)
+        self._stop_watching = asyncio.Event()
+        self._limits_watcher: asyncio.Task[None] | None = None
+        self.phase = "created"
+        self.journal_problems: list[str] = []
+        # Who else reads the journal files (the history projector): each says the oldest
+        # sequence it still needs, and retention keeps the segment holding it.
+        self.journal_readers: list[Callable[[], int]] = []
+        self.started_ns = self.clock.time_ns()
+        self.loop_lag = LoopLagMonitor()
+        self._checkpoint: EngineCheckpoint | None = None
+
+    # -- what the core holds, for the views --------------------------------------------
+
+    @property
+    def oms(self) -> OrderManager:
+        return self.core.oms
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.core.portfolio
+
+    @property
+    def risk(self) -> RiskEngine:
+        return self.core.risk
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.core.monitor.breaker
+
+    @property
+    def stats(self) -> EngineStats:
+        return self.core.stats
+
+    @property
+    def mode(self) -> TradingMode:
+        return self.core.mode
+
+    @property
+    def mode_reason(self) -> str:
+        return self.core.mode_reason
+
+    @property
+    def journal(self) -> JournalWriter | None:
+        return self.gate.journal
+
+    @property
+    def journal_error(self) -> str | None:
+        return self.gate.journal_error
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+    def journal_directory(self) -> Path:
+        return Path(self.config.journal.directory)
+
+    def risk_decision(self, event: OrderSubmitted) -> Denial | None:
+        return self.core.risk_decision(event)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.phase = "replaying"
+        self.loop_lag.start()
+        self._open_journal()
+        if self.core.balances_seeded:
+            self.venue.restore(self._orders_at_venue(), self.portfolio.balances())
+        self.venue.set_report_handler(self._on_report)
+        await self.venue.connect()
+        self.execution.start()
+        if self.gate.accepting and not self.core.balances_seeded:
+            self.core.seed_balances(await self.venue.balances())
+            await self._last_durable()
+        if self.gate.accepting and self.journal_problems:
+            await self._quarantine_damage()
+        self.market.subscribe(self._on_market)
+        path = self.risk.limits_path
+        if self.config.risk.watch and path is not None:
+            self._limits_watcher = asyncio.get_running_loop().create_task(
+                watch_file(path, self._reload_on_change, self._stop_watching),
+                name="veloz-risk-limits-watcher",
+            )
+        if self.config.run_market:
+            await self.market.start(self.market_source)
+        self.phase = "reconciling"
+        await self._reconcile()
+        journal = self.gate.journal
+        if journal is not None and journal.entries_since_checkpoint:
+            await self.write_checkpoint()
+        # What recovery built lives as long as the engine: keep the collector from
+        # re-scanning it on every full collection.
+        gc.freeze()
+        self.phase = "ready"
+        self.core.acting = True
+        logger.info(
+            "engine ready: %d orders (%d open), mode %s",
+            len(self.oms),
+            self.oms.open_count(),
+            self.mode,
+        )
+
+    async def stop(self) -> None:
+        """Refuse new orders, let in-flight work finish (bounded), checkpoint, close."""
+        if self.phase in ("stopping", "stopped"):
+            return
+        self.phase = "stopping"
+        self.core.acting = False
+        self._stop_watching.set()
+        if self._limits_watcher is not None:
+            await self._limits_watcher
+        await self.market.stop()
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        pending = list(self.gate.pending_submissions.values())
+        if pending:
+            await asyncio.wait(pending, timeout=self.config.drain_timeout_s)
+        # In-flight orders settle through venue reports; a bounded poll is all we need.
+        while self.oms.with_status(IN_FLIGHT) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await self.execution.stop()
+        await self.venue.close()
+        journal = self.gate.journal
+        if journal is not None:
+            if journal.failure is None:
+                await self.write_checkpoint()
+            await journal.close()
+        await self.loop_lag.stop()
+        self.phase = "stopped"
+
+    async def checkpoint_offline(self) -> int:
+        """Replay the journal and write a checkpoint without starting trading."""
+        self._open_journal()
+        try:
+            return await self.write_checkpoint()
+        finally:
+            if self.gate.journal is not None:
+                await self.gate.journal.close()
+
+    def _open_journal(self) -> None:
+        started = time.perf_counter()
+        try:
+            recovery, writer = recover(
+                self.config.journal, self.journal_stats, self._accept_checkpoint, self.clock.time_ns
+            )
+        except JournalLocked:
+            raise
+        except OSError as exc:
+            self.gate.journal_error = (
+                f"cannot open the journal in {self.config.journal.directory}: {exc.strerror or exc}"
+            )
+            self.core.mode, self.core.mode_reason = TradingMode.READONLY, self.gate.journal_error
+            logger.error("%s; refusing orders", self.gate.journal_error)
+            return
+        if self._checkpoint is not None:
+            self.core.restore(self._checkpoint)
+        if recovery.checkpoint is not None:
+            self.activity.starts_after(recovery.checkpoint.seq)
+        for record in recovery.entries():
+            self._replay(record)
+        self.journal_problems += recovery.problems
+        for problem in recovery.problems:
+            logger.error("journal damage: %s", problem)
+        for path in recovery.quarantined:
+            logger.error("damaged journal file copied to %s", path)
+        for path in recovery.strangers:
+            logger.warning("ignoring unexpected file in the journal directory: %s", path)
+        if self.journal_readers:
+            writer.retention_floor = self._journal_read_floor
+        writer.start()
+        self.gate.journal = writer
+        self.journal_stats.replay_seconds = time.perf_counter() - started
+        logger.info(
+            "journal replayed: %d entries after checkpoint seq %s in %.3fs",
+            self.journal_stats.replayed_entries,
+            recovery.checkpoint.seq if recovery.checkpoint else None,
+            self.journal_stats.replay_seconds,
+        )
+
+    def _journal_read_floor(self) -> int:
+        return min(reader() for reader in self.journal_readers)
+
+    def _accept_checkpoint(self, record: Record) -> bool:
+        try:
+            checkpoint = decode_msgpack(record.payload, EngineCheckpoint)
+        except msgspec.DecodeError as exc:
+            logger.error(
+                "checkpoint at seq %d is unreadable (%s); trying an older one", record.seq, exc
+            )
+            return False
+        if checkpoint.version != CHECKPOINT_VERSION:
+            logger.error(
+                "checkpoint at seq %d has version %d, this engine reads %d; trying an older one",
+                record.seq,
+                checkpoint.version,
+                CHECKPOINT_VERSION,
+            )
+            return False
+        self._checkpoint = checkpoint
+        return True
+
+    def _replay(self, record: Record) -> None:
+        if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
+            return
+        try:
+            event = decode_event(record.entry_type, record.payload)
+            order = self.core.apply(event)
+        except (PayloadError, InvalidTransition) as exc:
+            # The journal contradicts itself: state may be incomplete, say so loudly.
+            self.journal_problems.append(f"replay of seq {record.seq}: {exc}")
+            self.journal_stats.corrupted_entries += 1
+            return
+        # Replayed events join the activity a stream may resume from, with the order as it
+        # stood right after each, as live publication has it.
+        snapshot = msgspec.structs.replace(order) if order is not None else None
+        self.activity.record(Journaled(record.seq, event, snapshot))
+
+    async def _quarantine_damage(self) -> None:
+        """State may be incomplete: trade nothing until an operator has looked. READONLY is
+        journaled so it survives restarts, and the damage is rotated behind a checkpoint so
+        the operator's `readwrite` is not undone by reading the same damage again."""
+        journal = self.gate.journal
+        assert journal is not None
+        journal.rotate_now(self.clock.time_ns())
+        reason = f"journal damaged ({len(self.journal_problems)} problems): check the WAL"
+        await self.set_mode(TradingMode.READONLY, reason, "engine")
+        await self.write_checkpoint()
+
+    def _orders_at_venue(self) -> list[Order]:
+        return [o for o in self.oms.open_orders() if o.venue_order_id is not None]
+
+    async def _reconcile(self) -> None:
+        live = self.oms.open_orders()
+        if not live:
+            return
+        result = await reconcile(self.venue, live, self.clock.time_ns)
+        for report in result.reports:
+            self._on_report(report)
+        for order in result.cancels_to_resend:
+            self.execution.send_cancel(order.client_order_id, order.symbol)
+        logger.info(
+            "reconciled %d live orders with %s: %d missed reports, %d cancels re-sent",
+            result.checked,
+            self.venue.name,
+            len(result.reports),
+            len(result.cancels_to_resend),
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    async def write_checkpoint(self) -> int:
+        """Write a checkpoint now; returns its sequence once durable."""
+        journal = self._check_journal()
+        seq = journal.next_seq
+        await self.gate.append_checkpoint()
+        return seq
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def submit(self, command: SubmitOrder) -> OrderAck:
+        started = time.perf_counter()
+        self._check_taking_commands()
+        order, created = self.core.submit(command)
+        if not created:
+            pending = self.gate.pending_submissions.get(order.client_order_id)
+            if pending is not None:
+                await durable(pending)
+            return _ack(order, created=False)
+        await self._last_durable()
+        if self.config.record_latency:
+            self.stats.order_latency.observe(time.perf_counter() - started)
+        return _ack(order, created=True)
+
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        self._check_taking_commands()
+        waiting = self.oms.get(command.client_order_id)
+        already_requested = waiting is not None and waiting.status is OrderStatus.PENDING_CANCEL
+        order = self.core.cancel(command)
+        if not already_requested:
+            await self._last_durable()
+        return _ack(order, created=False)
+
+    async def cancel_all(self, symbol: str | None = None) -> list[OrderAck]:
+        """Cancel every open order (of `symbol`), concurrently so the cancel requests share
+        journal syncs. Orders that finish meanwhile are skipped, not reported as errors."""
+        self._check_taking_commands()
+        results = await asyncio.gather(
+            *(
+                self.cancel(CancelOrder(client_order_id=coid))
+                for coid in self.core.open_order_ids(symbol)
+            ),
+            return_exceptions=True,
+        )
+        acks: list[OrderAck] = []
+        for result in results:
+            if isinstance(result, OrderAck):
+                acks.append(result)
+            elif not (isinstance(result, CommandRejected) and result.code == "order_final"):
+                raise result
+        return acks
+
+    async def admin_mode(self, action: str, actor: str) -> tuple[TradingMode, bool]:
+        """An operator's mode command; returns the mode after it and whether it changed."""
+        try:
+            parsed = ModeAction(action)
+        except ValueError:
+            allowed = ", ".join(ModeAction)
+            raise CommandRejected(f"mode action must be one of {allowed}") from None
+        self._check_journal()
+        if self.core.admin_mode(parsed, actor):
+            await self._last_durable()
+            return self.mode, True
+        return self.mode, False
+
+    async def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
+        self._check_journal()
+        self.core.set_mode(mode, reason, actor)
+        await self._last_durable()
+
+    async def reset_breaker(self, actor: str) -> TradingMode:
+        """An admin closes the breaker; a HALTED engine trades again."""
+        if self.mode is TradingMode.HALTED:
+            self._check_journal()
+        if self.core.reset_breaker(actor):
+            await self._last_durable()
+        return self.mode
+
+    def reload_risk_limits(self, actor: str) -> LoadedLimits:
+        return self.core.reload_risk_limits(actor)
+
+    def _reload_on_change(self) -> None:
+        # The refusal of an invalid file is already logged; the old limits stay.
+        with contextlib.suppress(CommandRejected):
+            self.core.reload_risk_limits("file-watcher")
+
+    def _check_taking_commands(self) -> None:
+        if self.phase in ("stopping", "stopped"):
+            raise CommandRejected("the engine is shutting down", code="shutting_down")
+        if self.phase != "ready":  # replay and reconciliation come first
+            raise CommandRejected(f"the engine is still starting ({self.phase})", code="not_ready")
+        self._check_journal()
+
+    def _check_journal(self) -> JournalWriter:
+        journal = self.gate.journal
+        if journal is None or journal.failure is not None:
+            raise CommandRejected(
+                f"orders are refused: {self.gate.failure}", code="journal_unavailable"
+            )
+        return journal
+
+    async def _last_durable(self) -> None:
+        if self.gate.last_durable is not None:
+            await durable(self.gate.last_durable)
+
+    # -- venue and market input --------------------------------------------------------
+
+    def _on_report(self, report: OrderReport) -> None:
+        sent_at = self.gate.awaiting_venue.pop(report.client_order_id, None)
+        if sent_at is not None:  # the venue's first answer to this order
+            self.stats.venue_latency.observe(time.perf_counter() - sent_at)
+        self.core.on_report(report)
+
+    def _on_send_error(self, client_order_id: str, error: Exception) -> None:
+        self.core.on_send_error(client_order_id)
+
+    def _on_market(self, item: MarketData) -> None:
+        if isinstance(item, QuoteTick):
+            self.core.on_quote(item)
+        if self.bus.has_subscribers:
+            self.bus.publish(item)
+
+
+def _ack(order: Order, *, created: bool) -> OrderAck:
+    return OrderAck(
+        client_order_id=order.client_order_id,
+        status=order.status,
+        venue_order_id=order.venue_order_id,
+        created=created,
+    )
