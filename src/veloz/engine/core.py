@@ -55,6 +55,7 @@ from veloz.risk.monitor import ModeChange, RiskAction, RiskAlert, RiskMonitor
 
 logger = logging.getLogger(__name__)
 
+ZERO = Decimal(0)
 IN_FLIGHT = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
 
 
@@ -122,6 +123,7 @@ class TradingCore:
         # finished replaying and reconciling: what they react to before that is history.
         self.acting = False
         self._quotes: dict[str, QuoteTick] = {}
+        self._margin_leverage = config.risk.margin_leverage
         self._generated_ids = 0
         self._id_prefix = f"vz-{clock.time_ns() // 1_000_000:x}-"
 
@@ -320,6 +322,8 @@ class TradingCore:
             mark=quote.mid if quote is not None else None,
             free_quote=self.portfolio.free(instrument.quote_asset),
             free_base=self.portfolio.free(instrument.base_asset),
+            margin_leverage=self._margin_leverage,
+            equity=self.portfolio.equity() if self._margin_leverage is not None else ZERO,
         )
 
     def _deny(self, event: OrderSubmitted, denial: Denial) -> None:

@@ -41,3 +41,16 @@ class Bar(msgspec.Struct, gc=False, kw_only=True):
     close: Decimal
     volume: Decimal
     closed: bool = False
+
+
+class PriceBar(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A bar as strategies and indicators see it: floats, because signals need speed, not
+    exactness. Orders and fills stay exact decimals. `ts_ns` is the bar's time."""
+
+    symbol: str
+    ts_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float

@@ -26,6 +26,9 @@ class Exposure(msgspec.Struct, frozen=True, kw_only=True):
     mark: Decimal | None  # the current market price (mid), if there is one
     free_quote: Decimal
     free_base: Decimal
+    # A margin account (net position may go short) checks margin, not free balances.
+    margin_leverage: Decimal | None = None
+    equity: Decimal = Decimal(0)
 
 
 class OrderIntent(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,6 +149,8 @@ def _position(
 def _balance(
     order: OrderIntent, _: SymbolLimits, __: int | None, exposure: Exposure
 ) -> Denial | None:
+    if exposure.margin_leverage is not None:
+        return _margin(order, exposure, exposure.margin_leverage)
     # Free balances already exclude what open and in-flight orders hold.
     if order.side is OrderSide.BUY:
         need, have, unit = order.qty * order.price, exposure.free_quote, "quote"
@@ -155,5 +160,23 @@ def _balance(
         return Denial(
             reason="insufficient_balance",
             message=f"needs {need} {unit} free, {have} is (open orders included)",
+        )
+    return None
+
+
+def _margin(order: OrderIntent, exposure: Exposure, leverage: Decimal) -> Denial | None:
+    """A margin account may hold a position worth up to `leverage` times its equity, in
+    the worst case of every open order on the order's side filling too."""
+    if order.side is OrderSide.BUY:
+        worst = exposure.position_qty + exposure.open_buy_qty + order.qty
+    else:
+        worst = exposure.position_qty - exposure.open_sell_qty - order.qty
+    need = abs(worst) * (exposure.mark or order.price)
+    allowed = exposure.equity * leverage
+    if need > allowed and abs(worst) > abs(exposure.position_qty):
+        return Denial(
+            reason="insufficient_margin",
+            message=f"a position worth {need} would exceed {allowed} "
+            f"({leverage}x the equity {exposure.equity})",
         )
     return None

@@ -26,6 +26,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Reload on every change of that file (the service does; tests and backtests need not).
     watch: bool = False
     # Equity is sampled at most this often for the VaR return series, `equity_samples` kept.
+    # None: a cash (spot) account, orders need free balances. A number: a margin account
+    # whose net position may go short, worth up to this many times the equity.
+    margin_leverage: Decimal | None = None
     equity_sample_interval_s: float = 60.0
     equity_samples: int = 1440
 

@@ -1,0 +1,1 @@
+"""Built-in strategies: `ema_cross` and `grid`."""

@@ -1,0 +1,370 @@
+"""The strategy host: runs strategies on the trading core, the same way live and in a
+backtest.
+
+It hands each strategy the market data of its symbol and the events of its own orders,
+places its orders through an `OrderPort` (the core's own order path, so risk, the OMS and,
+live, the journal apply to them exactly as to anyone's), keeps its position from its fills
+and its lifecycle (added, running, paused, stopped). A callback that raises stops that
+strategy alone: its open orders are cancelled, the error is logged with its traceback and
+kept for the views; every other strategy and the engine carry on.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+import msgspec
+
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.enums import OrderSide, OrderType, TimeInForce
+from veloz.model.errors import CommandRejected, VelozError
+from veloz.model.events import OrderEvent, OrderFilled
+from veloz.model.instruments import Instrument
+from veloz.model.market import PriceBar, QuoteTick, TradeTick
+from veloz.model.orders import Order
+from veloz.portfolio.positions import Position
+from veloz.strategy.base import Strategy, StrategyParams
+from veloz.strategy.registry import parse_params, strategy_class
+
+logger = logging.getLogger(__name__)
+
+
+class OrderPort(Protocol):
+    """How the host places orders: synchronously into the core's order path."""
+
+    def submit(self, command: SubmitOrder) -> Order: ...
+
+    def cancel(self, command: CancelOrder) -> None: ...
+
+    def order(self, client_order_id: str) -> Order | None: ...
+
+
+class StrategyState(StrEnum):
+    ADDED = "added"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class StrategySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What a strategy instance is: the journal keeps it, so a restart rebuilds it."""
+
+    strategy_id: str
+    name: str  # a built-in name or module:Class
+    symbol: str
+    params: dict[str, Any]
+
+
+class StrategyCounts(msgspec.Struct, kw_only=True):
+    orders: int = 0
+    denied: int = 0
+    fills: int = 0
+    errors: int = 0
+
+
+class RunningStrategy:
+    """One strategy instance and what the host keeps about it."""
+
+    def __init__(
+        self, spec: StrategySpec, strategy: Strategy, params: StrategyParams, position: Position
+    ) -> None:
+        self.spec = spec
+        self.strategy = strategy
+        self.params = params
+        self.state = StrategyState.ADDED
+        self.position = position
+        self.open_orders: dict[str, Order] = {}
+        self.counts = StrategyCounts()
+        self.error: str | None = None
+
+    @property
+    def strategy_id(self) -> str:
+        return self.spec.strategy_id
+
+
+class StrategyHost:
+    def __init__(
+        self,
+        orders: OrderPort,
+        instruments: Mapping[str, Instrument],
+        now_ns: Callable[[], int],
+        search_path: tuple[str, ...] = (),
+    ) -> None:
+        self._orders = orders
+        self._instruments = instruments
+        self._now_ns = now_ns
+        self._search_path = search_path
+        self._strategies: dict[str, RunningStrategy] = {}
+        # The running strategies per symbol, rebuilt on every state change, so that a bar
+        # costs one dict lookup and one call per strategy.
+        self._running: dict[str, tuple[RunningStrategy, ...]] = {}
+        # Called after each lifecycle change (the live runtime journals them).
+        self.on_state_change: Callable[[RunningStrategy], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def add(self, spec: StrategySpec) -> RunningStrategy:
+        """Build the strategy from `spec`; CommandRejected (nothing added) if the name,
+        the symbol, the id or a parameter is wrong."""
+        if spec.strategy_id in self._strategies:
+            raise CommandRejected(
+                f"strategy id {spec.strategy_id} is already used", code="duplicate_strategy_id"
+            )
+        instrument = self._instruments.get(spec.symbol)
+        if instrument is None:
+            raise CommandRejected(
+                f"unknown symbol {spec.symbol}; trading {', '.join(sorted(self._instruments))}",
+                code="unknown_symbol",
+            )
+        cls = strategy_class(spec.name, self._search_path)
+        params = parse_params(cls, spec.params)
+        ctx = _Context(self, spec, instrument)
+        running = RunningStrategy(spec, cls(params, ctx), params, Position(symbol=spec.symbol))
+        ctx.running = running
+        self._strategies[spec.strategy_id] = running
+        self._changed(running)
+        return running
+
+    def start(self, strategy_id: str) -> RunningStrategy:
+        running = self.get(strategy_id)
+        if running.state is StrategyState.RUNNING:
+            return running
+        if running.state is StrategyState.STOPPED:
+            raise CommandRejected(
+                f"strategy {strategy_id} is stopped; add it again to run it", code="bad_state"
+            )
+        resumed = running.state is StrategyState.PAUSED
+        running.state = StrategyState.RUNNING
+        running.error = None
+        if not resumed and not self._guard(running, running.strategy.on_start):
+            return running
+        self._changed(running)
+        return running
+
+    def pause(self, strategy_id: str) -> RunningStrategy:
+        """Stop calling the strategy; its resting orders stay."""
+        running = self.get(strategy_id)
+        if running.state is not StrategyState.RUNNING:
+            raise CommandRejected(
+                f"strategy {strategy_id} is {running.state}, not running", code="bad_state"
+            )
+        running.state = StrategyState.PAUSED
+        self._changed(running)
+        return running
+
+    def resume(self, strategy_id: str) -> RunningStrategy:
+        running = self.get(strategy_id)
+        if running.state is not StrategyState.PAUSED:
+            raise CommandRejected(
+                f"strategy {strategy_id} is {running.state}, not paused", code="bad_state"
+            )
+        return self.start(strategy_id)
+
+    def stop(self, strategy_id: str, reason: str = "") -> RunningStrategy:
+        """Call `on_stop`, then cancel the strategy's open orders."""
+        running = self.get(strategy_id)
+        if running.state is StrategyState.STOPPED:
+            return running
+        was_running = running.state is StrategyState.RUNNING
+        running.state = StrategyState.STOPPED
+        if reason:
+            running.error = reason
+        if was_running:
+            try:
+                running.strategy.on_stop()
+            except Exception:
+                logger.exception("strategy %s failed in on_stop", strategy_id)
+        self._cancel_all(running)
+        self._changed(running)
+        return running
+
+    def remove(self, strategy_id: str) -> None:
+        self.stop(strategy_id)
+        del self._strategies[strategy_id]
+
+    def get(self, strategy_id: str) -> RunningStrategy:
+        running = self._strategies.get(strategy_id)
+        if running is None:
+            raise CommandRejected(f"no strategy {strategy_id}", code="not_found")
+        return running
+
+    def all(self) -> list[RunningStrategy]:
+        return list(self._strategies.values())
+
+    # -- input -----------------------------------------------------------------------------
+
+    def on_bar(self, bar: PriceBar) -> None:
+        for running in self._running.get(bar.symbol, ()):
+            try:
+                running.strategy.on_bar(bar)
+            except Exception as exc:
+                self._failed(running, "on_bar", exc)
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        for running in self._running.get(quote.symbol, ()):
+            self._guard(running, running.strategy.on_quote, quote)
+
+    def on_trade(self, trade: TradeTick) -> None:
+        for running in self._running.get(trade.symbol, ()):
+            self._guard(running, running.strategy.on_trade, trade)
+
+    def on_timer(self, ts_ns: int) -> None:
+        for running in [r for r in self._strategies.values() if r.state is StrategyState.RUNNING]:
+            self._guard(running, running.strategy.on_timer, ts_ns)
+
+    def on_order_event(self, event: OrderEvent, order: Order) -> None:
+        """An event of an order, as recorded; `order` as it stood right after it."""
+        if order.strategy_id is None:
+            return
+        running = self._strategies.get(order.strategy_id)
+        if running is None:
+            return
+        if isinstance(event, OrderFilled):
+            running.position.apply_fill(self._instruments[order.symbol], event)
+            running.counts.fills += 1
+        if order.is_final:
+            running.open_orders.pop(order.client_order_id, None)
+        else:
+            running.open_orders[order.client_order_id] = order
+        if running.state is not StrategyState.RUNNING:
+            return
+        if isinstance(event, OrderFilled) and not self._guard(
+            running, running.strategy.on_fill, event
+        ):
+            return
+        self._guard(running, running.strategy.on_order_update, order)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def _submit(self, running: RunningStrategy, command: SubmitOrder) -> Order | None:
+        try:
+            order = self._orders.submit(command)
+        except CommandRejected as exc:
+            running.counts.denied += 1
+            logger.info("strategy %s order refused: %s", running.strategy_id, exc)
+            return None
+        running.counts.orders += 1
+        if not order.is_final:
+            running.open_orders[order.client_order_id] = order
+        return order
+
+    def _cancel(self, running: RunningStrategy, client_order_id: str) -> None:
+        if client_order_id not in running.open_orders:
+            raise CommandRejected(
+                f"order {client_order_id} is not an open order of {running.strategy_id}",
+                code="not_found",
+            )
+        try:
+            self._orders.cancel(CancelOrder(client_order_id=client_order_id))
+        except CommandRejected as exc:
+            if exc.code != "order_final":
+                logger.info("strategy %s cancel refused: %s", running.strategy_id, exc)
+
+    def _cancel_all(self, running: RunningStrategy) -> None:
+        for client_order_id in list(running.open_orders):
+            try:
+                self._orders.cancel(CancelOrder(client_order_id=client_order_id))
+            except VelozError as exc:
+                logger.warning(
+                    "cancelling %s of stopped strategy %s: %s",
+                    client_order_id,
+                    running.strategy_id,
+                    exc,
+                )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _guard(self, running: RunningStrategy, callback: Callable[..., None], *args: Any) -> bool:
+        try:
+            callback(*args)
+        except Exception as exc:
+            self._failed(running, callback.__name__, exc)
+            return False
+        return True
+
+    def _failed(self, running: RunningStrategy, where: str, error: Exception) -> None:
+        running.counts.errors += 1
+        logger.error(
+            "strategy %s raised in %s and is stopped", running.strategy_id, where, exc_info=error
+        )
+        self.stop(running.strategy_id, f"{type(error).__name__} in {where}: {error}")
+
+    def _changed(self, running: RunningStrategy) -> None:
+        by_symbol: dict[str, list[RunningStrategy]] = {}
+        for candidate in self._strategies.values():
+            if candidate.state is StrategyState.RUNNING:
+                by_symbol.setdefault(candidate.spec.symbol, []).append(candidate)
+        self._running = {symbol: tuple(found) for symbol, found in by_symbol.items()}
+        if self.on_state_change is not None:
+            self.on_state_change(running)
+
+
+class _Context:
+    """A strategy's `StrategyContext`: its orders carry its id and trade its symbol."""
+
+    def __init__(self, host: StrategyHost, spec: StrategySpec, instrument: Instrument) -> None:
+        self._host = host
+        self.strategy_id = spec.strategy_id
+        self.symbol = spec.symbol
+        self._instrument = instrument
+        self.running: RunningStrategy | None = None
+
+    def time_ns(self) -> int:
+        return self._host._now_ns()
+
+    def buy_market(self, qty: Decimal) -> Order | None:
+        return self._market(OrderSide.BUY, qty)
+
+    def sell_market(self, qty: Decimal) -> Order | None:
+        return self._market(OrderSide.SELL, qty)
+
+    def submit_limit(
+        self, side: OrderSide, qty: Decimal, price: Decimal, tif: TimeInForce = TimeInForce.GTC
+    ) -> Order | None:
+        return self._send(
+            SubmitOrder(
+                symbol=self.symbol,
+                side=side,
+                qty=qty,
+                price=price,
+                order_type=OrderType.LIMIT,
+                time_in_force=tif,
+                strategy_id=self.strategy_id,
+            )
+        )
+
+    def cancel(self, client_order_id: str) -> None:
+        assert self.running is not None
+        self._host._cancel(self.running, client_order_id)
+
+    def position(self) -> Decimal:
+        assert self.running is not None
+        return self.running.position.qty
+
+    def open_orders(self) -> list[Order]:
+        assert self.running is not None
+        return list(self.running.open_orders.values())
+
+    def price_increment(self) -> Decimal:
+        return self._instrument.price_increment
+
+    def size_increment(self) -> Decimal:
+        return self._instrument.size_increment
+
+    def _market(self, side: OrderSide, qty: Decimal) -> Order | None:
+        return self._send(
+            SubmitOrder(
+                symbol=self.symbol,
+                side=side,
+                qty=qty,
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                strategy_id=self.strategy_id,
+            )
+        )
+
+    def _send(self, command: SubmitOrder) -> Order | None:
+        assert self.running is not None
+        return self._host._submit(self.running, command)
