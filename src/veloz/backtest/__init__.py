@@ -1,0 +1,1 @@
+"""The backtester: the same kernel on a simulated clock."""
