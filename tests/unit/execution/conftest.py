@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from veloz.engine.clock import SimulatedClock
+from veloz.engine.clock import Clock, SimulatedClock
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.model.account import Balance
@@ -23,7 +23,7 @@ _R = TypeVar("_R", bound=OrderReport)
 
 
 class SimRig:
-    def __init__(self, config: SimVenueConfig, clock: SimulatedClock) -> None:
+    def __init__(self, config: SimVenueConfig, clock: Clock, id_seed: int | None = None) -> None:
         self.clock = clock
         self.quotes: dict[str, QuoteTick] = {}
         self.instruments: dict[str, Instrument] = {
@@ -33,7 +33,7 @@ class SimRig:
         self.reports: list[OrderReport] = []
         self._arrived = asyncio.Event()
         self._ids = itertools.count(1)
-        self.venue = SimVenue(config, clock, self.instruments, self.quotes.get)
+        self.venue = SimVenue(config, clock, self.instruments, self.quotes.get, id_seed=id_seed)
         self.venue.set_report_handler(self.record)
 
     def record(self, report: OrderReport) -> None:
@@ -126,12 +126,14 @@ RigFactory = Callable[..., SimRig]
 @pytest.fixture
 async def make_rig() -> AsyncIterator[RigFactory]:
     """`make_rig(**config)` builds and remembers rigs; every venue is closed afterwards.
-    Latency defaults to 0 and balances to 100,000 USDT and 10 BTC."""
+    Latency defaults to 0, balances to 100,000 USDT and 10 BTC, and the clock to a
+    `SimulatedClock` (latency is measured on it: pass a `LiveClock` for wall time)."""
     rigs: list[SimRig] = []
 
     def build(
-        clock: SimulatedClock | None = None,
+        clock: Clock | None = None,
         starting_balances: Mapping[str, str] | None = None,
+        id_seed: int | None = None,
         **config: Any,
     ) -> SimRig:
         balances = starting_balances or {"USDT": "100000", "BTC": "10"}
@@ -141,6 +143,7 @@ async def make_rig() -> AsyncIterator[RigFactory]:
                 starting_balances={k: Decimal(v) for k, v in balances.items()}, **config
             ),
             clock or SimulatedClock(1_000),
+            id_seed,
         )
         rigs.append(rig)
         return rig

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from veloz.engine.clock import SimulatedClock
+from veloz.engine.clock import LiveClock, SimulatedClock
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.model.account import Balance
@@ -54,7 +54,7 @@ async def test_reports_never_arrive_inside_submit_even_without_latency(rig):
 
 
 async def test_requests_are_answered_no_sooner_than_the_latency(make_rig):
-    rig = make_rig(latency_ms=30)
+    rig = make_rig(clock=LiveClock(), latency_ms=30)
     await rig.venue.connect()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -62,6 +62,46 @@ async def test_requests_are_answered_no_sooner_than_the_latency(make_rig):
     await rig.wait(lambda r: r.client_order_id == order)
     assert loop.time() - started >= 0.03
     assert await rig.venue.ping() == pytest.approx(0.03)
+
+
+async def test_latency_is_measured_on_the_venue_clock_not_the_loop(make_rig):
+    clock = SimulatedClock(1_000)
+    rig = make_rig(clock=clock, latency_ms=50)
+    await rig.venue.connect()
+    rig.quote(bid="49990", ask="50000")
+    order = await rig.submit(BUY, "0.1", "49000")
+
+    await asyncio.sleep(0.1)  # twice the latency in wall time: the clock has not moved
+    assert rig.reports == []
+    clock.advance(50_000_000 - 1)
+    await asyncio.sleep(0.05)
+    assert rig.reports == []
+    clock.advance(1)
+    ack = await rig.wait(lambda r: r.client_order_id == order)
+    assert ack.ts_ns == 1_000 + 50_000_000
+
+
+async def test_reports_a_handler_causes_come_after_those_already_queued(make_rig):
+    rig = make_rig()
+    record = rig.record
+
+    def trading_on_the_first_ack(report):
+        record(report)
+        if report.client_order_id == "first" and isinstance(report, OrderAccepted):
+            rig.quote(bid="48990", ask="49000")  # fills "first" while its batch is delivered
+
+    rig.venue.set_report_handler(trading_on_the_first_ack)
+    await rig.venue.connect()
+    rig.quote(bid="49990", ask="50000")
+    await rig.submit(BUY, "0.1", "49000", client_order_id="first")
+    await rig.submit(BUY, "0.1", "48000", client_order_id="second")
+    await rig.wait(lambda r: isinstance(r, OrderFilled))
+
+    assert [(type(r).__name__, r.client_order_id) for r in rig.reports] == [
+        ("OrderAccepted", "first"),
+        ("OrderAccepted", "second"),
+        ("OrderFilled", "first"),
+    ]
 
 
 async def test_ten_thousand_orders_are_served_by_one_worker_task(make_rig):
@@ -211,6 +251,23 @@ async def test_ids_differ_between_venue_instances(make_rig):
         ids.append((rig.only(OrderAccepted, order).venue_order_id, rig.fills(order)[0].trade_id))
     assert ids[0][0] != ids[1][0]
     assert ids[0][1] != ids[1][1]
+
+
+async def test_a_seed_makes_the_ids_repeatable_for_the_same_clock(make_rig):
+    def ids_of(rig) -> tuple[str, str]:
+        return rig.only(OrderAccepted, "a").venue_order_id, rig.fills("a")[0].trade_id
+
+    ids = []
+    for seed in (7, 7, 8):
+        rig = make_rig(clock=SimulatedClock(1_000), id_seed=seed)
+        await rig.venue.connect()
+        rig.quote(bid="49990", ask="50000")
+        await rig.submit(BUY, "0.1", client_order_id="a")
+        await rig.drain()
+        ids.append(ids_of(rig))
+    assert ids[0] == ids[1]
+    assert ids[0][0] != ids[2][0]
+    assert ids[0][1] != ids[2][1]
 
 
 async def test_only_the_most_recent_final_orders_are_remembered(make_rig):

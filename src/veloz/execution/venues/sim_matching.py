@@ -1,9 +1,9 @@
 """Matching for the simulated venue: an order's venue-side record, the book of resting
-orders of one symbol in price-time priority, the displayed liquidity a quote offers, and
-the price and fee arithmetic of a fill.
+orders of one symbol in price-time priority, the displayed liquidity a quote offers, what
+an order must look like, and the price, fee and funds arithmetic of a fill.
 
-Pure and synchronous: no balances, no reports, no asyncio. `sim.py` owns those and calls
-in here to decide what trades and at what price.
+Pure and synchronous: no balances, no reports, no clock, no asyncio. `sim_exchange.py`
+owns those and calls in here to decide what trades, at what price and holding what.
 """
 
 import bisect
@@ -18,6 +18,7 @@ from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderFilled
 from veloz.model.instruments import Instrument
 from veloz.model.market import QuoteTick
+from veloz.portfolio.balances import order_lock
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -230,3 +231,24 @@ def fee_for(
     else:
         fee, asset = qty * price * fee_bps / BPS, instrument.quote_asset
     return fee.quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP), asset
+
+
+def touch(side: OrderSide, quote: QuoteTick) -> Decimal:
+    """The side of `quote` an order on `side` trades against: the ask for a BUY."""
+    return quote.ask if side is OrderSide.BUY else quote.bid
+
+
+def hold(order: SimOrder, instrument: Instrument, qty: Decimal) -> tuple[str, Decimal]:
+    """The funds `qty` of the order holds back: `order_lock` plus any fee reserve."""
+    asset, amount = order_lock(instrument, order.side, qty, order.lock_price)
+    return asset, amount * (ONE + order.fee_reserve)
+
+
+def well_formed(request: VenueOrder) -> bool:
+    """What any exchange refuses outright: a non-positive or non-finite quantity or
+    price, or a LIMIT order without a price. (A MARKET order's price is ignored.)"""
+    if not request.qty.is_finite() or request.qty <= 0:
+        return False
+    if request.order_type is OrderType.MARKET:
+        return True
+    return request.price is not None and request.price.is_finite() and request.price > 0
