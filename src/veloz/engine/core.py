@@ -124,6 +124,7 @@ class TradingCore:
         self.acting = False
         self._quotes: dict[str, QuoteTick] = {}
         self._margin_leverage = config.risk.margin_leverage
+        self._equity: Decimal | None = None
         self._generated_ids = 0
         self._id_prefix = f"vz-{clock.time_ns() // 1_000_000:x}-"
 
@@ -267,7 +268,7 @@ class TradingCore:
                 logger.warning("venue report refused: %s", exc)
             return None
         if isinstance(report, OrderFilled):
-            self.portfolio.update_equity()
+            self._equity = self.portfolio.update_equity()
         try:
             self._sink.emit(report, order)
         except CommandRejected:
@@ -290,10 +291,11 @@ class TradingCore:
         self._quotes[quote.symbol] = quote
         self.portfolio.mark(quote.symbol, quote.mid)
         # Marks are not journaled, so the equity peak travels in checkpoints.
-        equity = self.portfolio.update_equity()
+        equity = self._equity = self.portfolio.update_equity()
         self.risk.record_equity(quote.ts_ns, equity)
         self._act(self.monitor.on_equity(quote.ts_ns, equity, self.mode))
-        self._act(self.monitor.on_drawdown(quote.ts_ns, self.portfolio.drawdown(), self.mode))
+        drawdown = self.portfolio.drawdown(equity)
+        self._act(self.monitor.on_drawdown(quote.ts_ns, drawdown, self.mode))
         self._act(self.monitor.on_clock(quote.ts_ns, self.mode))
 
     def quote(self, symbol: str) -> QuoteTick | None:
@@ -323,8 +325,14 @@ class TradingCore:
             free_quote=self.portfolio.free(instrument.quote_asset),
             free_base=self.portfolio.free(instrument.base_asset),
             margin_leverage=self._margin_leverage,
-            equity=self.portfolio.equity() if self._margin_leverage is not None else ZERO,
+            equity=self._current_equity() if self._margin_leverage is not None else ZERO,
         )
+
+    def _current_equity(self) -> Decimal:
+        """Equity at the latest marks; kept between a quote or fill and the next change."""
+        if self._equity is None:
+            self._equity = self.portfolio.equity()
+        return self._equity
 
     def _deny(self, event: OrderSubmitted, denial: Denial) -> None:
         """Refuse an order before it enters the book: journaled and counted by reason, never
@@ -374,6 +382,7 @@ class TradingCore:
                 self.stats.orders_taken[(event.side, event.order_type)] += 1
                 return order
             case OrderFilled():
+                self._equity = None
                 order = self.oms.apply(event)
                 self.stats.fills_by_side[event.side] += 1
                 realized_before = self.portfolio.realized_pnl(event.symbol)
@@ -384,6 +393,7 @@ class TradingCore:
             case TradingModeChanged():
                 self.mode, self.mode_reason = event.mode, event.reason
             case BalanceSet():
+                self._equity = None
                 self.portfolio.on_balance_set(event.asset, event.total)
                 self.balances_seeded = True
             case OrderDenied():  # before OrderEvent: a denial names an order that never existed
@@ -420,6 +430,7 @@ class TradingCore:
     def restore(self, checkpoint: EngineCheckpoint) -> None:
         self.oms.restore(checkpoint.orders)
         self.portfolio.restore(checkpoint.portfolio)
+        self._equity = None
         self.mode, self.mode_reason = checkpoint.mode, checkpoint.mode_reason
         self._generated_ids = checkpoint.generated_ids
         self.balances_seeded = checkpoint.balances_seeded

@@ -4,19 +4,19 @@ Used twice on purpose: the portfolio keeps the engine's view of the account, and
 simulated venue keeps the venue's own, exactly as a real exchange would.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 
 from veloz.model.account import Balance
 from veloz.model.enums import OrderSide
-from veloz.model.errors import VelozError
+from veloz.model.errors import ErrorCode, VelozError
 from veloz.model.instruments import Instrument
 
 ZERO = Decimal(0)
 
 
 class InsufficientBalance(VelozError):
-    code = "insufficient_balance"
+    code = ErrorCode.INSUFFICIENT_BALANCE
 
 
 class BalanceBook:
@@ -79,6 +79,11 @@ class BalanceBook:
         release = min(release, balance.locked)
         balance.locked -= release
         balance.free += release + delta
+
+    def totals(self) -> Iterator[tuple[str, Decimal]]:
+        """(asset, total) of every asset, without copying the balances."""
+        for asset, balance in self._balances.items():
+            yield asset, balance.free + balance.locked
 
     def snapshot(self) -> list[Balance]:
         return [

@@ -14,7 +14,7 @@ import msgspec
 
 from veloz.model.account import Balance, PositionView
 from veloz.model.enums import OrderSide
-from veloz.model.errors import VelozError
+from veloz.model.errors import ErrorCode, VelozError
 from veloz.model.events import OrderFilled
 from veloz.model.instruments import Instrument
 from veloz.model.orders import Order
@@ -66,7 +66,7 @@ class Portfolio:
         if order.client_order_id in self._locks:
             raise VelozError(
                 f"order {order.client_order_id} already holds a lock",
-                code="duplicate_client_order_id",
+                code=ErrorCode.DUPLICATE_CLIENT_ORDER_ID,
             )
         price = _lock_price(order)
         asset, amount = order_lock(
@@ -108,10 +108,10 @@ class Portfolio:
         """Total balances valued in the valuation asset; assets without a mark are left out
         (see `unvalued_assets`)."""
         equity = ZERO
-        for balance in self._book.snapshot():
-            price = self._asset_price(balance.asset)
+        for asset, total in self._book.totals():
+            price = self._asset_price(asset)
             if price is not None:
-                equity += balance.total * price
+                equity += total * price
         return equity
 
     def unvalued_assets(self) -> list[str]:
@@ -128,9 +128,10 @@ class Portfolio:
         self.peak_equity = max(self.peak_equity, equity)
         return equity
 
-    def drawdown(self) -> Decimal:
-        """Fraction of the peak lost, in [0, 1] while equity is non-negative."""
-        equity = self.equity()
+    def drawdown(self, equity: Decimal | None = None) -> Decimal:
+        """Fraction of the peak lost, in [0, 1] while equity is non-negative; `equity` if
+        the caller has just computed it."""
+        equity = self.equity() if equity is None else equity
         peak = max(self.peak_equity, equity)
         return ZERO if peak <= 0 else (peak - equity) / peak
 
@@ -182,7 +183,7 @@ class Portfolio:
     def _instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
         if instrument is None:
-            raise VelozError(f"no instrument for symbol {symbol}", code="unknown_symbol")
+            raise VelozError(f"no instrument for symbol {symbol}", code=ErrorCode.UNKNOWN_SYMBOL)
         return instrument
 
     def _position(self, symbol: str) -> Position:
@@ -234,6 +235,6 @@ def _lock_price(order: Order) -> Decimal | None:
         # A BUY's lock is priced; guessing one would lock an amount replay cannot reproduce.
         raise VelozError(
             f"order {order.client_order_id}: a BUY needs a limit or reference price to lock funds",
-            code="bad_params",
+            code=ErrorCode.BAD_PARAMS,
         )
     return price

@@ -31,6 +31,9 @@ from veloz.strategy.registry import parse_params, strategy_class
 logger = logging.getLogger(__name__)
 
 
+BarHandler = Callable[[PriceBar], None]
+
+
 class OrderPort(Protocol):
     """How the host places orders: synchronously into the core's order path."""
 
@@ -78,6 +81,10 @@ class RunningStrategy:
         self.open_orders: dict[str, Order] = {}
         self.counts = StrategyCounts()
         self.error: str | None = None
+        # Callbacks the strategy left as the base class's no-ops are not called.
+        kind = type(strategy)
+        self.wants_fills = kind.on_fill is not Strategy.on_fill
+        self.wants_updates = kind.on_order_update is not Strategy.on_order_update
 
     @property
     def strategy_id(self) -> str:
@@ -100,6 +107,9 @@ class StrategyHost:
         # The running strategies per symbol, rebuilt on every state change, so that a bar
         # costs one dict lookup and one call per strategy.
         self._running: dict[str, tuple[RunningStrategy, ...]] = {}
+        self._bar_handlers: dict[str, tuple[tuple[RunningStrategy, BarHandler], ...]] = {}
+        # Moves on every lifecycle change, so a cached `bar_handlers` knows it is stale.
+        self.version = 0
         # Called after each lifecycle change (the live runtime journals them).
         self.on_state_change: Callable[[RunningStrategy], None] | None = None
 
@@ -196,11 +206,17 @@ class StrategyHost:
     # -- input -----------------------------------------------------------------------------
 
     def on_bar(self, bar: PriceBar) -> None:
-        for running in self._running.get(bar.symbol, ()):
+        for running, on_bar in self._bar_handlers.get(bar.symbol, ()):
             try:
-                running.strategy.on_bar(bar)
+                on_bar(bar)
             except Exception as exc:
-                self._failed(running, "on_bar", exc)
+                self.failed(running, "on_bar", exc)
+
+    def bar_handlers(self, symbol: str) -> tuple[tuple[RunningStrategy, BarHandler], ...]:
+        """The running strategies of `symbol` with their `on_bar`, for a bar loop that
+        calls them itself (a backtest); valid until `version` changes. Whoever calls one
+        hands what it raises to `failed`."""
+        return self._bar_handlers.get(symbol, ())
 
     def on_quote(self, quote: QuoteTick) -> None:
         for running in self._running.get(quote.symbol, ()):
@@ -230,11 +246,14 @@ class StrategyHost:
             running.open_orders[order.client_order_id] = order
         if running.state is not StrategyState.RUNNING:
             return
-        if isinstance(event, OrderFilled) and not self._guard(
-            running, running.strategy.on_fill, event
+        if (
+            running.wants_fills
+            and isinstance(event, OrderFilled)
+            and not self._guard(running, running.strategy.on_fill, event)
         ):
             return
-        self._guard(running, running.strategy.on_order_update, order)
+        if running.wants_updates:
+            self._guard(running, running.strategy.on_order_update, order)
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -280,11 +299,12 @@ class StrategyHost:
         try:
             callback(*args)
         except Exception as exc:
-            self._failed(running, callback.__name__, exc)
+            self.failed(running, callback.__name__, exc)
             return False
         return True
 
-    def _failed(self, running: RunningStrategy, where: str, error: Exception) -> None:
+    def failed(self, running: RunningStrategy, where: str, error: Exception) -> None:
+        """`running` raised `error` in `where`: stop it, and only it."""
         running.counts.errors += 1
         logger.error(
             "strategy %s raised in %s and is stopped", running.strategy_id, where, exc_info=error
@@ -297,6 +317,11 @@ class StrategyHost:
             if candidate.state is StrategyState.RUNNING:
                 by_symbol.setdefault(candidate.spec.symbol, []).append(candidate)
         self._running = {symbol: tuple(found) for symbol, found in by_symbol.items()}
+        self._bar_handlers = {
+            symbol: tuple((r, r.strategy.on_bar) for r in found)
+            for symbol, found in by_symbol.items()
+        }
+        self.version += 1
         if self.on_state_change is not None:
             self.on_state_change(running)
 

@@ -1,0 +1,448 @@
+"""The backtester: the trading core that runs live, on a simulated clock, fed bars from
+files, trading against the simulated exchange's matching core.
+
+    for each bar, in time order:
+        the clock moves to the bar's time
+        orders held for this bar's open reach the exchange there (fill model next_open)
+        resting orders the bar's range reaches trade, along O->H->L->C (or O->L->H->C)
+        the strategies see the bar; what they send trades at its close (fill model close)
+        or waits for the next bar's open
+        journal-free: events reach the strategies as soon as the core has applied them
+
+The bar loop does no work the strategies did not ask for: the exchange sees prices only
+while it holds resting orders or receives new ones, and the core marks the book only when
+an order needs it. Order and fill accounting stays exact (Decimal); bars are floats.
+"""
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from enum import StrEnum
+
+import msgspec
+
+from veloz.backtest.data import BarSeries
+from veloz.engine.clock import SimulatedClock
+from veloz.engine.core import CoreConfig, TradingCore
+from veloz.execution.venue import VenueOrder
+from veloz.execution.venues.sim import SimVenueConfig
+from veloz.execution.venues.sim_exchange import SimExchange
+from veloz.model.commands import CancelOrder, SubmitOrder
+from veloz.model.events import Event, OrderEvent, OrderFilled
+from veloz.model.instruments import Instrument, default_instrument
+from veloz.model.market import PriceBar, QuoteTick
+from veloz.model.orders import Order
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
+from veloz.strategy.host import BarHandler, RunningStrategy, StrategyHost, StrategySpec
+
+# The depth a bar's price shows: the backtester does not model the book, so an order
+# trades whole at the bar's price.
+_UNLIMITED = Decimal(10) ** 12
+
+
+class FillModel(StrEnum):
+    CLOSE = "close"  # an order sent on a bar trades at that bar's close
+    NEXT_OPEN = "next_open"  # ... at the next bar's open
+
+
+class BarPath(StrEnum):
+    """The order in which a bar's prices are assumed to have traded."""
+
+    OHLC = "ohlc"
+    OLHC = "olhc"
+
+
+class AccountType(StrEnum):
+    CASH = "cash"  # spot: balances must cover every order, no short
+    MARGIN = "margin"  # the net position may go short; linear PnL in the quote asset
+
+
+def _no_limits() -> RiskConfig:
+    """A backtest trades without limits unless it is given some."""
+    limits = RiskLimits(
+        defaults=SymbolLimits(price_band_pct=None),
+        drawdown_warning_pct=None,
+        drawdown_critical_pct=None,
+    )
+    return RiskConfig(limits=LoadedLimits(limits=limits, source=None, loaded_at_ns=0, sha256=None))
+
+
+def _default_balances() -> dict[str, Decimal]:
+    return {"USDT": Decimal(10_000)}
+
+
+class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
+    account: AccountType = AccountType.CASH
+    balances: dict[str, Decimal] = msgspec.field(default_factory=_default_balances)
+    maker_fee_bps: Decimal = Decimal(10)
+    taker_fee_bps: Decimal = Decimal(10)
+    slippage_bps: Decimal = Decimal(0)
+    fill: FillModel = FillModel.CLOSE
+    path: BarPath = BarPath.OHLC
+    risk: RiskConfig = msgspec.field(default_factory=_no_limits)
+    # Seeds the simulated exchange's order and trade ids.
+    seed: int = 0
+
+
+class FillRecord(msgspec.Struct, frozen=True, kw_only=True):
+    ts_ns: int
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    client_order_id: str
+    strategy_id: str | None
+
+
+class BacktestResult(msgspec.Struct, kw_only=True):
+    bars: int
+    orders: int
+    denied: int
+    fills: list[FillRecord]
+    fees: Decimal
+    final_equity: Decimal
+    final_positions: dict[str, Decimal]
+    final_balances: dict[str, Decimal]
+    start_ns: int
+    end_ns: int
+    seconds: float
+
+    @property
+    def bars_per_s(self) -> float:
+        return self.bars / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Feed:
+    """One symbol's bars, and the price the market stands at now: `price`, as a quote
+    with no spread made only when something asks for it (`quote`)."""
+
+    __slots__ = ("cached", "close", "high", "low", "open", "price", "symbol", "ts", "volume")
+
+    def __init__(self, series: BarSeries) -> None:
+        self.symbol = series.symbol
+        self.ts: list[int] = series.ts_ns.tolist()
+        self.open: list[float] = series.open.tolist()
+        self.high: list[float] = series.high.tolist()
+        self.low: list[float] = series.low.tolist()
+        self.close: list[float] = series.close.tolist()
+        self.volume: list[float] = series.volume.tolist()
+        self.price = 0.0
+        self.cached: QuoteTick | None = None
+
+    def point(self, price: float) -> None:
+        """The market is at `price` now."""
+        self.price = price
+        self.cached = None
+
+    def quote(self, ts_ns: int) -> QuoteTick:
+        quote = self.cached
+        if quote is None or quote.ts_ns != ts_ns:
+            price = Decimal(repr(self.price))
+            quote = self.cached = QuoteTick(
+                symbol=self.symbol,
+                bid=price,
+                ask=price,
+                bid_size=_UNLIMITED,
+                ask_size=_UNLIMITED,
+                ts_ns=ts_ns,
+            )
+        return quote
+
+
+class _Sink:
+    """Events reach the strategies once the core call that made them has returned, in
+    order, as durable events do live."""
+
+    accepting = True
+
+    def __init__(self) -> None:
+        self.events: deque[tuple[Event, Order | None]] = deque()
+
+    def emit(self, event: Event, order: Order | None) -> None:
+        self.events.append((event, order))
+
+
+class _Router:
+    """Venue requests reach the exchange at once (fill model close) or at the next bar's
+    open (next_open)."""
+
+    def __init__(self, exchange: SimExchange, hold: bool) -> None:
+        self._exchange = exchange
+        self._hold = hold
+        self.held: list[VenueOrder | tuple[str, str]] = []
+
+    def send_order(self, order: VenueOrder) -> None:
+        if self._hold:
+            self.held.append(order)
+        else:
+            self._exchange.submit(order)
+
+    def send_cancel(self, client_order_id: str, symbol: str) -> None:
+        if self._hold:
+            self.held.append((client_order_id, symbol))
+        else:
+            self._exchange.cancel(client_order_id, symbol)
+
+    def release(self, symbol: str) -> None:
+        """Hand the held requests of `symbol` to the exchange, in the order they came."""
+        keep: list[VenueOrder | tuple[str, str]] = []
+        for request in self.held:
+            if isinstance(request, VenueOrder):
+                if request.symbol == symbol:
+                    self._exchange.submit(request)
+                    continue
+            elif request[1] == symbol:
+                self._exchange.cancel(*request)
+                continue
+            keep.append(request)
+        self.held = keep
+
+
+class BacktestEngine:
+    """One backtest: bars of one or more symbols, one or more strategies, one account."""
+
+    def __init__(
+        self,
+        config: BacktestConfig,
+        bars: Mapping[str, BarSeries],
+        strategies: list[StrategySpec],
+        instruments: Mapping[str, Instrument] | None = None,
+        search_path: tuple[str, ...] = (),
+    ) -> None:
+        """Raises CommandRejected (nothing run) for a strategy, symbol or parameter that
+        is wrong."""
+        if not bars:
+            raise ValueError("a backtest needs bars of at least one symbol")
+        self.config = config
+        self._feeds = {symbol: _Feed(series) for symbol, series in bars.items()}
+        self.instruments = dict(instruments or {}) or {
+            symbol: default_instrument(symbol, Decimal(repr(feed.close[0])))
+            for symbol, feed in self._feeds.items()
+        }
+        start = min(feed.ts[0] for feed in self._feeds.values())
+        self.clock = SimulatedClock(start)
+        self._sink = _Sink()
+        self.exchange = SimExchange(
+            SimVenueConfig(
+                latency_ms=0,
+                maker_fee_bps=config.maker_fee_bps,
+                taker_fee_bps=config.taker_fee_bps,
+                slippage_bps=config.slippage_bps,
+                fee_asset="quote",
+                starting_balances=dict(config.balances),
+                margin=config.account is AccountType.MARGIN,
+                # The fills are recorded here; the exchange need not remember old orders.
+                order_history_limit=1_000,
+            ),
+            self.clock,
+            self.instruments,
+            self._venue_quote,
+            id_seed=config.seed,
+        )
+        self._router = _Router(self.exchange, hold=config.fill is FillModel.NEXT_OPEN)
+        risk = config.risk
+        if config.account is AccountType.MARGIN and risk.margin_leverage is None:
+            risk = msgspec.structs.replace(risk, margin_leverage=Decimal(1))
+        self.core = TradingCore(
+            CoreConfig(retained_final_orders=1_000, risk=risk, record_latency=False),
+            self.clock,
+            self.instruments,
+            self._sink,
+            self._router,
+        )
+        self.host = StrategyHost(
+            _OrderPort(self), self.instruments, self.clock.time_ns, search_path
+        )
+        self.fills: list[FillRecord] = []
+        self._marked: dict[str, QuoteTick] = {}
+        self.core.seed_balances(self.exchange.balances())
+        self.core.acting = True
+        self._settle()
+        for spec in strategies:
+            self.host.add(spec)
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+        for running in self.host.all():
+            self.host.start(running.strategy_id)
+        self._settle()
+        started = time.perf_counter()
+        bars = self._loop(progress)
+        for feed in self._feeds.values():
+            self._mark(feed, feed.ts[-1], feed.close[-1])
+        self._settle()
+        seconds = time.perf_counter() - started
+        return self._result(bars, seconds)
+
+    # -- the bar loop -------------------------------------------------------------------
+
+    def _loop(self, progress: Callable[[int, int], None] | None) -> int:
+        """Every bar of every symbol in time order. The body runs once per bar, so it
+        keeps to local names and does nothing a quiet bar does not need."""
+        feeds = list(self._feeds.values())
+        order = _time_order(feeds)
+        total = sum(len(feed.ts) for feed in feeds)
+        advance = self.clock.advance_to
+        has_resting = self.exchange.has_resting
+        held = self._router.held
+        sink_events = self._sink.events
+        host = self.host
+        next_open = self.config.fill is FillModel.NEXT_OPEN
+        high_first = self.config.path is BarPath.OHLC
+        report_every = max(total // 100, 1)
+        version = -1
+        handlers: dict[str, tuple[tuple[RunningStrategy, BarHandler], ...]] = {}
+        for n, (feed, i) in enumerate(order):
+            ts = feed.ts[i]
+            advance(ts)
+            symbol = feed.symbol
+            if next_open and held:
+                feed.point(feed.open[i])
+                self._router.release(symbol)
+                self._settle()
+            if has_resting(symbol):
+                self._walk(feed, i, high_first)
+            close = feed.close[i]
+            feed.price, feed.cached = close, None
+            if host.version != version:
+                version = host.version
+                handlers = {f.symbol: host.bar_handlers(f.symbol) for f in feeds}
+            receivers = handlers[symbol]
+            if receivers:
+                bar = PriceBar(
+                    symbol=symbol,
+                    ts_ns=ts,
+                    open=feed.open[i],
+                    high=feed.high[i],
+                    low=feed.low[i],
+                    close=close,
+                    volume=feed.volume[i],
+                )
+                for running, on_bar in receivers:
+                    try:
+                        on_bar(bar)
+                    except Exception as exc:
+                        host.failed(running, "on_bar", exc)
+                # Whatever a strategy sent was emitted by the core first.
+                if sink_events:
+                    self._settle()
+            if progress is not None and n % report_every == 0:
+                progress(n, total)
+        return total
+
+    def _walk(self, feed: _Feed, i: int, high_first: bool) -> None:
+        """Let the bar's prices reach the resting orders, in the path's order."""
+        prices = (
+            (feed.open[i], feed.high[i], feed.low[i], feed.close[i])
+            if high_first
+            else (feed.open[i], feed.low[i], feed.high[i], feed.close[i])
+        )
+        ts = feed.ts[i]
+        for price in prices:
+            feed.point(price)
+            self.exchange.on_quote(feed.quote(ts))
+            self._settle()
+
+    def _settle(self) -> None:
+        """Deliver what the core and the exchange produced, until both are quiet: events
+        to the strategies first, then the exchange's reports to the core."""
+        events = self._sink.events
+        host, core, exchange = self.host, self.core, self.exchange
+        while True:
+            while events:
+                event, order = events.popleft()
+                if isinstance(event, OrderFilled):
+                    self._record_fill(event, order)
+                if order is not None and isinstance(event, OrderEvent):
+                    host.on_order_event(event, order)
+            reports = exchange.drain()
+            if not reports:
+                return
+            for report in reports:
+                core.on_report(report)
+
+    # -- what the core and the exchange ask for -----------------------------------------
+
+    def _venue_quote(self, symbol: str) -> QuoteTick | None:
+        feed = self._feeds.get(symbol)
+        return None if feed is None else feed.quote(self.clock.time_ns())
+
+    def _mark(self, feed: _Feed, ts: int, price: float) -> None:
+        feed.point(price)
+        quote = feed.quote(ts)
+        if self._marked.get(feed.symbol) is not quote:
+            self._marked[feed.symbol] = quote
+            self.core.on_quote(quote)
+
+    def _submit(self, command: SubmitOrder) -> Order:
+        feed = self._feeds.get(command.symbol)
+        if feed is not None:
+            # The core values the order (market reference price, risk) at the market now.
+            quote = feed.quote(self.clock.time_ns())
+            if self._marked.get(feed.symbol) is not quote:
+                self._marked[feed.symbol] = quote
+                self.core.on_quote(quote)
+        order, _ = self.core.submit(command)
+        return order
+
+    # -- the result ---------------------------------------------------------------------
+
+    def _record_fill(self, fill: OrderFilled, order: Order | None) -> None:
+        self.fills.append(
+            FillRecord(
+                ts_ns=fill.ts_ns,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                fee=fill.fee,
+                fee_asset=fill.fee_asset,
+                client_order_id=fill.client_order_id,
+                strategy_id=order.strategy_id if order is not None else None,
+            )
+        )
+
+    def _result(self, bars: int, seconds: float) -> BacktestResult:
+        portfolio = self.core.portfolio
+        counts = [running.counts for running in self.host.all()]
+        return BacktestResult(
+            bars=bars,
+            orders=sum(c.orders for c in counts),
+            denied=sum(c.denied for c in counts),
+            fills=self.fills,
+            fees=sum((p.fees for p in portfolio.positions()), Decimal(0)),
+            final_equity=portfolio.equity(),
+            final_positions={p.symbol: p.qty for p in portfolio.positions()},
+            final_balances={b.asset: b.total for b in portfolio.balances()},
+            start_ns=min(feed.ts[0] for feed in self._feeds.values()),
+            end_ns=max(feed.ts[-1] for feed in self._feeds.values()),
+            seconds=seconds,
+        )
+
+
+class _OrderPort:
+    def __init__(self, engine: BacktestEngine) -> None:
+        self._engine = engine
+
+    def submit(self, command: SubmitOrder) -> Order:
+        return self._engine._submit(command)
+
+    def cancel(self, command: CancelOrder) -> None:
+        self._engine.core.cancel(command)
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self._engine.core.oms.get(client_order_id)
+
+
+def _time_order(feeds: list[_Feed]) -> Iterator[tuple[_Feed, int]]:
+    """(feed, bar index) in time order; bars at the same time in the feeds' order."""
+    if len(feeds) == 1:
+        feed = feeds[0]
+        return ((feed, i) for i in range(len(feed.ts)))
+    keyed = sorted(
+        (ts, feed_index, i) for feed_index, feed in enumerate(feeds) for i, ts in enumerate(feed.ts)
+    )
+    return ((feeds[feed_index], i) for _, feed_index, i in keyed)

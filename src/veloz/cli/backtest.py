@@ -1,0 +1,227 @@
+"""`veloz backtest run`: one strategy over bars from files, on the same trading core that
+runs live; a summary on stdout (and as JSON), one CSV row per fill.
+
+Exit codes: 0 done, 2 bad input (unknown strategy or parameter, a value out of bounds, a
+data file that is missing, empty or malformed), nothing run.
+"""
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from veloz.backtest.engine import BacktestResult
+
+app = typer.Typer(help="Backtest strategies on bars from files.", no_args_is_help=True)
+
+# Runs shorter than this show no progress bar.
+_PROGRESS_AFTER_S = 1.0
+
+
+@app.command()
+def run(
+    *,
+    strategy: Annotated[str, typer.Option(help="ema_cross, grid, or module:Class")],
+    data: Annotated[
+        list[Path], typer.Option(help="Bars: CSV (NautilusTrader, Binance klines), zip, Parquet")
+    ],
+    symbol: Annotated[
+        list[str], typer.Option(help="The symbol of each --data, in order; the first is traded")
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option(help="A strategy parameter NAME=VALUE (repeatable)")
+    ] = None,
+    account: Annotated[str, typer.Option(help="cash (spot) or margin")] = "cash",
+    balance: Annotated[str, typer.Option(help="Starting balances ASSET=AMOUNT,...")] = "USDT=10000",
+    fee_bps: Annotated[str, typer.Option(help="Maker and taker fee in basis points")] = "10",
+    slippage_bps: Annotated[str, typer.Option(help="Taker slippage in basis points")] = "0",
+    fill: Annotated[str, typer.Option(help="close or next_open")] = "close",
+    path: Annotated[str, typer.Option(help="Intrabar path of limit fills: ohlc or olhc")] = "ohlc",
+    strategy_path: Annotated[
+        list[str] | None,
+        typer.Option(help="Directories to import module:Class strategies from (repeatable)"),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the summary as JSON here")
+    ] = None,
+    orders: Annotated[Path | None, typer.Option(help="Write one CSV row per fill here")] = None,
+) -> None:
+    """Run a backtest."""
+    import os
+
+    import msgspec
+
+    from veloz.backtest.data import BarDataError, load_many
+    from veloz.backtest.engine import (
+        AccountType,
+        BacktestConfig,
+        BacktestEngine,
+        BarPath,
+        FillModel,
+    )
+    from veloz.config import parse_balances
+    from veloz.model.errors import CommandRejected
+    from veloz.strategy.host import StrategySpec
+    from veloz.strategy.registry import parse_assignments, parse_params, strategy_class
+
+    search_path = tuple(strategy_path or ()) + tuple(
+        p for p in os.environ.get("VELOZ_STRATEGY_PATH", "").split(os.pathsep) if p
+    )
+    try:
+        if len(data) != len(symbol):
+            raise CommandRejected(
+                f"give one --symbol per --data ({len(data)} files, {len(symbol)} symbols)"
+            )
+        config = BacktestConfig(
+            account=_choice(AccountType, account, "--account"),
+            balances=_balances(parse_balances, balance),
+            maker_fee_bps=_decimal(fee_bps, "--fee-bps"),
+            taker_fee_bps=_decimal(fee_bps, "--fee-bps"),
+            slippage_bps=_decimal(slippage_bps, "--slippage-bps"),
+            fill=_choice(FillModel, fill, "--fill"),
+            path=_choice(BarPath, path, "--path"),
+        )
+        # Checked before any data is read: a wrong name or parameter costs nothing.
+        params = parse_assignments(param or ())
+        parse_params(strategy_class(strategy, search_path), params)
+        bars = load_many([(s.upper(), p) for s, p in zip(symbol, data, strict=True)])
+        spec = StrategySpec(
+            strategy_id=strategy.rpartition(":")[2] if ":" in strategy else strategy,
+            name=strategy,
+            symbol=symbol[0].upper(),
+            params=params,
+        )
+        engine = BacktestEngine(config, bars, [spec], search_path=search_path)
+    except (CommandRejected, BarDataError) as exc:
+        typer.echo(f"veloz: {exc.message if isinstance(exc, CommandRejected) else exc}", err=True)
+        raise typer.Exit(2) from None
+    with _Progress() as progress:
+        result = engine.run(progress.update)
+    summary = _summary(result, spec.symbol, msgspec.to_builtins(config))
+    _print_summary(summary)
+    if json_out is not None:
+        json_out.write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
+    if orders is not None:
+        _write_fills(orders, result)
+
+
+def _summary(result: "BacktestResult", symbol: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "bars": result.bars,
+        "orders": result.orders,
+        "denied": result.denied,
+        "fills": len(result.fills),
+        "fees": str(result.fees),
+        "final_equity": str(result.final_equity),
+        "final_position": str(result.final_positions.get(symbol, Decimal(0))),
+        "final_balances": {asset: str(total) for asset, total in result.final_balances.items()},
+        "start": _iso(result.start_ns),
+        "end": _iso(result.end_ns),
+        "seconds": round(result.seconds, 6),
+        "bars_per_s": round(result.bars_per_s),
+        "config": config,
+    }
+
+
+def _write_fills(path: Path, result: "BacktestResult") -> None:
+    import csv
+
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["time", "ts_ns", "symbol", "side", "qty", "price", "fee", "fee_asset"])
+        for fill in result.fills:
+            writer.writerow(
+                [
+                    _iso(fill.ts_ns),
+                    fill.ts_ns,
+                    fill.symbol,
+                    fill.side,
+                    fill.qty,
+                    fill.price,
+                    fill.fee,
+                    fill.fee_asset,
+                ]
+            )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="backtest", show_header=False)
+    for key in ("bars", "orders", "denied", "fills", "fees", "final_equity", "final_position"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("period", f"{summary['start']} .. {summary['end']}")
+    table.add_row("speed", f"{summary['bars_per_s']:,} bars/s in {summary['seconds']:.3f} s")
+    Console().print(table)
+
+
+def _iso(ts_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _choice(kind: Any, value: str, option: str) -> Any:
+    from veloz.model.errors import CommandRejected
+
+    try:
+        return kind(value.lower())
+    except ValueError:
+        allowed = "|".join(member.value for member in kind)
+        raise CommandRejected(f"{option} must be one of {allowed}, got {value!r}") from None
+
+
+def _decimal(value: str, option: str) -> Decimal:
+    from veloz.model.errors import CommandRejected
+
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        raise CommandRejected(f"{option} must be a number, got {value!r}") from None
+    if not number.is_finite() or number < 0:
+        raise CommandRejected(f"{option} must be a finite number of at least 0, got {value!r}")
+    return number
+
+
+def _balances(parse: Any, text: str) -> dict[str, Decimal]:
+    from veloz.model.errors import CommandRejected
+
+    try:
+        balances: dict[str, Decimal] = parse(text)
+    except ValueError as exc:
+        raise CommandRejected(f"--balance: {exc}") from None
+    if not balances:
+        raise CommandRejected("--balance needs at least one ASSET=AMOUNT")
+    return balances
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown only once a run has taken over a second."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if time.monotonic() - self._started < _PROGRESS_AFTER_S:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task("backtest", total=total)
+            self._bar.start()
+        self._bar.update(self._task, completed=done)
