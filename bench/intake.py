@@ -67,7 +67,6 @@ from bench.common import (
     run,
 )
 from veloz.codec import encode_event
-from veloz.engine.client import EngineClient
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.framing import encode_record
 from veloz.journal.writer import JournalConfig
@@ -76,6 +75,7 @@ from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderSubmitted
 from veloz.model.market import QuoteTick
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import EngineConfig, LiveEngine
 
 NAME = "intake"
@@ -133,20 +133,20 @@ def resting_buy() -> SubmitOrder:
 
 
 @contextlib.asynccontextmanager
-async def running_engine(parent: Path) -> AsyncIterator[EngineClient]:
+async def running_engine(parent: Path) -> AsyncIterator[tuple[LiveEngine, LocalEngineClient]]:
     """A started engine on a fresh journal directory under `parent`, removed afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="veloz-intake-", dir=parent))
     engine = LiveEngine(engine_config(directory))
     try:
         await engine.start()
         engine.market.on_data(the_quote())
-        yield EngineClient(engine)
+        yield engine, LocalEngineClient(engine)
     finally:
         await engine.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def warm_up(client: EngineClient, orders: int, concurrency: int) -> None:
+async def warm_up(client: LocalEngineClient, orders: int, concurrency: int) -> None:
     """Untimed orders first, so the timed run does not pay for first-call costs."""
     await closed_loop(client, orders, concurrency)
 
@@ -174,7 +174,7 @@ class BatchCounter:
 # -- the load ----------------------------------------------------------------------------
 
 
-async def closed_loop(client: EngineClient, orders: int, concurrency: int) -> IntakeRun:
+async def closed_loop(client: LocalEngineClient, orders: int, concurrency: int) -> IntakeRun:
     """`concurrency` submitters, each sending its next order as soon as the last is acked."""
     command = resting_buy()
     remaining = iter(range(orders))
@@ -184,9 +184,9 @@ async def closed_loop(client: EngineClient, orders: int, concurrency: int) -> In
         clock = time.perf_counter_ns
         for _ in remaining:
             started = clock()
-            ack = await client.submit_order(command)
+            placed = await client.submit_order(command)
             latencies.append(clock() - started)
-            assert ack.status is OrderStatus.PENDING_NEW
+            assert placed.order.status is OrderStatus.PENDING_NEW
 
     started = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
@@ -195,7 +195,7 @@ async def closed_loop(client: EngineClient, orders: int, concurrency: int) -> In
     return IntakeRun(len(latencies), seconds, latencies)
 
 
-async def open_loop(client: EngineClient, rate: float, seconds: float) -> IntakeRun:
+async def open_loop(client: LocalEngineClient, rate: float, seconds: float) -> IntakeRun:
     """Offer `rate` orders/s for `seconds` on a fixed schedule (not waiting for acks); the
     latency of each is from its submit call to its ack."""
     loop = asyncio.get_running_loop()
@@ -365,10 +365,10 @@ async def closed_level(
     options: Options, concurrency: int, orders: int, number: int
 ) -> dict[str, float]:
     """One closed-loop run on a fresh engine and journal."""
-    async with running_engine(options.directory) as client:
+    async with running_engine(options.directory) as (engine, client):
         await warm_up(client, options.warmup, concurrency)
         isolate()
-        batches = BatchCounter(client.engine)
+        batches = BatchCounter(engine)
         result = await closed_loop(client, orders, concurrency)
         entries_per_fsync = batches.mean_batch()
     figures = closed_figures(result, concurrency, number)
@@ -378,10 +378,10 @@ async def closed_level(
 
 async def paced_level(options: Options, number: int) -> dict[str, float]:
     """One open-loop run at `options.rate` on a fresh engine and journal."""
-    async with running_engine(options.directory) as client:
+    async with running_engine(options.directory) as (engine, client):
         await warm_up(client, options.warmup, 64)
         isolate()
-        batches = BatchCounter(client.engine)
+        batches = BatchCounter(engine)
         paced = await open_loop(client, options.rate, options.paced_seconds)
         entries_per_fsync = batches.mean_batch()
     figures = {
@@ -442,7 +442,7 @@ async def bench(options: Options, runs: int) -> tuple[list[dict[str, float]], di
 
 
 async def profiled_run(options: Options) -> IntakeRun:
-    async with running_engine(options.directory) as client:
+    async with running_engine(options.directory) as (_, client):
         await warm_up(client, options.warmup, options.concurrency)
         isolate()
         with cProfile.Profile() as profiler:

@@ -17,7 +17,7 @@ import msgspec
 from bench.common import Target, emit, figure, median, record, run
 from bench.http_order import ORDER_LUA, service, wrk
 from bench.intake import closed_loop, engine_config, isolate, the_quote, warm_up
-from veloz.engine.client import EngineClient
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 NAME = "metrics_overhead"
@@ -36,7 +36,7 @@ async def intake(record_latency: bool, orders: int) -> float:
         await engine.start()
         try:
             engine.market.on_data(the_quote())
-            client = EngineClient(engine)
+            client = LocalEngineClient(engine)
             await warm_up(client, 2_000, 256)
             isolate()
             result = await closed_loop(client, orders, 256)

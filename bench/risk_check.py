@@ -21,11 +21,11 @@ import msgspec
 
 from bench.common import Target, emit, figure, median, record, run
 from bench.intake import closed_loop, engine_config, isolate, the_quote, warm_up
-from veloz.engine.client import EngineClient
 from veloz.model.enums import OrderSide, OrderType, TimeInForce
 from veloz.model.events import OrderSubmitted
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits, parse_limits
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 NAME = "risk_check"
@@ -91,7 +91,7 @@ async def check_us(calls: int) -> float:
 
 async def intake(config: RiskConfig, orders: int) -> float:
     async with engine_with(config) as engine:
-        client = EngineClient(engine)
+        client = LocalEngineClient(engine)
         await warm_up(client, 2_000, 256)
         isolate()
         result = await closed_loop(client, orders, 256)

@@ -67,13 +67,13 @@ from bench.common import (
 from veloz.api.app import create_app
 from veloz.api.stream_hub import DEFAULT_FLUSH_INTERVAL_S, StreamHub
 from veloz.engine.bus import BusMessage, Journaled
-from veloz.engine.client import EngineClient
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide
 from veloz.model.market import QuoteTick
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import EngineConfig, LiveEngine
 
 NAME = "sse_fanout"
@@ -137,7 +137,7 @@ async def serving(options: Options) -> AsyncIterator[Served]:
     covers them as it does in service)."""
     directory = Path(tempfile.mkdtemp(prefix="veloz-sse-", dir=options.directory))
     engine = LiveEngine(engine_config(directory / "journal"))
-    client, shutdown = EngineClient(engine), asyncio.Event()
+    client, shutdown = LocalEngineClient(engine), asyncio.Event()
     app = create_app(client, shutdown=shutdown)
     hub = app.state.stream_hub = StreamHub(client, shutdown, flush_interval_s=options.flush_s)
     listener = socket.socket()
@@ -169,7 +169,7 @@ def the_quote() -> QuoteTick:
     )
 
 
-async def publish(client: EngineClient, options: Options) -> int:
+async def publish(client: LocalEngineClient, options: Options) -> int:
     """Submit resting orders on a fixed schedule for warm-up + measured seconds (open loop:
     an order is sent on time whether or not earlier ones were acknowledged). Returns the
     wall time (ns) the measured part began."""
@@ -202,7 +202,7 @@ async def one_run(options: Options, loop_name: LoopName, number: int) -> dict[st
         try:
             await wait_for_clients(served.hub, clients, options.clients)
             cpu_before = cpu_seconds()
-            measured_from_ns = await publish(EngineClient(served.engine), options)
+            measured_from_ns = await publish(LocalEngineClient(served.engine), options)
             server_cpu = (cpu_seconds() - cpu_before) / (options.warmup + options.seconds)
             await asyncio.sleep(options.grace)  # the last events reach the clients
             write_times(served.times_file, served.published, measured_from_ns)

@@ -63,7 +63,6 @@ from bench.common import (
 )
 from bench.intake import postgres_settings
 from bench.replay import deep_quote, engine_config, market_order, settle
-from veloz.engine.client import EngineClient
 from veloz.journal.framing import EntryType, Record
 from veloz.journal.tail import JournalTail
 from veloz.model.enums import OrderSide, OrderStatus
@@ -78,6 +77,7 @@ from veloz.persistence.projector import OrderFold, ProjectorConfig, ProjectorSta
 from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import HistoryStore, ProjectionBatch, Store
 from veloz.persistence.timefmt import sqlite_text, utc_datetime
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 _S = TypeVar("_S", bound=Store)
@@ -102,14 +102,14 @@ async def build_journal(directory: Path, orders: int, concurrency: int) -> float
     engine = LiveEngine(engine_config(directory, sync=False, max_files=100_000))
     await engine.start()
     engine.market.on_data(deep_quote())
-    client = EngineClient(engine)
+    client = LocalEngineClient(engine)
     commands = (market_order(OrderSide.BUY), market_order(OrderSide.SELL))
     remaining = iter(range(orders))
 
     async def submitter() -> None:
         for number in remaining:
-            ack = await client.submit_order(commands[number % 2])
-            assert ack.ok and ack.status is not OrderStatus.REJECTED, ack
+            placed = await client.submit_order(commands[number % 2])
+            assert placed.order.status is not OrderStatus.REJECTED, placed
 
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
     await settle(engine)

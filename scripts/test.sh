@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole suite: lint (ruff), types (mypy), then pytest. Arguments go to pytest.
+# Run the whole suite: lint (ruff), types (mypy), the layers (import-linter, contracts in
+# pyproject.toml), then pytest. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -7,4 +8,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
+lint-imports --no-cache
 exec pytest "$@"

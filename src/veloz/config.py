@@ -1,5 +1,8 @@
 """Settings: the `VELOZ_*` environment (and an optional env file such as
-/etc/veloz/veloz.env), validated once at start and turned into component configs.
+/etc/veloz/veloz.env), validated once at start and turned into the configs of the
+components below the kernel (journal, risk, history store, auth). The live engine's own
+config, with its venue and market source, is built by the runtime
+(`veloz.runtime.engine_config`), so settings never depend on the kernel or the adapters.
 
 An invalid value stops the start with one line naming the variable and what it accepts.
 """
@@ -17,15 +20,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from veloz.auth.service import AuthConfig
 from veloz.auth.tokens import MIN_SECRET_BYTES
-from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.writer import JournalConfig
-from veloz.market.sim import SimMarketConfig
 from veloz.model.instruments import split_symbol
 from veloz.persistence.service import HistoryConfig
 from veloz.persistence.urls import dialect_of, redact
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import RiskLimitsError, load_limits
-from veloz.runtime.live import EngineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -212,28 +212,13 @@ class Settings(BaseSettings):
     def symbols(self) -> tuple[str, ...]:
         return tuple(self.market_symbol.split(","))
 
-    def engine_config(self) -> EngineConfig:
-        if self.market_source != "sim" or self.execution_mode != "sim_engine":
-            raise SettingsError(
-                "VELOZ_MARKET_SOURCE=sim and VELOZ_EXECUTION_MODE=sim_engine are the only "
-                "sources this version runs; Binance market data and execution are not built yet"
-            )
-        return EngineConfig(
-            journal=JournalConfig(
-                directory=str(self.wal_dir),
-                max_segment_bytes=self.wal_max_size,
-                max_files=self.wal_max_files,
-                sync=self.wal_sync,
-                checkpoint_interval=self.wal_checkpoint_interval,
-            ),
-            market=SimMarketConfig(
-                symbols=self.symbols, seed=self.sim_seed, tick_interval_ms=self.sim_tick_interval_ms
-            ),
-            venue=SimVenueConfig(
-                latency_ms=self.sim_latency_ms, starting_balances=parse_balances(self.sim_balances)
-            ),
-            risk=self.risk_config(),
-            record_latency=self.metrics,
+    def journal_config(self) -> JournalConfig:
+        return JournalConfig(
+            directory=str(self.wal_dir),
+            max_segment_bytes=self.wal_max_size,
+            max_files=self.wal_max_files,
+            sync=self.wal_sync,
+            checkpoint_interval=self.wal_checkpoint_interval,
         )
 
 

@@ -21,22 +21,20 @@ from veloz.model.enums import (
 )
 from veloz.model.events import OrderAccepted, OrderFilled, OrderSubmitted
 from veloz.model.orders import Order
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 from veloz.persistence.postgres import PostgresStore
 from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import (
-    AuditQuery,
     AuditRecord,
     BalanceSnapshot,
     FillRow,
     HistoryStore,
     ModeChangeRow,
-    OrderQuery,
     OrderRow,
     PortfolioSnapshot,
     PositionSnapshot,
     ProjectionBatch,
     StoreUnavailable,
-    TradeQuery,
 )
 
 T0 = 1_790_000_000_000_000_000
@@ -94,7 +92,7 @@ async def test_a_batch_reads_back_exactly(store: HistoryStore):
         ProjectionBatch(
             last_seq=7,
             orders=[OrderRow.of(order, 7)],
-            fills=[FillRow.of(first, 6)],
+            fills=[FillRow(6, first)],
             mode_changes=[
                 ModeChangeRow(
                     journal_seq=5, ts_ns=T0, mode=TradingMode.READONLY, reason="r", actor="ops"
@@ -120,7 +118,7 @@ async def test_replaying_a_batch_changes_nothing(store: HistoryStore):
     older = OrderRow.of(order, 3)
     first = fill(order, "t1", "0.0100", T0 + 10)
     newer = OrderRow.of(order, 4)
-    batch = ProjectionBatch(last_seq=4, orders=[newer], fills=[FillRow.of(first, 4)])
+    batch = ProjectionBatch(last_seq=4, orders=[newer], fills=[FillRow(4, first)])
     await store.apply(batch)
     await store.apply(batch)
     await store.apply(ProjectionBatch(last_seq=3, orders=[older]))  # an older entry, again
@@ -140,20 +138,22 @@ async def test_open_orders_come_back_with_their_trade_ids(store: HistoryStore):
         ProjectionBatch(
             last_seq=9,
             orders=[OrderRow.of(working, 8), OrderRow.of(done, 9)],
-            fills=[FillRow.of(last, 9)]
+            fills=[FillRow(9, last)]
             + [
                 FillRow(
-                    trade_id=t,
-                    client_order_id="w1",
-                    symbol="BTCUSDT",
-                    side=OrderSide.BUY,
-                    qty=Decimal(q),
-                    price=Decimal("50000.10"),
-                    fee=Decimal(0),
-                    fee_asset="BTC",
-                    liquidity=LiquiditySide.TAKER,
-                    ts_ns=T0 + n,
-                    journal_seq=n + 5,
+                    n + 5,
+                    OrderFilled(
+                        trade_id=t,
+                        client_order_id="w1",
+                        symbol="BTCUSDT",
+                        side=OrderSide.BUY,
+                        qty=Decimal(q),
+                        price=Decimal("50000.10"),
+                        fee=Decimal(0),
+                        fee_asset="BTC",
+                        liquidity=LiquiditySide.TAKER,
+                        ts_ns=T0 + n,
+                    ),
                 )
                 for n, (t, q) in enumerate([("t1", "0.0040"), ("t2", "0.0010")], start=1)
             ],
@@ -173,7 +173,7 @@ async def test_orders_filter_and_page_newest_first(store: HistoryStore):
     )
     newest = await store.orders(OrderQuery(limit=3))
     assert [o.client_order_id for o in newest] == ["o9", "o8", "o7"]
-    page = await store.orders(OrderQuery(limit=3, before_ns=newest[-1].created_ts_ns))
+    page = await store.orders(OrderQuery(limit=3, before_ts_ns=newest[-1].created_ts_ns))
     assert [o.client_order_id for o in page] == ["o6", "o5", "o4"]
     final = await store.orders(OrderQuery(statuses=FINAL_STATUSES))
     assert [o.client_order_id for o in final] == ["o7", "o4", "o1"]
@@ -185,11 +185,11 @@ async def test_trades_filter_and_page_newest_first(store: HistoryStore):
     rows = []
     for i in range(6):
         order = submitted(f"o{i}", T0 + i, "ETHUSDT" if i % 2 else "BTCUSDT")
-        rows.append(FillRow.of(fill(order, f"t{i}", "0.0100", T0 + 10 + i), i + 1))
+        rows.append(FillRow(i + 1, fill(order, f"t{i}", "0.0100", T0 + 10 + i)))
     await store.apply(ProjectionBatch(last_seq=6, fills=rows))
     newest = await store.trades(TradeQuery(limit=2))
     assert [t.trade_id for t in newest] == ["t5", "t4"]
-    older = await store.trades(TradeQuery(limit=2, before_ns=newest[-1].ts_ns))
+    older = await store.trades(TradeQuery(limit=2, before_ts_ns=newest[-1].ts_ns))
     assert [t.trade_id for t in older] == ["t3", "t2"]
     eth = await store.trades(TradeQuery(symbol="ETHUSDT", limit=10))
     assert [t.trade_id for t in eth] == ["t5", "t3", "t1"]
@@ -218,7 +218,7 @@ async def test_audit_records_round_trip_and_filter(store: HistoryStore):
     assert [r.request_id for r in everything] == ["r2", "r1", "r0"]
     assert everything[0].params == {"reason": "drill\ufffd", "size": "1.50", "odd": None}
     assert [r.request_id for r in await store.audit_log(AuditQuery(actor="ops"))] == ["r1", "r0"]
-    readonly = await store.audit_log(AuditQuery(action="readonly", since_ns=T0 + 1))
+    readonly = await store.audit_log(AuditQuery(action="readonly", since_ts_ns=T0 + 1))
     assert [r.request_id for r in readonly] == ["r2"]
     assert [r.request_id for r in await store.audit_log(AuditQuery(limit=1))] == ["r2"]
 

@@ -22,6 +22,7 @@ from veloz.codec import (
 )
 from veloz.journal.framing import EntryType
 from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingMode
+from veloz.model.errors import DenialReason
 from veloz.model.events import (
     BalanceSet,
     Event,
@@ -88,7 +89,7 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Any]] = {
         side=st.sampled_from(OrderSide),
         qty=decimals,
         price=optional_decimals,
-        reason=texts,
+        reason=st.sampled_from(DenialReason),
         message=texts,
     ),
     TradingModeChanged: st.builds(

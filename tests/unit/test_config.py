@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from veloz.config import Settings, SettingsError, load_settings, parse_balances
+from veloz.runtime.engine_config import engine_config
 
 D = Decimal
 SECRET = "veloz-test-secret-5f1c9e07d2"
@@ -135,11 +136,11 @@ def test_non_sim_sources_are_refused_when_building_the_engine_config(clean_env):
         clean_env.setenv(variable, value)
         settings = load_settings()  # a valid setting, but not a runnable one yet
         with pytest.raises(SettingsError, match="VELOZ_MARKET_SOURCE"):
-            settings.engine_config()
+            engine_config(settings)
     clean_env.setenv("VELOZ_MARKET_SOURCE", "sim")
     clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
     with pytest.raises(SettingsError, match="VELOZ_EXECUTION_MODE"):
-        load_settings().engine_config()
+        engine_config(load_settings())
 
 
 def test_engine_config_maps_every_field(clean_env, tmp_path):
@@ -153,7 +154,7 @@ def test_engine_config_maps_every_field(clean_env, tmp_path):
     clean_env.setenv("VELOZ_SIM_TICK_INTERVAL_MS", "50")
     clean_env.setenv("VELOZ_SIM_LATENCY_MS", "2.5")
     clean_env.setenv("VELOZ_SIM_BALANCES", "usdt=1000.50,BTC=2")
-    config = load_settings().engine_config()
+    config = engine_config(load_settings())
     assert config.journal.directory == str(tmp_path / "wal")
     assert config.journal.max_segment_bytes == 8192
     assert config.journal.max_files == 3
@@ -226,16 +227,17 @@ def test_risk_limits_file_errors_stop_the_start_with_the_line(tmp_path):
     bad = tmp_path / "risk_limits.yaml"
     bad.write_text("defaults:\n  max_qty: lots\n")
     with pytest.raises(SettingsError, match=r"VELOZ_RISK_LIMITS_FILE: .*line 2: defaults.max_qty"):
-        Settings(risk_limits_file=bad).engine_config()
+        engine_config(Settings(risk_limits_file=bad))
 
 
 def test_a_missing_risk_limits_file_means_the_builtin_limits(tmp_path):
-    config = Settings(risk_limits_file=tmp_path / "absent.yaml", order_rate_limit=7).engine_config()
+    settings = Settings(risk_limits_file=tmp_path / "absent.yaml", order_rate_limit=7)
+    config = engine_config(settings)
     assert config.risk.limits is None and config.risk.order_rate_limit == 7
 
 
 def test_the_shipped_risk_limits_are_the_dev_default():
-    config = Settings().engine_config()
+    config = engine_config(Settings())
     assert config.risk.limits is not None and config.risk.limits.source is not None
     assert config.risk.limits.source.endswith("config/risk_limits.yaml")
 

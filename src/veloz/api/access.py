@@ -32,8 +32,10 @@ from litestar.types import (
     Send,
 )
 
+from veloz.api.errors import http_status
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthError, AuthService, Principal
+from veloz.model.errors import ErrorCode
 from veloz.persistence.store import AuditRecord
 from veloz.risk.rate import TokenBucket
 
@@ -269,8 +271,7 @@ class AccessControl(ASGIMiddleware):
     def _authenticate(self, call: _Call) -> Principal | None:
         if call.required is not PUBLIC and not self._per_ip.take(call.client_ip):
             raise AuthError(
-                429,
-                "rate_limit_exceeded",
+                ErrorCode.RATE_LIMIT_EXCEEDED,
                 f"too many requests from {call.client_ip}",
                 self._per_ip.retry_after(call.client_ip),
             )
@@ -291,12 +292,11 @@ class AccessControl(ASGIMiddleware):
             return
         if principal is None:
             raise AuthError(
-                401, "unauthorized", "credentials required: a Bearer token or X-API-Key"
+                ErrorCode.UNAUTHORIZED, "credentials required: a Bearer token or X-API-Key"
             )
         if not principal.role.allows(call.required):
             raise AuthError(
-                403,
-                "forbidden",
+                ErrorCode.FORBIDDEN,
                 f"{call.method} {call.route} needs the {call.required} role; "
                 f"{principal.actor} is {principal.role}",
             )
@@ -304,8 +304,7 @@ class AccessControl(ASGIMiddleware):
     def _limit(self, call: _Call, principal: Principal | None) -> dict[str, str]:
         if call.route == "/api/auth/login" and not self._logins.take(call.client_ip):
             raise AuthError(
-                429,
-                "rate_limit_exceeded",
+                ErrorCode.RATE_LIMIT_EXCEEDED,
                 "too many login attempts from this address",
                 self._logins.retry_after(call.client_ip),
             )
@@ -314,8 +313,7 @@ class AccessControl(ASGIMiddleware):
         bucket = self._per_credential.take(principal.actor)
         if bucket is None:
             raise AuthError(
-                429,
-                "rate_limit_exceeded",
+                ErrorCode.RATE_LIMIT_EXCEEDED,
                 f"too many requests for {principal.actor}",
                 self._per_credential.retry_after(principal.actor),
             )
@@ -325,10 +323,11 @@ class AccessControl(ASGIMiddleware):
         }
 
     async def _refuse(self, send: Send, websocket: bool, refused: AuthError) -> None:
+        status = http_status(refused.code)
         if websocket:
             # Before the upgrade is accepted, so the handshake itself is refused (uvicorn
             # answers it 403); the close code says why to servers that pass it on.
-            await send({"type": "websocket.close", "code": 4000 + refused.status, "reason": ""})
+            await send({"type": "websocket.close", "code": 4000 + status, "reason": ""})
             return
         body = msgspec.json.encode({"error": refused.code, "message": refused.message})
         headers = [
@@ -336,14 +335,14 @@ class AccessControl(ASGIMiddleware):
             (b"content-length", str(len(body)).encode()),
         ]
         headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-        if refused.status == 429:
+        if status == 429:
             retry_after = max(1, round(refused.retry_after_s + 0.5))
             headers.append((b"retry-after", str(retry_after).encode()))
-        if refused.status == 401:
+        if status == 401:
             headers.append((b"www-authenticate", b'Bearer realm="veloz"'))
         start: HTTPResponseStartEvent = {
             "type": "http.response.start",
-            "status": refused.status,
+            "status": status,
             "headers": headers,
         }
         await send(start)
@@ -368,9 +367,10 @@ class AccessControl(ASGIMiddleware):
         )
 
     def _audit_refusal(self, call: _Call, principal: Principal | None, refused: AuthError) -> None:
-        if refused.status not in (401, 403) and call.method not in MUTATING:
+        status = http_status(refused.code)
+        if status not in (401, 403) and call.method not in MUTATING:
             return  # a throttled read is answered 429, not audited
-        self._audit(call, principal, {}, f"{refused.status} {refused.code}")
+        self._audit(call, principal, {}, f"{status} {refused.code}")
 
     def _write_audit(self, record: AuditRecord) -> None:
         if audit_log.isEnabledFor(logging.INFO):  # one per order: skip the encoding if unseen

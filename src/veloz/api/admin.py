@@ -1,5 +1,6 @@
-"""Admin routes: trading modes, log level, checkpoints. Each answers `{"ok", "mode", ...}`
-and is audited by the access control (`veloz.api.access`) like every mutating request."""
+"""Admin routes: trading modes, the breaker, risk limits, log level, checkpoints. Each
+answers `{"ok", "mode", ...}` and is audited by the access control (`veloz.api.access`)
+like every mutating request."""
 
 import logging
 from typing import Literal
@@ -7,44 +8,21 @@ from typing import Literal
 import msgspec
 from litestar import Controller, post
 
-from veloz.api.body import AnyRequest, body_operation, object_schema, read_fields, string
+from veloz.api.body import AnyRequest, body_operation, read_fields
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.model.enums import TradingMode
+from veloz.engine.core import ModeAction
+from veloz.engine.views.admin import CheckpointAnswer, LogLevelAnswer, ModeAnswer, ReloadAnswer
 from veloz.model.errors import CommandRejected
 from veloz.observability.logs import LEVELS, set_level
 
 logger = logging.getLogger(__name__)
-LogLevel = Literal["debug", "info", "warn", "error"]
-LOG_LEVEL_BODY = object_schema(
-    ["level"], level=string("new log level", enum=["debug", "info", "warn", "error"])
-)
 
 
-class ModeAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    mode: TradingMode
-    changed: bool
+class SetLogLevel(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of `POST /api/admin/log-level` (any case)."""
 
-
-class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    mode: TradingMode
-    level: str
-
-
-class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    mode: TradingMode
-    source: str | None
-    sha256: str | None
-    loaded_at_ns: int
-
-
-class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    mode: TradingMode
-    seq: int
+    level: Literal["debug", "info", "warn", "error"]
 
 
 def _actor(request: AnyRequest) -> str:
@@ -56,11 +34,11 @@ def _actor(request: AnyRequest) -> str:
     return f"anonymous:{request.client.host if request.client else 'unknown'}"
 
 
-async def _mode(engine_client: Client, request: AnyRequest, action: str) -> ModeAnswer:
+async def _mode(engine_client: Client, request: AnyRequest, action: ModeAction) -> ModeAnswer:
     actor = _actor(request)
-    mode, changed = await engine_client.admin_mode(action, actor)
-    logger.info("admin %s by %s: mode %s (changed: %s)", action, actor, mode, changed)
-    return ModeAnswer(ok=True, mode=mode, changed=changed)
+    answer = await engine_client.set_mode(action, actor)
+    logger.info("admin %s by %s: mode %s (changed: %s)", action, actor, answer.mode, answer.changed)
+    return answer
 
 
 _MODE_ERRORS = error_responses(503)
@@ -77,11 +55,11 @@ class AdminController(Controller):
         summary="Stop taking new orders (cancels still work); /health/ready turns 503",
     )
     async def maintenance(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        return await _mode(engine_client, request, "maintenance")
+        return await _mode(engine_client, request, ModeAction.MAINTENANCE)
 
     @post("/ready", status_code=200, responses=_MODE_ERRORS, summary="Leave maintenance")
     async def ready(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        return await _mode(engine_client, request, "ready")
+        return await _mode(engine_client, request, ModeAction.READY)
 
     @post(
         "/readonly",
@@ -90,18 +68,18 @@ class AdminController(Controller):
         summary="Refuse every new order (cancels still work); survives a restart",
     )
     async def readonly(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        return await _mode(engine_client, request, "readonly")
+        return await _mode(engine_client, request, ModeAction.READONLY)
 
     @post("/readwrite", status_code=200, responses=_MODE_ERRORS, summary="Leave READONLY")
     async def readwrite(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        return await _mode(engine_client, request, "readwrite")
+        return await _mode(engine_client, request, ModeAction.READWRITE)
 
     @post(
         "/log-level",
         status_code=200,
         responses=error_responses(413),
         summary="Change the log level at runtime",
-        operation_class=body_operation(LOG_LEVEL_BODY),
+        operation_class=body_operation(SetLogLevel),
     )
     async def log_level(self, request: AnyRequest, engine_client: Client) -> LogLevelAnswer:
         fields = await read_fields(request)
@@ -110,7 +88,8 @@ class AdminController(Controller):
             raise CommandRejected("level must be one of debug, info, warn, error")
         set_level(level.lower())
         logger.info("admin log-level %s", level.lower())
-        return LogLevelAnswer(ok=True, mode=engine_client.engine.mode, level=level.lower())
+        mode = (await engine_client.health()).mode
+        return LogLevelAnswer(mode=mode, level=level.lower())
 
     @post(
         "/reload-config",
@@ -120,15 +99,9 @@ class AdminController(Controller):
     )
     async def reload_config(self, request: AnyRequest, engine_client: Client) -> ReloadAnswer:
         actor = _actor(request)
-        loaded = engine_client.engine.reload_risk_limits(actor)
-        logger.info("admin reload-config by %s: %s (%s)", actor, loaded.source, loaded.sha256)
-        return ReloadAnswer(
-            ok=True,
-            mode=engine_client.engine.mode,
-            source=loaded.source,
-            sha256=loaded.sha256,
-            loaded_at_ns=loaded.loaded_at_ns,
-        )
+        answer = await engine_client.reload_risk_limits(actor)
+        logger.info("admin reload-config by %s: %s (%s)", actor, answer.source, answer.sha256)
+        return answer
 
     @post(
         "/reset-breaker",
@@ -138,10 +111,9 @@ class AdminController(Controller):
     )
     async def reset_breaker(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
         actor = _actor(request)
-        before = engine_client.engine.mode
-        mode = await engine_client.engine.reset_breaker(actor)
-        logger.info("admin reset-breaker by %s: mode %s", actor, mode)
-        return ModeAnswer(ok=True, mode=mode, changed=mode is not before)
+        answer = await engine_client.reset_breaker(actor)
+        logger.info("admin reset-breaker by %s: mode %s", actor, answer.mode)
+        return answer
 
     @post(
         "/checkpoint",
@@ -150,6 +122,6 @@ class AdminController(Controller):
         summary="Write a journal checkpoint now",
     )
     async def checkpoint(self, engine_client: Client) -> CheckpointAnswer:
-        seq = await engine_client.checkpoint()
-        logger.info("admin checkpoint at sequence %d", seq)
-        return CheckpointAnswer(ok=True, mode=engine_client.engine.mode, seq=seq)
+        answer = await engine_client.checkpoint()
+        logger.info("admin checkpoint at sequence %d", answer.seq)
+        return answer

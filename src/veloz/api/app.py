@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from litestar import Litestar
@@ -10,6 +11,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
+from prometheus_client.registry import CollectorRegistry
 
 from veloz import __version__
 from veloz.api.access import AccessConfig, AccessControl
@@ -32,7 +34,8 @@ from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings, split_list
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
-from veloz.observability.metrics import AccessCollector, StreamCollector, registry_for
+from veloz.observability.metrics import AccessCollector, StreamCollector
+from veloz.persistence.store import AuditRecord
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -51,10 +54,14 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     http_metrics: bool = True,
     auth: AuthService | None = None,
+    metrics: CollectorRegistry | None = None,
+    record_audit: Callable[[AuditRecord], None] | None = None,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open. Without `auth` (or with it off) every caller may do everything: the
-    dev preset, bound to loopback."""
+    dev preset, bound to loopback. `metrics` is the registry `/metrics` exposes (the
+    runtime registers the engine's collectors in it; the app adds its own), and
+    `record_audit` keeps the audit trail (it is logged in any case)."""
     settings = settings or Settings()
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
     access = AccessControl(
@@ -65,10 +72,11 @@ def create_app(
             login_rate_limit=settings.login_rate_limit,
             trusted_proxies=split_list(settings.trusted_proxies),
         ),
-        client.history.record_audit if client.history is not None else None,
+        record_audit,
     )
     origins = split_list(settings.cors_origins)
-    metrics = registry_for(client.engine, client.history)
+    if metrics is None:
+        metrics = CollectorRegistry(auto_describe=False)
     http = HttpMetrics()
     if http_metrics:
         metrics.register(http)

@@ -1,31 +1,14 @@
 """`GET /api/audit/logs`: the audit trail from the history store, newest first (admin)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
 from veloz.api.deps import Client
 from veloz.api.errors import MAX_TS_NS, error_responses
-from veloz.model.errors import CommandRejected
-from veloz.persistence.store import AuditQuery, StoreUnavailable
-
-
-class AuditItem(msgspec.Struct, frozen=True, kw_only=True):
-    ts_ns: int
-    actor: str
-    action: str
-    target: str
-    params: dict[str, Any]
-    result: str
-    client_ip: str
-    request_id: str
-
-
-class AuditLog(msgspec.Struct, frozen=True):
-    count: int
-    items: list[AuditItem]
+from veloz.engine.views.audit import AuditLog
+from veloz.model.queries import AuditQuery
 
 
 class AuditController(Controller):
@@ -47,19 +30,7 @@ class AuditController(Controller):
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 100,
     ) -> AuditLog:
-        history = engine_client.history
-        if history is None:
-            raise CommandRejected(
-                "there is no history store (VELOZ_DATABASE_URL=none)", code="not_ready"
-            )
         query = AuditQuery(
-            actor=actor, action=action, since_ns=since, before_ns=before, limit=limit
+            actor=actor, action=action, since_ts_ns=since, before_ts_ns=before, limit=limit
         )
-        try:
-            records = await history.store.audit_log(query)
-        except StoreUnavailable as exc:
-            raise CommandRejected(
-                f"the history store is unavailable: {exc}", code="store_unavailable"
-            ) from None
-        items = [msgspec.convert(r, AuditItem, from_attributes=True) for r in records]
-        return AuditLog(count=len(items), items=items)
+        return await engine_client.audit_log(query)

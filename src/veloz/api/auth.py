@@ -1,38 +1,49 @@
 """Authentication routes: log in, refresh, log out, who am I; API keys and users (admin).
 Which role each needs is in `veloz.api.access.ROUTE_ROLES`."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath
 
-from veloz.api.body import AnyRequest, body_operation, object_schema, read_fields, string
+from veloz.api.body import AnyRequest, body_operation, read_fields
 from veloz.api.deps import Auth
 from veloz.api.errors import error_responses
 from veloz.auth.roles import Role, parse_role
 from veloz.auth.service import AuthError, AuthService, NewApiKey, Principal, TokenPair
-from veloz.model.errors import CommandRejected
+from veloz.model.errors import CommandRejected, ErrorCode
 
-LOGIN_BODY = object_schema(
-    ["user_id", "password"], user_id=string("user id"), password=string("password")
-)
-REFRESH_BODY = object_schema(["refresh_token"], refresh_token=string("from login or refresh"))
-_ROLE = string("viewer, trader or admin", enum=[r.value for r in Role])
-KEY_BODY = object_schema(
-    ["name", "role"],
-    name=string("what the key is for"),
-    role=_ROLE,
-    expires_in_s=string("seconds until it expires (integer); omit for never"),
-    allowed_ips=string("addresses or CIDRs it may be used from (a list); omit for any"),
-)
-USER_BODY = object_schema(
-    ["user_id", "role", "password"],
-    user_id=string("1-64 of A-Z a-z 0-9 . _ -"),
-    role=_ROLE,
-    password=string("at least 12 characters"),
-)
-PASSWORD_BODY = object_schema(["password"], password=string("at least 12 characters"))
+# The request bodies, as documented (the routes read JSON or forms with `read_fields`).
+_PASSWORD = Annotated[str, msgspec.Meta(description="at least 12 characters")]
+
+
+class Login(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    password: str
+
+
+class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
+    refresh_token: Annotated[str, msgspec.Meta(description="from login or refresh")]
+
+
+class NewKey(msgspec.Struct, frozen=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(description="what the key is for")]
+    role: Role
+    expires_in_s: Annotated[int, msgspec.Meta(gt=0, description="omit for never")] | None = None
+    allowed_ips: Annotated[
+        list[str], msgspec.Meta(description="addresses or CIDRs it may be used from; omit for any")
+    ] = msgspec.field(default_factory=list)
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: Annotated[str, msgspec.Meta(description="1-64 of A-Z a-z 0-9 . _ -")]
+    role: Role
+    password: _PASSWORD
+
+
+class NewPassword(msgspec.Struct, frozen=True, kw_only=True):
+    password: _PASSWORD
 
 
 class KeyView(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,7 +96,7 @@ def _role(fields: dict[str, Any]) -> Role:
 
 def _enabled(auth: AuthService) -> AuthService:
     if not auth.enabled:
-        raise AuthError(404, "auth_disabled", "authentication is off (VELOZ_AUTH_ENABLED)")
+        raise AuthError(ErrorCode.AUTH_DISABLED, "authentication is off (VELOZ_AUTH_ENABLED)")
     return auth
 
 
@@ -97,7 +108,7 @@ class AuthController(Controller):
         "/login",
         status_code=200,
         summary="Exchange a user id and password for an access and a refresh token",
-        operation_class=body_operation(LOGIN_BODY),
+        operation_class=body_operation(Login),
         responses=error_responses(401, 404, 429, 503),
     )
     async def login(self, request: AnyRequest, auth: Auth) -> TokenPair:
@@ -108,7 +119,7 @@ class AuthController(Controller):
         "/refresh",
         status_code=200,
         summary="A new token pair for a refresh token, which is used up",
-        operation_class=body_operation(REFRESH_BODY),
+        operation_class=body_operation(RefreshToken),
         responses=error_responses(401, 404, 503),
     )
     async def refresh(self, request: AnyRequest, auth: Auth) -> TokenPair:
@@ -119,7 +130,7 @@ class AuthController(Controller):
         "/logout",
         status_code=200,
         summary="Revoke a refresh token",
-        operation_class=body_operation(REFRESH_BODY),
+        operation_class=body_operation(RefreshToken),
         responses=error_responses(404, 503),
     )
     async def logout(self, request: AnyRequest, auth: Auth) -> Done:
@@ -142,7 +153,7 @@ class AuthController(Controller):
         "/keys",
         status_code=201,
         summary="Create an API key; the key is in this answer only",
-        operation_class=body_operation(KEY_BODY),
+        operation_class=body_operation(NewKey),
         responses=error_responses(404, 503),
     )
     async def create_key(self, request: AnyRequest, auth: Auth) -> NewApiKey:
@@ -173,7 +184,7 @@ class AuthController(Controller):
     async def revoke_key(self, key_id: FromPath[str], auth: Auth) -> Done:
         revoked = await _enabled(auth).revoke_key(key_id)
         if not revoked:
-            raise CommandRejected(f"no live API key {key_id}", code="not_found")
+            raise CommandRejected(f"no live API key {key_id}", code=ErrorCode.NOT_FOUND)
         return Done(ok=True, changed=True)
 
     @get("/users", summary="Users (never their password)", responses=error_responses(404, 503))
@@ -186,7 +197,7 @@ class AuthController(Controller):
         "/users",
         status_code=201,
         summary="Create a user",
-        operation_class=body_operation(USER_BODY),
+        operation_class=body_operation(NewUser),
         responses=error_responses(404, 409, 503),
     )
     async def create_user(self, request: AnyRequest, auth: Auth) -> UserView:
@@ -203,7 +214,7 @@ class AuthController(Controller):
         "/users/{user_id:str}/password",
         status_code=200,
         summary="Set a user's password (their refresh tokens are revoked)",
-        operation_class=body_operation(PASSWORD_BODY),
+        operation_class=body_operation(NewPassword),
         responses=error_responses(404, 503),
     )
     async def set_password(self, user_id: FromPath[str], request: AnyRequest, auth: Auth) -> Done:
@@ -236,6 +247,6 @@ async def _user_change(change: Any) -> None:
     try:
         await change
     except LookupError as exc:
-        raise CommandRejected(str(exc.args[0]), code="not_found") from None
+        raise CommandRejected(str(exc.args[0]), code=ErrorCode.NOT_FOUND) from None
     except ValueError as exc:
         raise CommandRejected(str(exc)) from None

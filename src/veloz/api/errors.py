@@ -1,40 +1,86 @@
 """Mapping errors to HTTP answers, `{"error": code, "message": text}`, and documenting
 them: every route lists the error statuses it can answer with."""
 
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 
-from veloz.model.errors import VelozError
+from veloz.model.errors import ErrorCode, VelozError
 
-STATUS_OF_CODE = {
-    "bad_params": 400,
-    "bad_json": 400,
-    "bad_limits": 400,
-    "unknown_symbol": 400,
-    "not_found": 404,
-    "duplicate_client_order_id": 409,
-    "order_final": 409,
-    "trading_disabled": 423,
-    "risk_rejected": 422,
-    "rate_limit_exceeded": 429,
-    "not_ready": 503,
-    "shutting_down": 503,
-    "journal_unavailable": 503,
-    "no_market_data": 503,
-    "venue_unreachable": 503,
-    "store_unavailable": 503,
-}
+
+def http_status(code: ErrorCode) -> int:
+    """The HTTP status an error code is answered with. Every code is listed: a new one
+    without a status here fails the type check (`assert_never`), not a client."""
+    match code:
+        case (
+            ErrorCode.BAD_PARAMS
+            | ErrorCode.BAD_JSON
+            | ErrorCode.BAD_COMMAND
+            | ErrorCode.LINE_TOO_LONG
+            | ErrorCode.BAD_LIMITS
+            | ErrorCode.UNKNOWN_SYMBOL
+            | ErrorCode.HTTP_ERROR
+        ):
+            return 400
+        case ErrorCode.UNAUTHORIZED:
+            return 401
+        case ErrorCode.FORBIDDEN:
+            return 403
+        case ErrorCode.NOT_FOUND | ErrorCode.AUTH_DISABLED:
+            return 404
+        case ErrorCode.METHOD_NOT_ALLOWED:
+            return 405
+        case (
+            ErrorCode.DUPLICATE_CLIENT_ORDER_ID
+            | ErrorCode.DUPLICATE_STRATEGY_ID
+            | ErrorCode.ORDER_FINAL
+            | ErrorCode.BAD_STATE
+            # An event that contradicts an order's state conflicts with that state.
+            | ErrorCode.ILLEGAL_TRANSITION
+            | ErrorCode.OVERFILL
+            | ErrorCode.DUPLICATE_TRADE
+            | ErrorCode.DUPLICATE_ORDER
+            | ErrorCode.UNKNOWN_ORDER
+            | ErrorCode.MISMATCHED_ORDER
+        ):
+            return 409
+        case ErrorCode.BODY_TOO_LARGE:
+            return 413
+        case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
+            return 415
+        case ErrorCode.RISK_REJECTED | ErrorCode.INSUFFICIENT_BALANCE:
+            return 422
+        case ErrorCode.TRADING_DISABLED:
+            return 423
+        case ErrorCode.RATE_LIMIT_EXCEEDED | ErrorCode.LOCKED_OUT:
+            return 429
+        case ErrorCode.INTERNAL_ERROR:
+            return 500
+        case (
+            ErrorCode.NOT_READY
+            | ErrorCode.SHUTTING_DOWN
+            | ErrorCode.JOURNAL_UNAVAILABLE
+            | ErrorCode.NO_MARKET_DATA
+            | ErrorCode.VENUE_UNREACHABLE
+            | ErrorCode.STORE_UNAVAILABLE
+        ):
+            return 503
+        case _:
+            assert_never(code)
+
+
+# Litestar's own refusals (before a route runs), by status.
 _HTTP_CODES = {
-    400: "bad_params",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
+    400: ErrorCode.BAD_PARAMS,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
+
 _DESCRIPTIONS = {
     400: "Malformed request: bad JSON, a missing or invalid field or parameter",
     401: "No credentials, or credentials that do not hold (wrong, expired, revoked)",
@@ -56,7 +102,7 @@ MAX_TS_NS = 2**63 - 1
 
 
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
-    error: str
+    error: ErrorCode
     message: str
     reason: str | None = None  # the finer cause under risk_rejected and rate_limit_exceeded
 
@@ -70,7 +116,7 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
-    status = getattr(exc, "status", None) or STATUS_OF_CODE.get(exc.code, 400)
+    status = http_status(exc.code)
     retry_after = getattr(exc, "retry_after_s", 0)
     headers = {"retry-after": str(max(1, round(retry_after + 0.5)))} if status == 429 else {}
     return Response(
@@ -79,5 +125,5 @@ def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBo
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
     return Response(ErrorBody(code, str(exc.detail)), status_code=exc.status_code)

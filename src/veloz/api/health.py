@@ -2,35 +2,17 @@
 loop turns, `/health/startup` once replay and reconciliation are done, `/health/ready`
 when the engine can trade."""
 
-import time
 from typing import Any
 
-import msgspec
 from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
-from veloz import __version__
 from veloz.api.deps import Client, Config
-from veloz.observability.health import LIVE_LAG_LIMIT_S, Readiness, readiness
+from veloz.engine.views.health import Health, Probe, Readiness
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    status: str
-    version: str
-    uptime_s: float
-    phase: str
-    mode: str
-
-
-class Probe(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    status: str
-    detail: str = ""
-
-
-def _answer(body: Any, ok: bool) -> Response[Any]:
-    return Response(body, status_code=200 if ok else 503)
+def _answer(body: Probe | Readiness) -> Response[Any]:
+    return Response(body, status_code=200 if body.ok else 503)
 
 
 def _unavailable(body: type[Any]) -> dict[int, ResponseSpec]:
@@ -43,22 +25,11 @@ class HealthController(Controller):
 
     @get("/", summary="The process is serving")
     async def health(self, engine_client: Client) -> Health:
-        engine = engine_client.engine
-        return Health(
-            ok=True,
-            status="ok",
-            version=__version__,
-            uptime_s=round(time.time() - engine.started_ns / 1e9, 3),
-            phase=engine.phase,
-            mode=engine.mode,
-        )
+        return await engine_client.health()
 
     @get("/live", summary="The event loop turns", responses=_unavailable(Probe))
     async def live(self, engine_client: Client) -> Response[Probe]:
-        lag = engine_client.engine.loop_lag.current_lag_s()
-        ok = lag < LIVE_LAG_LIMIT_S
-        status = "ok" if ok else "stalled"
-        return _answer(Probe(ok=ok, status=status, detail=f"loop lag {lag:.3f} s"), ok)
+        return _answer(await engine_client.liveness())
 
     @get(
         "/startup",
@@ -66,9 +37,7 @@ class HealthController(Controller):
         responses=_unavailable(Probe),
     )
     async def startup(self, engine_client: Client) -> Response[Probe]:
-        phase = engine_client.engine.phase
-        ok = phase == "ready"
-        return _answer(Probe(ok=ok, status=phase), ok)
+        return _answer(await engine_client.startup())
 
     @get(
         "/ready",
@@ -76,5 +45,4 @@ class HealthController(Controller):
         responses=_unavailable(Readiness),
     )
     async def ready(self, engine_client: Client, settings: Config) -> Response[Readiness]:
-        report = readiness(engine_client.engine, settings.symbols[0], engine_client.history)
-        return _answer(report, report.ok)
+        return _answer(await engine_client.readiness(settings.symbols[0]))

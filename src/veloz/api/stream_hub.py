@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from veloz.codec import encode_json
 from veloz.engine.bus import BusMessage, Journaled
 from veloz.engine.client import EngineClient
-from veloz.engine.views import stream_events
+from veloz.engine.views.streams import stream_events
 from veloz.model.market import Bar, QuoteTick, TradeTick
 from veloz.risk.monitor import RiskAlert
 
@@ -304,17 +304,16 @@ class StreamHub:
             self._flush = None
 
     def _fill_backlog(self, client: SseClient, last_id: int) -> None:
-        activity = self._client.engine.activity
-        missed = activity.since(last_id)
-        if missed is None:
-            last_seq = activity.last_seq
+        backlog = self._client.events_since(last_id)
+        if not backlog.complete:
+            last_seq = backlog.last_seq
             data = {"reason": f"events after {last_id} are no longer held", "last_seq": last_seq}
             client.backlog.append(sse_frame("reset", data, last_seq))
             return
-        for message in missed:
+        for message in backlog.messages:
             client.backlog += [f for t, f in sse_frames(message) if client.wants(t)]
-        if missed:
-            client.covered_seq = missed[-1].seq
+        if backlog.messages:
+            client.covered_seq = backlog.messages[-1].seq
 
     # -- fan-out -------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ end when the client leaves, falls behind, or the service shuts down.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -29,7 +29,7 @@ from veloz.api.stream_hub import (
     StreamHub,
 )
 from veloz.engine.client import EngineClient
-from veloz.model.errors import CommandRejected
+from veloz.model.errors import CommandRejected, ErrorCode
 
 BACKLOG_FRAMES_PER_CHUNK = 256
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -138,14 +138,14 @@ def decode_message(raw: str | bytes | None) -> dict[str, Any]:
     try:
         message = _json_message.decode(raw or b"")
     except msgspec.DecodeError as exc:
-        raise CommandRejected(f"invalid JSON: {exc}", code="bad_json") from None
+        raise CommandRejected(f"invalid JSON: {exc}", code=ErrorCode.BAD_JSON) from None
     if not isinstance(message, dict):
-        raise CommandRejected("a message is one JSON object", code="bad_json")
+        raise CommandRejected("a message is one JSON object", code=ErrorCode.BAD_JSON)
     return message
 
 
 def parse_market_request(
-    message: Mapping[str, Any], symbols_traded: Mapping[str, object]
+    message: Mapping[str, Any], symbols_traded: Collection[str]
 ) -> tuple[str, list[str], list[str]]:
     """(action, symbols, channels) of a `subscribe`/`unsubscribe`; symbols upper-cased."""
     action = message.get("action")
@@ -165,7 +165,7 @@ def parse_market_request(
         raise CommandRejected(
             f"unknown symbol(s) {', '.join(unknown_symbols)}; "
             f"trading {', '.join(sorted(symbols_traded))}",
-            code="unknown_symbol",
+            code=ErrorCode.UNKNOWN_SYMBOL,
         )
     return action, symbols, channels
 
@@ -180,10 +180,10 @@ def _strings(message: Mapping[str, Any], name: str) -> list[str]:
 class MarketSession:
     """One `/ws/market` connection's requests, applied to the hub."""
 
-    def __init__(self, hub: StreamHub, mailbox: Mailbox[str], engine_client: EngineClient):
+    def __init__(self, hub: StreamHub, mailbox: Mailbox[str], symbols: Collection[str]):
         self._hub = hub
         self._mailbox = mailbox
-        self._symbols = engine_client.engine.instruments
+        self._symbols = symbols
 
     def handle(self, message: Mapping[str, Any]) -> dict[str, Any]:
         action, symbols, channels = parse_market_request(message, self._symbols)
@@ -259,9 +259,10 @@ async def _opened(socket: WebSocket[Any, Any, Any], engine_client: EngineClient)
 @websocket("/ws/market")
 async def market_socket(socket: WebSocket[Any, Any, Any], engine_client: Client) -> None:
     """Trades, top of book and closed one-minute bars for the symbols subscribed."""
+    symbols = frozenset(await engine_client.symbols())
     hub = await _opened(socket, engine_client)
     mailbox = hub.open_market()
-    session = MarketSession(hub, mailbox, engine_client)
+    session = MarketSession(hub, mailbox, symbols)
     await serve_socket(socket, hub, mailbox, session.handle)
 
 

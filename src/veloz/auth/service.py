@@ -29,7 +29,7 @@ from veloz.auth.credentials import (
 )
 from veloz.auth.roles import Role, parse_role
 from veloz.auth.tokens import AccessTokens, TokenError
-from veloz.model.errors import VelozError
+from veloz.model.errors import ErrorCode, VelozError
 from veloz.persistence.store import (
     ApiKeyRecord,
     CredentialStore,
@@ -61,12 +61,12 @@ class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AuthError(VelozError):
-    """A refusal: `status` 401 (who are you), 403 (not allowed), 429 (slow down) or 503
-    (the store is needed and down). The message never contains a credential."""
+    """A refusal: `unauthorized` (who are you), `forbidden` (not allowed), `locked_out` or
+    `rate_limit_exceeded` (slow down, after `retry_after_s`), `store_unavailable` (the
+    store is needed and down). The message never contains a credential."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after_s: float = 0) -> None:
+    def __init__(self, code: ErrorCode, message: str, retry_after_s: float = 0) -> None:
         super().__init__(message, code=code)
-        self.status = status
         self.retry_after_s = retry_after_s
 
 
@@ -226,7 +226,7 @@ class AuthService:
 
     def _require_store(self) -> CredentialStore:
         if self._store is None:
-            raise AuthError(503, "store_unavailable", "authentication needs the history store")
+            raise AuthError(ErrorCode.STORE_UNAVAILABLE, "authentication needs the history store")
         return self._store
 
     # -- authenticating a request ----------------------------------------------------
@@ -246,7 +246,7 @@ class AuthService:
         if credential is None and authorization is not None:
             scheme, _, value = authorization.partition(" ")
             if scheme.lower() != "bearer" or not value.strip():
-                raise AuthError(401, "unauthorized", "Authorization must be 'Bearer <token>'")
+                raise AuthError(ErrorCode.UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
             credential = value.strip()
         if credential is None:
             credential = query_token
@@ -260,12 +260,12 @@ class AuthService:
         record = self._keys.get(digest(key))
         now = self._now_ns()
         if record is None or record.revoked_ns is not None:
-            raise AuthError(401, "unauthorized", "unknown or revoked API key")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "unknown or revoked API key")
         if record.expires_ns is not None and record.expires_ns <= now:
-            raise AuthError(401, "unauthorized", f"API key {record.key_id} has expired")
+            raise AuthError(ErrorCode.UNAUTHORIZED, f"API key {record.key_id} has expired")
         if not _allowed(client_ip, record.allowed_ips):
             raise AuthError(
-                403, "forbidden", f"API key {record.key_id} may not be used from {client_ip}"
+                ErrorCode.FORBIDDEN, f"API key {record.key_id} may not be used from {client_ip}"
             )
         self._last_used[record.key_id] = now
         return Principal(kind="key", name=record.key_id, role=parse_role(record.role))
@@ -275,10 +275,12 @@ class AuthService:
         try:
             claims = self._tokens.verify(token, self._now_ns() // 1_000_000_000)
         except TokenError as exc:
-            raise AuthError(401, "unauthorized", str(exc)) from None
+            raise AuthError(ErrorCode.UNAUTHORIZED, str(exc)) from None
         user = self._users.get(claims.user_id)
         if user is None or user.disabled:
-            raise AuthError(401, "unauthorized", "the token's user no longer exists or is disabled")
+            raise AuthError(
+                ErrorCode.UNAUTHORIZED, "the token's user no longer exists or is disabled"
+            )
         return Principal(kind="user", name=claims.user_id, role=claims.role)
 
     # -- login, refresh, logout ------------------------------------------------------
@@ -288,8 +290,7 @@ class AuthService:
         locked_until = self._locked_until.get(user_id, 0)
         if locked_until > now:
             raise AuthError(
-                429,
-                "locked_out",
+                ErrorCode.LOCKED_OUT,
                 f"too many failed logins for {user_id!r}; try again later",
                 retry_after_s=(locked_until - now) / 1e9,
             )
@@ -300,7 +301,7 @@ class AuthService:
         valid = await asyncio.to_thread(verify_password, password, stored)
         if user is None or not valid or user.disabled:
             self._failed(user_id, now)
-            raise AuthError(401, "unauthorized", "wrong user id or password")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "wrong user id or password")
         self._failures.pop(user_id, None)
         self._users[user_id] = user
         return await self._issue(user, now)
@@ -337,16 +338,20 @@ class AuthService:
         now = self._now_ns()
         record = await store.refresh_token(digest(refresh_token))
         if record is None or record.expires_ns <= now:
-            raise AuthError(401, "unauthorized", "unknown or expired refresh token")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "unknown or expired refresh token")
         if not await store.revoke_refresh_token(record.token_hash, now):
-            raise AuthError(401, "unauthorized", "the refresh token was revoked or already used")
+            raise AuthError(ErrorCode.UNAUTHORIZED, "the refresh token was revoked or already used")
         user = await store.user(record.user_id)
         if user is None or user.disabled:
-            raise AuthError(401, "unauthorized", "the token's user no longer exists or is disabled")
+            raise AuthError(
+                ErrorCode.UNAUTHORIZED, "the token's user no longer exists or is disabled"
+            )
         if record.issued_ns < user.updated_ns:
             # Issued before a password change or a disable: even one that slipped past the
             # revocation (a refresh racing the change) is refused.
-            raise AuthError(401, "unauthorized", "the refresh token predates a change of the user")
+            raise AuthError(
+                ErrorCode.UNAUTHORIZED, "the refresh token predates a change of the user"
+            )
         self._users[user.user_id] = user
         return await self._issue(user, now)
 

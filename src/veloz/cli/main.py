@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import credentials, db, wal
+from veloz.cli import backtest, credentials, db, wal
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryConfig, HistoryService
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
 app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
+app.add_typer(backtest.app, name="backtest")
 app.add_typer(credentials.keys_app, name="keys")
 app.add_typer(credentials.users_app, name="users")
 
@@ -33,11 +34,12 @@ def engine(
     from veloz.config import SettingsError, load_settings
     from veloz.journal.segments import JournalLocked
     from veloz.observability.logs import configure_logging
+    from veloz.runtime.engine_config import engine_config as build_engine_config
     from veloz.runtime.live import LiveEngine
 
     try:
         settings = load_settings(env_file)
-        engine_config = settings.engine_config()
+        engine_config = build_engine_config(settings)
         settings.auth_config()  # a missing or weak JWT secret stops the start here
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
@@ -82,9 +84,9 @@ def engine(
 
 
 def _history(config: "HistoryConfig | None", engine: "LiveEngine") -> "HistoryService | None":
-    from veloz.persistence.service import HistoryService
+    from veloz.runtime.history import attach_history
 
-    return HistoryService(config, engine) if config is not None else None
+    return attach_history(config, engine) if config is not None else None
 
 
 def _run(main: "Coroutine[Any, Any, int]") -> int:

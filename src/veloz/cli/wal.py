@@ -155,10 +155,11 @@ def checkpoint(directory: DirOption = None) -> None:
 
     from veloz.config import SettingsError
     from veloz.journal.segments import JournalLocked
+    from veloz.runtime.engine_config import engine_config
     from veloz.runtime.live import LiveEngine
 
     try:
-        config = _settings().engine_config()
+        config = engine_config(_settings())
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None

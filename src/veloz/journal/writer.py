@@ -34,7 +34,7 @@ from veloz.journal.segments import (
     segment_name,
 )
 from veloz.journal.stats import JournalStats
-from veloz.model.errors import VelozError
+from veloz.model.errors import ErrorCode, VelozError
 
 
 class JournalConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +49,7 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True):
 class JournalUnavailable(VelozError):
     """The journal cannot take entries (disk full, I/O error, closed)."""
 
-    code = "journal_unavailable"
+    code = ErrorCode.JOURNAL_UNAVAILABLE
 
 
 class RotationPayload(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,15 +1,20 @@
 """Commands: requests to the engine, in the imperative. They are parsed and checked here
-(shape, types, ranges); whether the engine can act on them is the engine's business."""
+(shape, types, ranges); whether the engine can act on them is the engine's business.
+
+The Structs are also the documented request bodies (the API's OpenAPI schema is generated
+from them), so each field carries its wire name and constraints; the parsers below accept
+the looser forms the runbooks use as well (numbers as strings, lower case, `order_type`
+for `type`, form fields)."""
 
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
 from veloz.model.enums import OrderSide, OrderType, TimeInForce
 from veloz.model.errors import CommandRejected
-from veloz.model.identifiers import is_valid_client_order_id
+from veloz.model.identifiers import CLIENT_ORDER_ID_PATTERN, is_valid_client_order_id
 
 _E = TypeVar("_E", OrderSide, OrderType, TimeInForce)
 
@@ -19,21 +24,43 @@ MAX_DECIMAL_DIGITS = 30
 MIN_EXPONENT, MAX_EXPONENT = -12, 12
 MAX_STRATEGY_ID_LENGTH = 64
 
+# The fields as the request bodies document them (the parsers enforce the same rules).
+ClientOrderIdText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=CLIENT_ORDER_ID_PATTERN.pattern,
+        description="1-36 of A-Z a-z 0-9 . _ : / - (Binance's rule)",
+    ),
+]
+SymbolText = Annotated[str, msgspec.Meta(description="e.g. BTCUSDT (any case)")]
+Quantity = Annotated[Decimal, msgspec.Meta(description="quantity in base units, above zero")]
+LimitPrice = Annotated[Decimal, msgspec.Meta(description="limit price; omit for MARKET")]
+StrategyIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRATEGY_ID_LENGTH)]
+TimeInForceChoice = Annotated[
+    TimeInForce, msgspec.Meta(description="GTC (LIMIT default), IOC (MARKET default) or FOK")
+]
 
-class SubmitOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    symbol: str
+
+class SubmitOrder(
+    msgspec.Struct, gc=False, frozen=True, kw_only=True, rename={"order_type": "type"}
+):
+    symbol: SymbolText
     side: OrderSide
-    qty: Decimal
-    price: Decimal | None = None
+    qty: Quantity
+    price: LimitPrice | None = None
     order_type: OrderType = OrderType.LIMIT
-    time_in_force: TimeInForce = TimeInForce.GTC
-    client_order_id: str | None = None
-    strategy_id: str | None = None
+    time_in_force: TimeInForceChoice = TimeInForce.GTC
+    client_order_id: ClientOrderIdText | None = None  # generated if absent
+    strategy_id: StrategyIdText | None = None
 
 
 class CancelOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    client_order_id: str
-    symbol: str | None = None
+    client_order_id: ClientOrderIdText
+    symbol: SymbolText | None = None  # checked against the order's
+
+
+class CancelAllOrders(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    symbol: SymbolText | None = None  # only this symbol's orders
 
 
 def parse_submit_order(fields: Mapping[str, object]) -> SubmitOrder:
@@ -120,6 +147,16 @@ def parse_cancel_order(fields: Mapping[str, object]) -> CancelOrder:
         client_order_id=client_order_id,
         symbol=None if symbol is None else _str(symbol, "symbol").upper(),
     )
+
+
+def parse_cancel_all_orders(fields: Mapping[str, object]) -> CancelAllOrders:
+    unknown = sorted(set(fields) - {"symbol", "cmd"})
+    if unknown:
+        raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
+    symbol = fields.get("symbol")
+    if symbol is None or symbol == "":
+        return CancelAllOrders()
+    return CancelAllOrders(symbol=_str(symbol, "symbol").upper())
 
 
 def parse_positive_decimal(value: object, name: str) -> Decimal:

@@ -57,3 +57,15 @@ class TradingMode(StrEnum):
     READONLY = "READONLY"
     MAINTENANCE = "MAINTENANCE"
     HALTED = "HALTED"
+
+
+class EnginePhase(StrEnum):
+    """Where a live engine is in its life: replay and reconciliation come before `ready`,
+    the only phase that takes orders."""
+
+    CREATED = "created"
+    REPLAYING = "replaying"
+    RECONCILING = "reconciling"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"

@@ -6,6 +6,7 @@ from decimal import Decimal
 import msgspec
 
 from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingMode
+from veloz.model.errors import DenialReason
 
 
 class Event(msgspec.Struct, gc=False, frozen=True, kw_only=True, tag=True):
@@ -79,7 +80,7 @@ class OrderDenied(OrderEvent, frozen=True, kw_only=True):
     side: OrderSide
     qty: Decimal
     price: Decimal | None
-    reason: str
+    reason: DenialReason
     message: str
 
 

@@ -1,12 +1,8 @@
-"""Typed identifiers and the rules a valid one follows."""
+"""The rules a valid identifier follows. Ids are plain `str` in the model: every venue,
+the journal and the stores carry them as text, and a NewType would only add wrapping
+at each of those edges without a check behind it."""
 
 import re
-from typing import NewType
-
-ClientOrderId = NewType("ClientOrderId", str)
-VenueOrderId = NewType("VenueOrderId", str)
-TradeId = NewType("TradeId", str)
-Symbol = NewType("Symbol", str)
 
 # Binance's rule for newClientOrderId; we apply it to every venue so an id is portable.
 CLIENT_ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:/-]{1,36}$")

@@ -10,7 +10,7 @@ from decimal import Decimal
 import msgspec
 
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from veloz.model.errors import InvalidTransition
+from veloz.model.errors import ErrorCode, InvalidTransition
 from veloz.model.events import (
     OrderAccepted,
     OrderCancelled,
@@ -106,14 +106,14 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
         if event.client_order_id != self.client_order_id:
             raise InvalidTransition(
                 f"event for {event.client_order_id} applied to {self.client_order_id}",
-                code="mismatched_order",
+                code=ErrorCode.MISMATCHED_ORDER,
             )
         if isinstance(event, OrderFilled) and event.trade_id in self.trade_ids:
             # Checked before the status: a venue re-sending a fill of a filled order is a
             # duplicate to ignore, not an illegal transition to alarm on.
             raise InvalidTransition(
                 f"trade {event.trade_id} already applied to {self.client_order_id}",
-                code="duplicate_trade",
+                code=ErrorCode.DUPLICATE_TRADE,
             )
         allowed = _APPLICABLE_IN.get(type(event))
         if allowed is None:
@@ -164,19 +164,19 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
         if fill.qty <= 0 or fill.price <= 0 or fill.fee < 0:
             raise InvalidTransition(
                 f"fill {fill.trade_id} has a non-positive qty/price or a negative fee",
-                code="illegal_transition",
+                code=ErrorCode.ILLEGAL_TRANSITION,
             )
         if self.executed_qty + fill.qty > self.order_qty:
             raise InvalidTransition(
                 f"fill {fill.trade_id} of {fill.qty} would take {self.client_order_id} past "
                 f"its quantity {self.order_qty} (executed {self.executed_qty})",
-                code="overfill",
+                code=ErrorCode.OVERFILL,
             )
         if self.fee_asset is not None and fill.fee and fill.fee_asset != self.fee_asset:
             raise InvalidTransition(
                 f"fill {fill.trade_id} charges fees in {fill.fee_asset}, earlier fills in "
                 f"{self.fee_asset}",
-                code="illegal_transition",
+                code=ErrorCode.ILLEGAL_TRANSITION,
             )
 
     def _fill(self, fill: OrderFilled) -> None:

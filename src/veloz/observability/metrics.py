@@ -10,7 +10,7 @@ HTTP, streams) arrives with the observability release.
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import (
@@ -21,10 +21,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from veloz import __version__
+from veloz.engine.clock import Clock
+from veloz.engine.stats import EngineStats
 from veloz.histogram import Histogram
+from veloz.journal.stats import JournalStats
+from veloz.market.engine import MarketDataEngine
 from veloz.model.enums import TradingMode
+from veloz.observability.loop import LoopLagMonitor
+from veloz.oms.manager import OrderManager
+from veloz.portfolio.portfolio import Portfolio
+from veloz.risk.breaker import CircuitBreaker
+from veloz.risk.engine import RiskEngine
 from veloz.risk.portfolio_risk import exposures
-from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryService
@@ -32,8 +40,37 @@ if TYPE_CHECKING:
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
 
+class EngineFigures(Protocol):
+    """What the engine collector reads when Prometheus scrapes: the live engine's
+    components (`veloz.runtime.live.LiveEngine` has them all), named here so that this
+    module does not depend on the runtime that wires them."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def journal_stats(self) -> JournalStats: ...
+    @property
+    def stats(self) -> EngineStats: ...
+    @property
+    def oms(self) -> OrderManager: ...
+    @property
+    def portfolio(self) -> Portfolio: ...
+    @property
+    def risk(self) -> RiskEngine: ...
+    @property
+    def breaker(self) -> CircuitBreaker: ...
+    @property
+    def mode(self) -> TradingMode: ...
+    @property
+    def market(self) -> MarketDataEngine: ...
+    @property
+    def market_source_name(self) -> str: ...
+    @property
+    def loop_lag(self) -> LoopLagMonitor: ...
+
+
 class EngineCollector(Collector):
-    def __init__(self, engine: LiveEngine) -> None:
+    def __init__(self, engine: EngineFigures) -> None:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -304,7 +341,9 @@ class AccessCollector(Collector):
         yield family
 
 
-def registry_for(engine: LiveEngine, history: "HistoryService | None" = None) -> CollectorRegistry:
+def registry_for(
+    engine: EngineFigures, history: "HistoryService | None" = None
+) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""
     registry = CollectorRegistry(auto_describe=False)

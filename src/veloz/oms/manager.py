@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderSide, OrderStatus
-from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import OrderEvent, OrderSubmitted
 from veloz.model.orders import Order
 
@@ -67,14 +67,14 @@ class OrderManager:
         if not existing.same_request(event):
             raise CommandRejected(
                 f"client_order_id {event.client_order_id} is already used by a different order",
-                code="duplicate_client_order_id",
+                code=ErrorCode.DUPLICATE_CLIENT_ORDER_ID,
             )
         return existing
 
     def add(self, event: OrderSubmitted) -> Order:
         if event.client_order_id in self._orders:
             raise InvalidTransition(
-                f"order {event.client_order_id} already exists", code="duplicate_order"
+                f"order {event.client_order_id} already exists", code=ErrorCode.DUPLICATE_ORDER
             )
         order = Order.from_submitted(event)
         self._orders[order.client_order_id] = order
@@ -99,7 +99,7 @@ class OrderManager:
         if order is None:
             raise InvalidTransition(
                 f"{type(event).__name__} for unknown order {event.client_order_id}",
-                code="unknown_order",
+                code=ErrorCode.UNKNOWN_ORDER,
             )
         order.check(event)
         return order

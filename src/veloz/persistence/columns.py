@@ -15,6 +15,8 @@ from veloz.model.enums import (
     TimeInForce,
     TradingMode,
 )
+from veloz.model.events import OrderFilled
+from veloz.model.orders import Order
 from veloz.persistence.store import (
     ApiKeyRecord,
     AuditRecord,
@@ -134,45 +136,47 @@ def _opt(value: Decimal | None, dec: DecimalOut) -> Any:
 
 
 def order_values(row: OrderRow, dec: DecimalOut, time: TimeOut) -> tuple[Any, ...]:
+    order = row.order
     return (
-        row.client_order_id,
-        _clean_opt(row.venue_order_id),
-        row.symbol,
-        row.side.value,
-        row.order_type.value,
-        row.time_in_force.value,
-        dec(row.qty),
-        _opt(row.price, dec),
-        row.status.value,
-        dec(row.executed_qty),
-        dec(row.cum_quote),
-        _opt(row.avg_price, dec),
-        dec(row.fee),
-        _clean_opt(row.fee_asset),
-        _clean(row.reason),
-        _clean_opt(row.strategy_id),
-        _opt(row.reference_price, dec),
-        time(row.created_ns),
-        time(row.updated_ns),
-        row.created_ns,
-        row.updated_ns,
+        order.client_order_id,
+        _clean_opt(order.venue_order_id),
+        order.symbol,
+        order.side.value,
+        order.order_type.value,
+        order.time_in_force.value,
+        dec(order.order_qty),
+        _opt(order.limit_price, dec),
+        order.status.value,
+        dec(order.executed_qty),
+        dec(order.cum_quote),
+        _opt(order.avg_price, dec),
+        dec(order.fee),
+        _clean_opt(order.fee_asset),
+        _clean(order.reason),
+        _clean_opt(order.strategy_id),
+        _opt(order.reference_price, dec),
+        time(order.created_ts_ns),
+        time(order.last_ts_ns),
+        order.created_ts_ns,
+        order.last_ts_ns,
         row.journal_seq,
     )
 
 
 def fill_values(row: FillRow, dec: DecimalOut, time: TimeOut) -> tuple[Any, ...]:
+    fill = row.fill
     return (
-        row.trade_id,
-        row.client_order_id,
-        row.symbol,
-        row.side.value,
-        dec(row.qty),
-        dec(row.price),
-        dec(row.fee),
-        row.fee_asset,
-        row.liquidity.value,
-        time(row.ts_ns),
-        row.ts_ns,
+        fill.trade_id,
+        fill.client_order_id,
+        fill.symbol,
+        fill.side.value,
+        dec(fill.qty),
+        dec(fill.price),
+        dec(fill.fee),
+        fill.fee_asset,
+        fill.liquidity.value,
+        time(fill.ts_ns),
+        fill.ts_ns,
         row.journal_seq,
     )
 
@@ -269,16 +273,17 @@ def _opt_dec(value: Any) -> Decimal | None:
     return None if value is None else _dec(value)
 
 
-def order_row(r: Mapping[str, Any]) -> OrderRow:
-    return OrderRow(
+def order_of(r: Mapping[str, Any], trade_ids: list[str] | None = None) -> Order:
+    """The order a row of ORDER_COLUMNS holds (the store's column names are its own)."""
+    return Order(
         client_order_id=r["client_order_id"],
         venue_order_id=r["venue_order_id"],
         symbol=r["symbol"],
         side=OrderSide(r["side"]),
         order_type=OrderType(r["type"]),
         time_in_force=TimeInForce(r["tif"]),
-        qty=_dec(r["qty"]),
-        price=_opt_dec(r["price"]),
+        order_qty=_dec(r["qty"]),
+        limit_price=_opt_dec(r["price"]),
         status=OrderStatus(r["status"]),
         executed_qty=_dec(r["executed_qty"]),
         cum_quote=_dec(r["cum_quote"]),
@@ -288,14 +293,15 @@ def order_row(r: Mapping[str, Any]) -> OrderRow:
         reason=r["reason"],
         strategy_id=r["strategy_id"],
         reference_price=_opt_dec(r["reference_price"]),
-        created_ns=r["created_ns"],
-        updated_ns=r["updated_ns"],
-        journal_seq=r["journal_seq"],
+        created_ts_ns=r["created_ns"],
+        last_ts_ns=r["updated_ns"],
+        trade_ids=trade_ids or [],
     )
 
 
-def fill_row(r: Mapping[str, Any]) -> FillRow:
-    return FillRow(
+def fill_of(r: Mapping[str, Any]) -> OrderFilled:
+    """The fill a row of FILL_COLUMNS holds."""
+    return OrderFilled(
         trade_id=r["trade_id"],
         client_order_id=r["client_order_id"],
         symbol=r["symbol"],
@@ -306,7 +312,6 @@ def fill_row(r: Mapping[str, Any]) -> FillRow:
         fee_asset=r["fee_asset"],
         liquidity=LiquiditySide(r["liquidity"]),
         ts_ns=r["ts_ns"],
-        journal_seq=r["journal_seq"],
     )
 
 

@@ -14,6 +14,7 @@ import asyncpg
 
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 from veloz.persistence import queries
 from veloz.persistence.columns import (
     API_KEY_COLUMNS,
@@ -26,10 +27,10 @@ from veloz.persistence.columns import (
     api_key_values,
     audit_record,
     audit_values,
-    fill_row,
+    fill_of,
     fill_values,
     mode_values,
-    order_row,
+    order_of,
     order_values,
     refresh_token_record,
     refresh_token_values,
@@ -42,15 +43,12 @@ from veloz.persistence.store import (
     PROJECTED_TABLES,
     SAMPLED_TABLES,
     ApiKeyRecord,
-    AuditQuery,
     AuditRecord,
     MigrationStatus,
-    OrderQuery,
     PortfolioSnapshot,
     ProjectionBatch,
     RefreshTokenRecord,
     StoreUnavailable,
-    TradeQuery,
     UserRecord,
 )
 from veloz.persistence.timefmt import utc_datetime
@@ -256,19 +254,19 @@ class PostgresStore:
             for r in await conn.fetch(queries.OPEN_ORDER_TRADES):
                 trade_ids.setdefault(r["client_order_id"], []).append(r["trade_id"])
             rows = await conn.fetch(queries.OPEN_ORDERS)
-        return [order_row(r).to_order(trade_ids.get(r["client_order_id"], [])) for r in rows]
+        return [order_of(r, trade_ids.get(r["client_order_id"], [])) for r in rows]
 
     # -- reads -----------------------------------------------------------------------
 
     async def orders(self, query: OrderQuery) -> list[Order]:
         sql, params = queries.orders_query(query, _Q)
         async with self._connection() as conn:
-            return [order_row(r).to_order() for r in await conn.fetch(sql, *params)]
+            return [order_of(r) for r in await conn.fetch(sql, *params)]
 
     async def trades(self, query: TradeQuery) -> list[OrderFilled]:
         sql, params = queries.trades_query(query, _Q)
         async with self._connection() as conn:
-            return [fill_row(r).to_event() for r in await conn.fetch(sql, *params)]
+            return [fill_of(r) for r in await conn.fetch(sql, *params)]
 
     async def audit_log(self, query: AuditQuery) -> list[AuditRecord]:
         sql, params = queries.audit_query(query, _Q)

@@ -107,7 +107,7 @@ class OrderFold:
                     )
                 )
             elif isinstance(event, OrderFilled):
-                batch.fills.append(FillRow.of(event, record.seq))
+                batch.fills.append(FillRow(record.seq, event))
             if isinstance(event, OrderEvent) and not isinstance(event, OrderDenied):
                 order = self._apply(event, record.seq)
                 if order is not None:

@@ -4,6 +4,7 @@
 from collections.abc import Callable
 from typing import Any
 
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 from veloz.persistence.columns import (
     API_KEY_COLUMNS,
     AUDIT_COLUMNS,
@@ -13,7 +14,6 @@ from veloz.persistence.columns import (
     REFRESH_TOKEN_COLUMNS,
     USER_COLUMNS,
 )
-from veloz.persistence.store import AuditQuery, OrderQuery, TradeQuery
 
 Placeholder = Callable[[int], str]
 
@@ -56,8 +56,8 @@ def orders_query(query: OrderQuery, placeholder: Placeholder) -> tuple[str, list
         where.add(f"status IN ({', '.join('{}' for _ in statuses)})", *statuses)
     if query.symbol is not None:
         where.add("symbol = {}", query.symbol)
-    if query.before_ns is not None:
-        where.add("created_ns < {}", query.before_ns)
+    if query.before_ts_ns is not None:
+        where.add("created_ns < {}", query.before_ts_ns)
     sql = (
         f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders{where.sql()}"
         " ORDER BY created_ns DESC, client_order_id DESC"
@@ -71,8 +71,8 @@ def trades_query(query: TradeQuery, placeholder: Placeholder) -> tuple[str, list
         where.add("symbol = {}", query.symbol)
     if query.client_order_id is not None:
         where.add("client_order_id = {}", query.client_order_id)
-    if query.before_ns is not None:
-        where.add("ts_ns < {}", query.before_ns)
+    if query.before_ts_ns is not None:
+        where.add("ts_ns < {}", query.before_ts_ns)
     sql = (
         f"SELECT {', '.join(FILL_COLUMNS)} FROM fills{where.sql()}"
         " ORDER BY ts_ns DESC, trade_id DESC"
@@ -86,10 +86,10 @@ def audit_query(query: AuditQuery, placeholder: Placeholder) -> tuple[str, list[
         where.add("actor = {}", query.actor)
     if query.action is not None:
         where.add("action = {}", query.action)
-    if query.since_ns is not None:
-        where.add("ts_ns >= {}", query.since_ns)
-    if query.before_ns is not None:
-        where.add("ts_ns < {}", query.before_ns)
+    if query.since_ts_ns is not None:
+        where.add("ts_ns >= {}", query.since_ts_ns)
+    if query.before_ts_ns is not None:
+        where.add("ts_ns < {}", query.before_ts_ns)
     sql = (
         f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log{where.sql()}"
         " ORDER BY ts_ns DESC, id DESC"

@@ -1,6 +1,9 @@
 """The history service: the store, the projector following the engine's journal, the
 portfolio sampler and the audit writer, run beside the engine for as long as it runs.
 
+It knows the engine only by what it is handed (`veloz.runtime.history` wires it): the
+journal directory, how far the journal is durable, and a portfolio sample to store.
+
 Nothing here can stop the engine from trading: the store connects, migrates and writes in
 background tasks that retry with backoff, and a store that is down shows as "degraded" in
 `/health/ready`, not as unready.
@@ -12,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import msgspec
@@ -24,16 +27,8 @@ from veloz.persistence.projector import (
     sleep_unless_stopped,
 )
 from veloz.persistence.sqlite import SqliteStore
-from veloz.persistence.store import (
-    AuditRecord,
-    BalanceSnapshot,
-    PortfolioSnapshot,
-    PositionSnapshot,
-    Store,
-    StoreUnavailable,
-)
+from veloz.persistence.store import AuditRecord, PortfolioSnapshot, Store, StoreUnavailable
 from veloz.persistence.urls import dialect_of, redact, sqlite_path
-from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +57,22 @@ def open_store(url: str) -> Store:
 
 
 class HistoryService:
-    def __init__(self, config: HistoryConfig, engine: LiveEngine) -> None:
+    """`journal_dir` is the journal the projector follows up to `durable_seq()`; `sample()`
+    is the portfolio now, or None while the engine is not ready to be sampled."""
+
+    def __init__(
+        self,
+        config: HistoryConfig,
+        journal_dir: Path,
+        durable_seq: Callable[[], int],
+        sample: Callable[[], PortfolioSnapshot | None],
+    ) -> None:
         self.config = config
         self.store = open_store(config.url)
-        self._engine = engine
+        self._sample_now = sample
         self.stats = ProjectorStats()
         self.projector = Projector(
-            self.store,
-            Path(engine.config.journal.directory),
-            self._durable_seq,
-            config.projector,
-            self.stats,
+            self.store, journal_dir, durable_seq, config.projector, self.stats
         )
         self.audit_dropped = 0
         self.snapshots_failed = 0
@@ -82,16 +82,15 @@ class HistoryService:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
-        # Registered before the journal opens, so retention never outruns the projector.
-        engine.journal_readers.append(lambda: self.projector.next_needed_seq)
 
     @property
     def name(self) -> str:
         return redact(self.config.url)
 
-    def _durable_seq(self) -> int:
-        journal = self._engine.journal
-        return journal.durable_seq if journal is not None else 0
+    def next_needed_seq(self) -> int:
+        """The oldest journal sequence the projector still has to read: the journal's
+        retention keeps the segment holding it."""
+        return self.projector.next_needed_seq
 
     def lag(self) -> int:
         return self.projector.lag()
@@ -165,14 +164,17 @@ class HistoryService:
     async def _sample(self) -> None:
         while not self._stop.is_set():
             await sleep_unless_stopped(self._stop, self.config.snapshot_interval_s)
-            if self._engine.ready:
-                await self.record_snapshot()
+            await self.record_snapshot()
 
     async def record_snapshot(self) -> None:
-        """Positions, balances and equity now. A sample the store cannot take is dropped
-        (and counted): the journal holds the facts it summarises."""
+        """Positions, balances and equity now, if the engine can be sampled. A sample the
+        store cannot take is dropped (and counted): the journal holds the facts it
+        summarises."""
+        snapshot = self._sample_now()
+        if snapshot is None:
+            return
         try:
-            await self.store.record_snapshot(portfolio_snapshot(self._engine))
+            await self.store.record_snapshot(snapshot)
         except StoreUnavailable as exc:
             self.snapshots_failed += 1
             logger.warning("portfolio snapshot not stored: %s", exc)
@@ -225,20 +227,3 @@ async def running_history(history: HistoryService | None) -> AsyncIterator[None]
         yield
     finally:
         await history.stop()
-
-
-def portfolio_snapshot(engine: LiveEngine) -> PortfolioSnapshot:
-    portfolio = engine.portfolio
-    return PortfolioSnapshot(
-        ts_ns=engine.clock.time_ns(),
-        equity=portfolio.equity(),
-        drawdown=portfolio.drawdown(),
-        # The snapshots keep a subset of the views' fields, by the same names.
-        positions=[
-            msgspec.convert(p, PositionSnapshot, from_attributes=True)
-            for p in portfolio.positions()
-        ],
-        balances=[
-            msgspec.convert(b, BalanceSnapshot, from_attributes=True) for b in portfolio.balances()
-        ],
-    )

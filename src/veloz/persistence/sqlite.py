@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 from veloz.persistence import queries
 from veloz.persistence.columns import (
     API_KEY_COLUMNS,
@@ -27,10 +28,10 @@ from veloz.persistence.columns import (
     api_key_values,
     audit_record,
     audit_values,
-    fill_row,
+    fill_of,
     fill_values,
     mode_values,
-    order_row,
+    order_of,
     order_values,
     refresh_token_record,
     refresh_token_values,
@@ -43,15 +44,12 @@ from veloz.persistence.store import (
     PROJECTED_TABLES,
     SAMPLED_TABLES,
     ApiKeyRecord,
-    AuditQuery,
     AuditRecord,
     MigrationStatus,
-    OrderQuery,
     PortfolioSnapshot,
     ProjectionBatch,
     RefreshTokenRecord,
     StoreUnavailable,
-    TradeQuery,
     UserRecord,
 )
 from veloz.persistence.timefmt import sqlite_text
@@ -230,7 +228,7 @@ class SqliteStore:
             for coid, trade_id in conn.execute(queries.OPEN_ORDER_TRADES):
                 trade_ids.setdefault(coid, []).append(trade_id)
             rows = conn.execute(queries.OPEN_ORDERS).fetchall()
-            return [order_row(r).to_order(trade_ids.get(r["client_order_id"], [])) for r in rows]
+            return [order_of(r, trade_ids.get(r["client_order_id"], [])) for r in rows]
 
         return await self._read(read)
 
@@ -238,15 +236,11 @@ class SqliteStore:
 
     async def orders(self, query: OrderQuery) -> list[Order]:
         sql, params = queries.orders_query(query, _Q)
-        return await self._read(
-            lambda conn: [order_row(r).to_order() for r in conn.execute(sql, params)]
-        )
+        return await self._read(lambda conn: [order_of(r) for r in conn.execute(sql, params)])
 
     async def trades(self, query: TradeQuery) -> list[OrderFilled]:
         sql, params = queries.trades_query(query, _Q)
-        return await self._read(
-            lambda conn: [fill_row(r).to_event() for r in conn.execute(sql, params)]
-        )
+        return await self._read(lambda conn: [fill_of(r) for r in conn.execute(sql, params)])
 
     async def audit_log(self, query: AuditQuery) -> list[AuditRecord]:
         sql, params = queries.audit_query(query, _Q)

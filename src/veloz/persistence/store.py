@@ -14,16 +14,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from veloz.model.enums import (
-    LiquiditySide,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    TimeInForce,
-    TradingMode,
-)
+from veloz.model.enums import TradingMode
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 
 
 class StoreUnavailable(Exception):
@@ -31,122 +25,23 @@ class StoreUnavailable(Exception):
     connection URL's password."""
 
 
-class OrderRow(msgspec.Struct, kw_only=True):
-    """An order as the store keeps it: its latest state and the journal entry that made it."""
+class OrderRow(msgspec.Struct, frozen=True):
+    """An order as the store keeps it: its latest state, a copy taken when the row was
+    built (the live order moves on), and the journal entry that made it."""
 
-    client_order_id: str
-    venue_order_id: str | None
-    symbol: str
-    side: OrderSide
-    order_type: OrderType
-    time_in_force: TimeInForce
-    qty: Decimal
-    price: Decimal | None
-    status: OrderStatus
-    executed_qty: Decimal
-    cum_quote: Decimal
-    avg_price: Decimal | None
-    fee: Decimal
-    fee_asset: str | None
-    reason: str
-    strategy_id: str | None
-    reference_price: Decimal | None
-    created_ns: int
-    updated_ns: int
     journal_seq: int
+    order: Order
 
     @classmethod
     def of(cls, order: Order, journal_seq: int) -> "OrderRow":
-        return cls(
-            client_order_id=order.client_order_id,
-            venue_order_id=order.venue_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            qty=order.order_qty,
-            price=order.limit_price,
-            status=order.status,
-            executed_qty=order.executed_qty,
-            cum_quote=order.cum_quote,
-            avg_price=order.avg_price,
-            fee=order.fee,
-            fee_asset=order.fee_asset,
-            reason=order.reason,
-            strategy_id=order.strategy_id,
-            reference_price=order.reference_price,
-            created_ns=order.created_ts_ns,
-            updated_ns=order.last_ts_ns,
-            journal_seq=journal_seq,
-        )
-
-    def to_order(self, trade_ids: list[str] | None = None) -> Order:
-        return Order(
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            side=self.side,
-            order_type=self.order_type,
-            time_in_force=self.time_in_force,
-            order_qty=self.qty,
-            limit_price=self.price,
-            status=self.status,
-            venue_order_id=self.venue_order_id,
-            executed_qty=self.executed_qty,
-            cum_quote=self.cum_quote,
-            avg_price=self.avg_price,
-            fee=self.fee,
-            fee_asset=self.fee_asset,
-            reason=self.reason,
-            strategy_id=self.strategy_id,
-            reference_price=self.reference_price,
-            created_ts_ns=self.created_ns,
-            last_ts_ns=self.updated_ns,
-            trade_ids=trade_ids or [],
-        )
+        return cls(journal_seq, msgspec.structs.replace(order))
 
 
-class FillRow(msgspec.Struct, kw_only=True):
-    trade_id: str
-    client_order_id: str
-    symbol: str
-    side: OrderSide
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_asset: str
-    liquidity: LiquiditySide
-    ts_ns: int
+class FillRow(msgspec.Struct, frozen=True):
+    """A fill and the journal entry that recorded it."""
+
     journal_seq: int
-
-    @classmethod
-    def of(cls, fill: OrderFilled, journal_seq: int) -> "FillRow":
-        return cls(
-            trade_id=fill.trade_id,
-            client_order_id=fill.client_order_id,
-            symbol=fill.symbol,
-            side=fill.side,
-            qty=fill.qty,
-            price=fill.price,
-            fee=fill.fee,
-            fee_asset=fill.fee_asset,
-            liquidity=fill.liquidity,
-            ts_ns=fill.ts_ns,
-            journal_seq=journal_seq,
-        )
-
-    def to_event(self) -> OrderFilled:
-        return OrderFilled(
-            ts_ns=self.ts_ns,
-            client_order_id=self.client_order_id,
-            trade_id=self.trade_id,
-            qty=self.qty,
-            price=self.price,
-            fee=self.fee,
-            fee_asset=self.fee_asset,
-            liquidity=self.liquidity,
-            symbol=self.symbol,
-            side=self.side,
-        )
+    fill: OrderFilled
 
 
 class ModeChangeRow(msgspec.Struct, kw_only=True):
@@ -205,32 +100,6 @@ class AuditRecord(msgspec.Struct, kw_only=True):
     result: str = ""
     client_ip: str = ""
     request_id: str = ""
-
-
-class OrderQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """Newest first by creation time; `before_ns` pages backwards."""
-
-    statuses: frozenset[OrderStatus] | None = None
-    symbol: str | None = None
-    limit: int | None = None
-    before_ns: int | None = None
-
-
-class TradeQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """Newest first by fill time; `before_ns` pages backwards."""
-
-    symbol: str | None = None
-    client_order_id: str | None = None
-    limit: int = 20
-    before_ns: int | None = None
-
-
-class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
-    actor: str | None = None
-    action: str | None = None
-    since_ns: int | None = None
-    before_ns: int | None = None
-    limit: int = 100
 
 
 class MigrationStatus(msgspec.Struct, frozen=True, kw_only=True):

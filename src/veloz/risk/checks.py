@@ -10,6 +10,7 @@ from decimal import Decimal
 import msgspec
 
 from veloz.model.enums import OrderSide
+from veloz.model.errors import DenialReason
 from veloz.risk.limits import SymbolLimits
 
 HUNDRED = Decimal(100)
@@ -40,7 +41,7 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Denial(msgspec.Struct, frozen=True, kw_only=True):
-    reason: str
+    reason: DenialReason
     message: str
 
 
@@ -58,12 +59,12 @@ def pre_trade(
 def _size(order: OrderIntent, limits: SymbolLimits, _: int | None, __: Exposure) -> Denial | None:
     if limits.min_qty is not None and order.qty < limits.min_qty:
         return Denial(
-            reason="qty_below_minimum",
+            reason=DenialReason.QTY_BELOW_MINIMUM,
             message=f"qty {order.qty} is below the minimum {limits.min_qty}",
         )
     if limits.max_qty is not None and order.qty > limits.max_qty:
         return Denial(
-            reason="qty_above_maximum",
+            reason=DenialReason.QTY_ABOVE_MAXIMUM,
             message=f"qty {order.qty} is above the maximum {limits.max_qty}",
         )
     return None
@@ -75,12 +76,12 @@ def _notional(
     notional = order.qty * order.price
     if limits.min_notional is not None and notional < limits.min_notional:
         return Denial(
-            reason="notional_below_minimum",
+            reason=DenialReason.NOTIONAL_BELOW_MINIMUM,
             message=f"notional {notional} is below the minimum {limits.min_notional}",
         )
     if limits.max_notional is not None and notional > limits.max_notional:
         return Denial(
-            reason="notional_above_maximum",
+            reason=DenialReason.NOTIONAL_ABOVE_MAXIMUM,
             message=f"notional {notional} is above the maximum {limits.max_notional}",
         )
     return None
@@ -95,7 +96,7 @@ def _price_band(
     distance = abs(order.price - exposure.mark) / exposure.mark * HUNDRED
     if distance > limits.price_band_pct:
         return Denial(
-            reason="price_out_of_band",
+            reason=DenialReason.PRICE_OUT_OF_BAND,
             message=f"price {order.price} is {distance:.2f}% from the market {exposure.mark}; "
             f"the band is {limits.price_band_pct}%",
         )
@@ -107,13 +108,13 @@ def _open_orders(
 ) -> Denial | None:
     if limits.max_open_orders is not None and exposure.open_orders_symbol >= limits.max_open_orders:
         return Denial(
-            reason="max_open_orders",
+            reason=DenialReason.MAX_OPEN_ORDERS,
             message=f"{order.symbol} already has {exposure.open_orders_symbol} open "
             f"orders (limit {limits.max_open_orders})",
         )
     if max_open_total is not None and exposure.open_orders_total >= max_open_total:
         return Denial(
-            reason="max_open_orders",
+            reason=DenialReason.MAX_OPEN_ORDERS,
             message=f"{exposure.open_orders_total} orders are open (limit {max_open_total})",
         )
     return None
@@ -129,7 +130,7 @@ def _position(
         worst = exposure.position_qty - exposure.open_sell_qty - order.qty
     if limits.max_position_qty is not None and abs(worst) > limits.max_position_qty:
         return Denial(
-            reason="max_position_exceeded",
+            reason=DenialReason.MAX_POSITION_EXCEEDED,
             message=f"{order.symbol} position could reach {worst} (limit "
             f"{limits.max_position_qty}, open and in-flight orders included)",
         )
@@ -139,7 +140,7 @@ def _position(
         and abs(worst) * price > limits.max_position_notional
     ):
         return Denial(
-            reason="max_position_exceeded",
+            reason=DenialReason.MAX_POSITION_EXCEEDED,
             message=f"{order.symbol} position could reach a notional of "
             f"{abs(worst) * price} (limit {limits.max_position_notional})",
         )
@@ -158,7 +159,7 @@ def _balance(
         need, have, unit = order.qty, exposure.free_base, "base"
     if need > have:
         return Denial(
-            reason="insufficient_balance",
+            reason=DenialReason.INSUFFICIENT_BALANCE,
             message=f"needs {need} {unit} free, {have} is (open orders included)",
         )
     return None
@@ -175,7 +176,7 @@ def _margin(order: OrderIntent, exposure: Exposure, leverage: Decimal) -> Denial
     allowed = exposure.equity * leverage
     if need > allowed and abs(worst) > abs(exposure.position_qty):
         return Denial(
-            reason="insufficient_margin",
+            reason=DenialReason.INSUFFICIENT_MARGIN,
             message=f"a position worth {need} would exceed {allowed} "
             f"({leverage}x the equity {exposure.equity})",
         )

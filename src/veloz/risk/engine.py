@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from veloz.model.enums import TradingMode
+from veloz.model.errors import DenialReason
 from veloz.risk.checks import Denial, Exposure, OrderIntent, pre_trade
 from veloz.risk.limits import LoadedLimits, RiskLimitsError, builtin_limits, load_limits
 from veloz.risk.portfolio_risk import historical_var, returns
@@ -79,11 +80,15 @@ class RiskEngine:
     def check(self, order: OrderIntent, mode: TradingMode, exposure: Exposure) -> Denial | None:
         """Mode first (nothing else matters if trading is off), then the rate, then limits."""
         if mode is not TradingMode.ACTIVE:
-            reason = "trading_halted" if mode is TradingMode.HALTED else "trading_disabled"
+            reason = (
+                DenialReason.TRADING_HALTED
+                if mode is TradingMode.HALTED
+                else DenialReason.TRADING_DISABLED
+            )
             return Denial(reason=reason, message=f"trading is {mode}")
         if self._bucket is not None and not self._bucket.take():
             return Denial(
-                reason="rate_limited",
+                reason=DenialReason.RATE_LIMITED,
                 message=f"more than {self._bucket.rate_per_s:g} orders/s; retry in "
                 f"{self._bucket.retry_after_s():.3f} s",
             )

@@ -12,12 +12,14 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+from litestar import Litestar
 
-from veloz.api.app import create_app
+from veloz.api.app import DEFAULT_MAX_BODY_BYTES, create_app
 from veloz.auth.service import AuthService
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
+from veloz.observability.metrics import registry_for
 from veloz.persistence.service import HistoryService, running_history
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,30 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def service_app(
+    engine: LiveEngine,
+    settings: Settings | None = None,
+    history: HistoryService | None = None,
+    *,
+    auth: AuthService | None = None,
+    shutdown: asyncio.Event | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    http_metrics: bool = True,
+) -> Litestar:
+    """The HTTP API on `engine`: the in-process client, the engine's metrics, and the
+    audit trail into the history store (if there is one)."""
+    return create_app(
+        LocalEngineClient(engine, history),
+        settings,
+        shutdown=shutdown,
+        max_body_bytes=max_body_bytes,
+        http_metrics=http_metrics,
+        auth=auth,
+        metrics=registry_for(engine, history),
+        record_audit=history.record_audit if history is not None else None,
+    )
+
+
 async def run_service(
     engine: LiveEngine,
     settings: Settings,
@@ -41,13 +67,14 @@ async def run_service(
 ) -> int:
     shutdown = asyncio.Event()
     auth = AuthService(settings.auth_config(), history.store if history else None, time.time_ns)
-    app = create_app(
-        EngineClient(engine, history),
+    app = service_app(
+        engine,
         settings,
+        history,
+        auth=auth,
         shutdown=shutdown,
         max_body_bytes=settings.max_body_bytes,
         http_metrics=settings.metrics,
-        auth=auth,
     )
     config = uvicorn.Config(
         app,

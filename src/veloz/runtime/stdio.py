@@ -23,10 +23,13 @@ import msgspec
 from veloz.codec import encode_json, to_builtins
 from veloz.engine.bus import BusMessage
 from veloz.engine.client import EngineClient
-from veloz.engine.views import OrderView, stream_events
+from veloz.engine.clock import Clock
+from veloz.engine.views.orders import OrderView
+from veloz.engine.views.streams import stream_events
 from veloz.model.commands import parse_cancel_order, parse_submit_order
-from veloz.model.errors import CommandRejected, VelozError
+from veloz.model.errors import CommandRejected, ErrorCode, VelozError
 from veloz.persistence.service import HistoryService, running_history
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 logger = logging.getLogger(__name__)
@@ -58,10 +61,13 @@ class NdjsonOut:
 
 
 class StdioSession:
-    def __init__(self, engine: LiveEngine, out: NdjsonOut) -> None:
-        self._engine = engine
-        self._client = EngineClient(engine)
+    """One stdin/stdout conversation with the engine, through its client; `clock` stamps
+    the events the session writes itself."""
+
+    def __init__(self, client: EngineClient, out: NdjsonOut, clock: Clock) -> None:
+        self._client = client
         self._out = out
+        self._clock = clock
 
     def on_bus(self, message: BusMessage) -> None:
         for event in stream_events(message):
@@ -77,40 +83,38 @@ class StdioSession:
             self.error(exc.code, exc.message, line, exc.reason)
         except Exception:
             logger.exception("stdio command failed: %s", line[:200])
-            self.error("internal_error", "the command failed; see the engine log", line)
+            self.error(ErrorCode.INTERNAL_ERROR, "the command failed; see the engine log", line)
 
     async def _dispatch(self, line: str) -> None:
         fields = _parse_line(line)
         command = fields.get("cmd")
         if command == "order":
-            ack = await self._client.submit_order(parse_submit_order(fields))
-            if not ack.created:  # a new order is announced by the bus once durable
-                self._order_state(ack.client_order_id, "order_update")
+            placed = await self._client.submit_order(parse_submit_order(fields))
+            if not placed.created:  # a new order is announced by the bus once durable
+                self._order_state(placed.order, "order_update")
         elif command == "cancel":
             await self._client.cancel_order(parse_cancel_order(fields))
         elif command == "query":
-            self._order_state(_required(fields, "client_order_id"), "order_state")
+            order = await self._client.order(_required(fields, "client_order_id"))
+            self._order_state(order, "order_state")
         elif command == "status":
-            self._out.emit({"type": "account"} | to_builtins(self._client.account()))
+            status = await self._client.account_status()
+            self._out.emit({"type": "account"} | to_builtins(status))
         else:
             raise CommandRejected(
                 f"unknown command {str(command)[:20]!r}; expected ORDER, CANCEL, QUERY or STATUS",
-                code="bad_command",
+                code=ErrorCode.BAD_COMMAND,
             )
 
-    def _order_state(self, client_order_id: str, event_type: str) -> None:
-        order = self._client.order(client_order_id)
-        if order is None:
-            raise CommandRejected(f"no order {client_order_id}", code="not_found")
+    def _order_state(self, order: OrderView, event_type: str) -> None:
         self._out.emit(
-            {"type": event_type, "ts_ns": self._engine.clock.time_ns()}
-            | msgspec.structs.asdict(OrderView.of(order))
+            {"type": event_type, "ts_ns": self._clock.time_ns()} | msgspec.structs.asdict(order)
         )
 
-    def error(self, code: str, message: str, line: str, reason: str | None = None) -> None:
-        event = {
+    def error(self, code: ErrorCode, message: str, line: str, reason: str | None = None) -> None:
+        event: dict[str, Any] = {
             "type": "error",
-            "ts_ns": self._engine.clock.time_ns(),
+            "ts_ns": self._clock.time_ns(),
             "code": code,
             "message": message,
             "line": line[:200],
@@ -125,7 +129,7 @@ def _parse_line(line: str) -> dict[str, Any]:
         try:
             fields = _json_line.decode(line)
         except msgspec.DecodeError as exc:
-            raise CommandRejected(f"invalid JSON: {exc}", code="bad_json") from None
+            raise CommandRejected(f"invalid JSON: {exc}", code=ErrorCode.BAD_JSON) from None
         if isinstance(fields.get("cmd"), str):
             fields["cmd"] = fields["cmd"].lower()
         return fields
@@ -136,7 +140,7 @@ def _parse_line(line: str) -> dict[str, Any]:
     if verb not in expected:
         raise CommandRejected(
             f"unknown command {verb[:20]!r}; expected ORDER, CANCEL, QUERY or STATUS",
-            code="bad_command",
+            code=ErrorCode.BAD_COMMAND,
         )
     low, high = expected[verb]
     if not low <= len(args) <= high:
@@ -168,8 +172,9 @@ async def run_stdio(
 
 async def _serve_stdio(engine: LiveEngine, stdin: BinaryIO | None, stdout: BinaryIO | None) -> int:
     out = NdjsonOut(stdout or sys.stdout.buffer)
-    session = StdioSession(engine, out)
-    engine.bus.subscribe(session.on_bus)
+    client = LocalEngineClient(engine)
+    session = StdioSession(client, out, engine.clock)
+    client.subscribe(session.on_bus)
     await engine.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -207,7 +212,9 @@ async def _read_commands(
             try:
                 line = reading.result()
             except ValueError:  # longer than MAX_LINE_BYTES: the reader dropped it
-                session.error("line_too_long", f"lines are limited to {MAX_LINE_BYTES} bytes", "")
+                session.error(
+                    ErrorCode.LINE_TOO_LONG, f"lines are limited to {MAX_LINE_BYTES} bytes", ""
+                )
                 continue
             if not line:
                 return

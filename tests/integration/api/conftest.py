@@ -9,10 +9,9 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from veloz.api.app import create_app
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
 from veloz.runtime.live import LiveEngine
+from veloz.runtime.service import service_app
 
 
 class ApiClient(httpx.AsyncClient):
@@ -22,7 +21,7 @@ class ApiClient(httpx.AsyncClient):
 @pytest.fixture
 async def api(engine: LiveEngine) -> AsyncIterator[ApiClient]:
     settings = Settings(market_symbol="BTCUSDT,ETHUSDT", binance_api_secret="s3cr3t-value")
-    app = create_app(EngineClient(engine), settings, max_body_bytes=4096)
+    app = service_app(engine, settings, max_body_bytes=4096)
     async with ApiClient(
         # A standard ASGI app; the two libraries spell the ASGI types differently.
         transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]

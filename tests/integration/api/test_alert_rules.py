@@ -15,10 +15,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from veloz.api.app import create_app
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
-from veloz.persistence.service import HistoryConfig, HistoryService
+from veloz.persistence.service import HistoryConfig
+from veloz.runtime.history import attach_history
+from veloz.runtime.service import service_app
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -112,8 +112,8 @@ def dashboard_queries() -> list[str]:
 
 async def test_every_metric_the_rules_and_dashboards_use_exists_on_the_engine(engine, tmp_path):
     # An engine with a history store, so the store's metrics are there too.
-    history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
-    app = create_app(EngineClient(engine, history), Settings(market_symbol="BTCUSDT,ETHUSDT"))
+    history = attach_history(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
+    app = service_app(engine, Settings(market_symbol="BTCUSDT,ETHUSDT"), history)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://veloz.test") as api:
         await api.get("/health")  # so the HTTP metrics have a series

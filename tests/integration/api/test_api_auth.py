@@ -13,14 +13,14 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute, WebSocketRoute
 
 from veloz.api.access import PUBLIC, ROUTE_ROLES, required_role, route_template
-from veloz.api.app import create_app
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
+from veloz.model.queries import AuditQuery
 from veloz.persistence.service import HistoryConfig, HistoryService
-from veloz.persistence.store import AuditQuery
+from veloz.runtime.history import attach_history
 from veloz.runtime.live import LiveEngine
+from veloz.runtime.service import service_app
 
 JWT_SECRET = "9f2c1e7a4b8d6f0e3a5c7b9d1f3e5a7c9b1d3f5e7a9c1b3d"
 ADMIN_PASSWORD = "correct horse battery"
@@ -53,7 +53,7 @@ class Secured:
 
 async def secure(engine: LiveEngine, tmp_path, **limits: float) -> AsyncIterator[Secured]:
     clock = Clock()
-    history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
+    history = attach_history(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
     await history.start()
     auth = AuthService(
         AuthConfig(
@@ -71,7 +71,7 @@ async def secure(engine: LiveEngine, tmp_path, **limits: float) -> AsyncIterator
     await auth.start()
     rates = {"api_rate_limit": 1e6, "api_ip_rate_limit": 1e6, "login_rate_limit": 1e6} | limits
     settings = Settings(market_symbol="BTCUSDT,ETHUSDT", **rates)  # type: ignore[arg-type]
-    app = create_app(EngineClient(engine, history), settings, auth=auth)
+    app = service_app(engine, settings, history, auth=auth)
     secured = Secured(app, auth, history, clock)
     for role in Role:
         secured.keys[role] = (await auth.create_key(f"{role} key", role)).key
@@ -346,9 +346,10 @@ async def test_the_client_address_comes_through_trusted_proxies_only(engine, tmp
         async with secured.client(("10.0.0.5", 1)) as client:
             assert (await client.get("/api/account", headers=forwarded)).status_code == 403
     async for secured in secure(engine, tmp_path / "proxied"):
-        secured.app = create_app(
-            EngineClient(engine, secured.history),
+        secured.app = service_app(
+            engine,
             Settings(market_symbol="BTCUSDT,ETHUSDT", trusted_proxies="10.0.0.0/24"),
+            secured.history,
             auth=secured.auth,
         )
         key = await secured.auth.create_key("office", Role.VIEWER, allowed_ips=["203.0.113.7/32"])
@@ -360,9 +361,10 @@ async def test_the_client_address_comes_through_trusted_proxies_only(engine, tmp
 
 async def test_cors_allows_only_the_configured_origins(engine, tmp_path):
     async for secured in secure(engine, tmp_path):
-        secured.app = create_app(
-            EngineClient(engine, secured.history),
+        secured.app = service_app(
+            engine,
             Settings(market_symbol="BTCUSDT", cors_origins="https://desk.example.com"),
+            secured.history,
             auth=secured.auth,
         )
         preflight = {"Access-Control-Request-Method": "GET"}

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 
 from tests.support.engine import engine_config, quote, wait_for
-from veloz.api.app import create_app
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.persistence.service import HistoryConfig, HistoryService
+from veloz.runtime.history import attach_history
 from veloz.runtime.live import LiveEngine
+from veloz.runtime.service import service_app
 
 ORDERS = 12
 
@@ -34,11 +34,11 @@ async def run(tmp_path: Path) -> AsyncIterator[Running]:
         engine_config(tmp_path / "wal"), retained_final_orders=3, activity_fills=3
     )
     engine = LiveEngine(config)
-    history = HistoryService(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
+    history = attach_history(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
     await history.start()
     await engine.start()
     engine.market.on_data(quote())
-    app = create_app(EngineClient(engine, history), Settings(market_symbol="BTCUSDT,ETHUSDT"))
+    app = service_app(engine, Settings(market_symbol="BTCUSDT,ETHUSDT"), history)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://veloz.test") as api:
         yield Running(engine, history, api)

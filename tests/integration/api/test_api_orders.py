@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.engine import wait_for_status
+from veloz.engine.views.orders import OrderAnswer
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
 from veloz.model.enums import OrderStatus
@@ -24,12 +25,15 @@ async def place(api, body: dict[str, Any] | None = None, **kwargs: Any):
 async def test_json_order_is_answered_once_durable(api, engine, wal_dir):
     response = await place(api, ORDER)
     assert response.status_code == 200
-    assert response.json() == {
-        "ok": True,
-        "client_order_id": "a1",
-        "status": "PENDING_NEW",
-        "venue_order_id": None,
-    }
+    answer = response.json()
+    assert answer["ok"] is True
+    assert (answer["client_order_id"], answer["status"], answer["venue_order_id"]) == (
+        "a1",
+        "PENDING_NEW",
+        None,
+    )
+    # The answer is the order as it stands once durable: every field an order has.
+    assert set(answer) == set(OrderAnswer.__struct_encode_fields__) and answer["order_qty"] == 0.01
     journaled = [r for _, r in iterate_records(wal_dir) if r.entry_type == EntryType.OrderNew]
     assert len(journaled) == 1 and b"a1" in journaled[0].payload
 

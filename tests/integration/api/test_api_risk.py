@@ -10,13 +10,12 @@ import pytest
 
 from tests.integration.api.conftest import ApiClient
 from tests.support.engine import engine_config, quote, wait_for_status
-from veloz.api.app import create_app
 from veloz.config import Settings
-from veloz.engine.client import EngineClient
 from veloz.model.enums import OrderStatus
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import load_limits
 from veloz.runtime.live import LiveEngine
+from veloz.runtime.service import service_app
 
 LIMITS = "defaults:\n  max_qty: 1\n  price_band_pct: 5\nmax_open_orders: 10\n"
 ORDER = {"side": "BUY", "symbol": "BTCUSDT", "price": 50000}
@@ -30,7 +29,7 @@ async def risky(tmp_path: Path) -> AsyncIterator[tuple[ApiClient, LiveEngine, Pa
     engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
     await engine.start()
     engine.market.on_data(quote(bid="50000", ask="50001"))
-    app = create_app(EngineClient(engine), Settings())
+    app = service_app(engine, Settings())
     async with ApiClient(
         transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
         base_url="http://veloz.test",
@@ -104,7 +103,7 @@ async def test_status_reports_var_leverage_and_concentration(tmp_path):
     risk = RiskConfig(equity_sample_interval_s=0)  # every quote is a sample
     engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
     await engine.start()
-    app = create_app(EngineClient(engine), Settings())
+    app = service_app(engine, Settings())
     try:
         engine.market.on_data(quote(bid="50000", ask="50001"))
         async with ApiClient(

@@ -8,7 +8,7 @@ import msgspec
 
 from tests.support.engine import crash, engine_config, quote, wait_for, wait_for_status
 from veloz.codec import encode_event
-from veloz.engine.views import stream_events
+from veloz.engine.views.streams import stream_events
 from veloz.journal.framing import Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import CURRENT_NAME, QUARANTINE_DIR

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.support.engine import engine_config, quote, wait_for
-from veloz.engine.views import stream_events
+from veloz.engine.views.streams import stream_events
 from veloz.journal.framing import EntryType
 from veloz.journal.verify import iterate_records
 from veloz.model.commands import CancelOrder, SubmitOrder

@@ -11,14 +11,14 @@ from pathlib import Path
 import msgspec
 
 from tests.support.engine import NO_LIMITS, engine_config, quote, wait_for
-from veloz.engine.views import OrderView
+from veloz.engine.views.orders import OrderView
 from veloz.journal.segments import list_segments
 from veloz.journal.tail import JournalTail
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OPEN_STATUSES, OrderSide
+from veloz.model.queries import OrderQuery, TradeQuery
 from veloz.persistence.projector import Projector, ProjectorConfig, rebuild
 from veloz.persistence.sqlite import SqliteStore
-from veloz.persistence.store import OrderQuery, TradeQuery
 from veloz.runtime.live import LiveEngine
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from tests.support.engine import engine_config, journaled, quote, wait_for_status
 from veloz.api.stream_hub import KEEPALIVE_FRAME, Closed, Mailbox, StreamHub
-from veloz.engine.client import EngineClient
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 
@@ -84,7 +84,7 @@ async def test_take_returns_what_is_queued_once_woken():
 
 
 async def test_after_a_quiet_spell_an_event_goes_out_at_once_then_wakes_are_batched(engine):
-    hub = StreamHub(EngineClient(engine), asyncio.Event(), flush_interval_s=0.2)
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event(), flush_interval_s=0.2)
     sse = hub.open_sse(None, None)
     engine.market.on_data(quote(bid="50000.1"))
     assert len(await sse.mailbox.take()) == 1
@@ -102,7 +102,7 @@ async def test_after_a_quiet_spell_an_event_goes_out_at_once_then_wakes_are_batc
 async def test_resume_sends_what_came_after_the_id_then_live_without_gap_or_duplicate(engine):
     published = journaled(engine)
     await place(engine, "r0", "r1", "r2")
-    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     sse = hub.open_sse(None, published[1].seq)
     assert ids(sse.backlog) == [m.seq for m in published[2:]]
     assert set(types(sse.backlog)) == {"order_update"}
@@ -116,7 +116,7 @@ async def test_resume_sends_what_came_after_the_id_then_live_without_gap_or_dupl
 
 async def test_resume_from_the_newest_id_has_no_backlog_and_misses_nothing_live(engine):
     await place(engine, "n0")
-    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     sse = hub.open_sse(None, journal_seqs(engine)[-1])
     assert sse.backlog == []
     await place(engine, "n1")
@@ -130,7 +130,7 @@ async def test_resume_from_before_the_replay_buffer_sends_one_reset(wal_dir):
     try:
         engine.market.on_data(quote())
         await place(engine, "o0", "o1")
-        hub = StreamHub(EngineClient(engine), asyncio.Event())
+        hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
         sse = hub.open_sse(None, 0)  # o0's events have left the ring
         assert types(sse.backlog) == ["reset"]
         last_seq = engine.activity.last_seq
@@ -144,7 +144,7 @@ async def test_resume_from_before_the_replay_buffer_sends_one_reset(wal_dir):
 
 
 async def test_a_full_mailbox_drops_only_that_client_and_never_blocks_the_publisher(engine):
-    hub = StreamHub(EngineClient(engine), asyncio.Event(), mailbox_size=3)
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event(), mailbox_size=3)
     fast, slow = hub.open_sse(None, None), hub.open_sse(None, None)
     orders, market = hub.open_orders(), hub.open_market()
     hub.watch(market, [("BTCUSDT", "book_top")])
@@ -165,7 +165,7 @@ async def test_a_full_mailbox_drops_only_that_client_and_never_blocks_the_publis
 
 
 async def test_a_client_gets_only_the_types_it_asked_for(engine):
-    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     fills, everything = hub.open_sse(frozenset({"fill"}), None), hub.open_sse(None, None)
     engine.market.on_data(quote(bid="50000.5"))
     await engine.submit(marketable("f1"))
@@ -179,7 +179,7 @@ async def test_a_client_gets_only_the_types_it_asked_for(engine):
 
 
 async def test_orders_socket_messages_are_order_updates_and_fills(engine):
-    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     orders = hub.open_orders()
     engine.market.on_data(quote(bid="50000.5"))  # market data is not for this stream
     await engine.submit(marketable("w1"))
@@ -191,7 +191,7 @@ async def test_orders_socket_messages_are_order_updates_and_fills(engine):
 
 
 async def test_idle_sse_clients_get_keep_alive_comments(engine):
-    hub = StreamHub(EngineClient(engine), asyncio.Event(), keepalive_s=0.01)
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event(), keepalive_s=0.01)
     sse, orders = hub.open_sse(None, None), hub.open_orders()
     assert await sse.mailbox.take() == [KEEPALIVE_FRAME]
     hub.close(sse.mailbox)
@@ -200,7 +200,7 @@ async def test_idle_sse_clients_get_keep_alive_comments(engine):
 
 async def test_shutdown_ends_every_stream_and_refuses_new_ones(engine):
     shutdown = asyncio.Event()
-    hub = StreamHub(EngineClient(engine), shutdown)
+    hub = StreamHub(LocalEngineClient(engine), shutdown)
     mailboxes: list[Mailbox[Any]] = [
         hub.open_sse(None, None).mailbox,
         hub.open_orders(),
@@ -218,7 +218,7 @@ async def test_shutdown_ends_every_stream_and_refuses_new_ones(engine):
 @pytest.mark.parametrize("kind", ["sse", "orders", "market"])
 async def test_the_last_client_out_unsubscribes_the_hub_from_the_bus(engine, kind):
     subscribed = len(engine.bus._handlers)
-    hub = StreamHub(EngineClient(engine), asyncio.Event())
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     openers: dict[str, Callable[[], Mailbox[Any]]] = {
         "sse": lambda: hub.open_sse(None, None).mailbox,
         "orders": hub.open_orders,

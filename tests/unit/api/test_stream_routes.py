@@ -20,10 +20,10 @@ from websockets.exceptions import ConnectionClosed
 from tests.support.engine import quote, wait_for_status
 from veloz.api.app import create_app
 from veloz.api.stream_hub import StreamHub
-from veloz.engine.client import EngineClient
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.model.market import TradeTick
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 
 WITHIN_S = 5.0
@@ -54,7 +54,7 @@ def hub_options() -> dict[str, Any]:
 @pytest.fixture
 async def served(engine: LiveEngine, hub_options: dict[str, Any]) -> AsyncIterator[Served]:
     shutdown = asyncio.Event()
-    client = EngineClient(engine)
+    client = LocalEngineClient(engine)
     app = create_app(client, shutdown=shutdown)
     hub = app.state.stream_hub = StreamHub(client, shutdown, **hub_options)
     listener = socket.socket()

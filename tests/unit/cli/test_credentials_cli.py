@@ -99,13 +99,13 @@ def test_users_create_passwd_disable(runner, tmp_path):
     assert read_back(url, lambda auth: auth.login("ana", "another-long-password")).access_token
     assert runner.invoke(app, ["users", "disable", "ana", "--url", url]).exit_code == 0
 
-    async def disabled_login(auth: AuthService) -> int:
+    async def disabled_login(auth: AuthService) -> str:
         try:
             await auth.login("ana", "another-long-password")
         except AuthError as exc:
-            return exc.status
-        return 200
+            return exc.code
+        return "ok"
 
-    assert read_back(url, disabled_login) == 401
+    assert read_back(url, disabled_login) == "unauthorized"
     missing = runner.invoke(app, ["users", "disable", "nobody", "--url", url])
     assert missing.exit_code == 2 and "no user" in missing.output

@@ -2,9 +2,9 @@
 
 import pytest
 
-from veloz.engine.client import parse_status_filter
 from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderStatus
 from veloz.model.errors import CommandRejected
+from veloz.model.queries import parse_status_filter
 
 
 @pytest.mark.parametrize("value", [None, ""])

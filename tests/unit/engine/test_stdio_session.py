@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.engine import wait_for_status
 from veloz.model.enums import OrderStatus
+from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
 from veloz.runtime.stdio import NdjsonOut, StdioSession
 
@@ -22,7 +23,7 @@ class Stdout:
     def __init__(self, engine: LiveEngine, subscribe: bool = False) -> None:
         self.buffer = io.BytesIO()
         self.out = NdjsonOut(self.buffer)
-        self.session = StdioSession(engine, self.out)
+        self.session = StdioSession(LocalEngineClient(engine), self.out, engine.clock)
         if subscribe:
             engine.bus.subscribe(self.session.on_bus)
         self._read = 0

@@ -22,7 +22,7 @@ from tests.unit.model.order_builders import (
     submitted,
 )
 from veloz.model.enums import OrderStatus, TimeInForce
-from veloz.model.errors import InvalidTransition
+from veloz.model.errors import DenialReason, InvalidTransition
 from veloz.model.events import OrderDenied, OrderEvent
 from veloz.model.orders import Order
 
@@ -190,7 +190,7 @@ def test_an_event_for_another_order_is_refused():
             side=submitted().side,
             qty=submitted().qty,
             price=None,
-            reason="risk",
+            reason=DenialReason.MAX_OPEN_ORDERS,
             message="no",
         ),
     ],

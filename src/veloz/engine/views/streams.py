@@ -1,41 +1,25 @@
-"""Outward shapes shared by the transports: the order as `api.md` lists its fields, and
-how a bus message reads as a stdio/stream event."""
+"""How a bus message reads as a stream event (SSE, `/ws/orders`, stdio), and the backlog
+a resuming stream replays."""
 
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from veloz.engine.bus import BusMessage, Journaled
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.engine.views.orders import FillView, OrderView
 from veloz.model.events import BalanceSet, OrderDenied, OrderFilled, TradingModeChanged
 from veloz.model.market import QuoteTick
-from veloz.model.orders import Order
 from veloz.risk.monitor import RiskAlert
 
 
-class OrderView(msgspec.Struct, frozen=True, kw_only=True, rename={"order_type": "type"}):
-    client_order_id: str
-    venue_order_id: str | None
-    symbol: str
-    side: OrderSide
-    order_type: OrderType
-    time_in_force: TimeInForce
-    order_qty: Decimal
-    limit_price: Decimal | None
-    status: OrderStatus
-    executed_qty: Decimal
-    avg_price: Decimal | None
-    fee: Decimal
-    fee_asset: str | None
-    reason: str
-    strategy_id: str | None
-    created_ts_ns: int
-    last_ts_ns: int
+class Backlog(msgspec.Struct, frozen=True, kw_only=True):
+    """The journaled events after a sequence, oldest first. `complete` is False when some
+    of them have already left the replay buffer: the client must re-fetch state instead
+    of resuming. `last_seq` is the newest sequence held."""
 
-    @classmethod
-    def of(cls, order: Order) -> "OrderView":
-        return msgspec.convert(order, cls, from_attributes=True)
+    messages: list[Journaled]
+    complete: bool
+    last_seq: int | None
 
 
 def stream_events(message: BusMessage) -> list[dict[str, Any]]:
@@ -78,21 +62,6 @@ def stream_events(message: BusMessage) -> list[dict[str, Any]]:
         "event": type(event).__name__,
     } | msgspec.structs.asdict(OrderView.of(message.order))
     if isinstance(event, OrderFilled):
-        fill = {"type": "fill", "seq": message.seq} | _fill_fields(event)
+        fill = {"type": "fill", "seq": message.seq} | msgspec.structs.asdict(FillView.of(event))
         return [fill, update]
     return [update]
-
-
-def _fill_fields(fill: OrderFilled) -> dict[str, Any]:
-    return {
-        "ts_ns": fill.ts_ns,
-        "trade_id": fill.trade_id,
-        "client_order_id": fill.client_order_id,
-        "symbol": fill.symbol,
-        "side": fill.side,
-        "qty": fill.qty,
-        "price": fill.price,
-        "fee": fill.fee,
-        "fee_asset": fill.fee_asset,
-        "liquidity": fill.liquidity,
-    }

@@ -1,42 +1,45 @@
-"""The health model behind `/health/*`: each component's state, and whether the engine is
-started, live and ready to trade."""
+"""The health checks behind `/health/*`: each component's state read from the live
+engine, and whether it is started, live and ready to trade."""
 
-from typing import TYPE_CHECKING
+import time
 
-import msgspec
-
+from veloz import __version__
+from veloz.engine.views.health import ComponentHealth, Health, Probe, Readiness
 from veloz.market.engine import FeedStatus
-from veloz.model.enums import TradingMode
+from veloz.model.enums import EnginePhase, TradingMode
+from veloz.persistence.service import HistoryService
 from veloz.runtime.live import LiveEngine
-
-if TYPE_CHECKING:
-    from veloz.persistence.service import HistoryService
 
 LIVE_LAG_LIMIT_S = 1.0
 
 
-class ComponentHealth(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    status: str
-    detail: str = ""
+def health(engine: LiveEngine) -> Health:
+    return Health(
+        ok=True,
+        status="ok",
+        version=__version__,
+        uptime_s=round(time.time() - engine.started_ns / 1e9, 3),
+        phase=EnginePhase(engine.phase),
+        mode=engine.mode,
+    )
 
 
-class Readiness(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    phase: str
-    mode: TradingMode
-    mode_reason: str
-    components: dict[str, ComponentHealth]
+def liveness(engine: LiveEngine) -> Probe:
+    lag = engine.loop_lag.current_lag_s()
+    ok = lag < LIVE_LAG_LIMIT_S
+    return Probe(ok=ok, status="ok" if ok else "stalled", detail=f"loop lag {lag:.3f} s")
 
 
-def readiness(
-    engine: LiveEngine, default_symbol: str, history: "HistoryService | None" = None
-) -> Readiness:
+def startup(engine: LiveEngine) -> Probe:
+    return Probe(ok=engine.ready, status=engine.phase)
+
+
+def readiness(engine: LiveEngine, symbol: str, history: HistoryService | None) -> Readiness:
     """Ready to trade: started, journal writable, market data fresh, venue connected, not
     in maintenance. READONLY is ready (reads and cancels work); the mode is reported."""
     components = {
         "journal": journal_health(engine),
-        "market": market_health(engine, default_symbol),
+        "market": market_health(engine, symbol),
         "venue": venue_health(engine),
         "database": database_health(history),
         "cache": ComponentHealth(ok=True, status="not_configured", detail="VELOZ_REDIS_URL unset"),
@@ -48,7 +51,7 @@ def readiness(
     )
     return Readiness(
         ok=ok,
-        phase=engine.phase,
+        phase=EnginePhase(engine.phase),
         mode=engine.mode,
         mode_reason=engine.mode_reason,
         components=components,
@@ -56,16 +59,16 @@ def readiness(
 
 
 def journal_health(engine: LiveEngine) -> ComponentHealth:
-    if engine.journal is None:
+    journal = engine.journal
+    if journal is None:
         return ComponentHealth(ok=False, status="unavailable", detail=engine.journal_error or "")
-    if engine.journal.failure is not None:
-        return ComponentHealth(ok=False, status="failed", detail=engine.journal.failure)
-    if engine.journal_problems:
-        detail = (
-            f"{len(engine.journal_problems)} problems found at start: {engine.journal_problems[0]}"
-        )
+    if journal.failure is not None:
+        return ComponentHealth(ok=False, status="failed", detail=journal.failure)
+    problems = engine.journal_problems
+    if problems:
+        detail = f"{len(problems)} problems found at start: {problems[0]}"
         return ComponentHealth(ok=True, status="damaged", detail=detail)
-    return ComponentHealth(ok=True, status="ok", detail=f"next sequence {engine.journal.next_seq}")
+    return ComponentHealth(ok=True, status="ok", detail=f"next sequence {journal.next_seq}")
 
 
 def market_health(engine: LiveEngine, symbol: str) -> ComponentHealth:
@@ -85,7 +88,7 @@ def venue_health(engine: LiveEngine) -> ComponentHealth:
     )
 
 
-def database_health(history: "HistoryService | None") -> ComponentHealth:
+def database_health(history: HistoryService | None) -> ComponentHealth:
     """Never unready: the engine trades without its store and the projector catches up."""
     if history is None:
         return ComponentHealth(ok=True, status="not_configured", detail="VELOZ_DATABASE_URL=none")

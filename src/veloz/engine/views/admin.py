@@ -1,0 +1,31 @@
+"""What the admin commands answer: `{"ok", "mode", ...}` with what each did."""
+
+import msgspec
+
+from veloz.model.enums import TradingMode
+
+
+class ModeAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    mode: TradingMode
+    changed: bool
+
+
+class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    mode: TradingMode
+    level: str
+
+
+class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    mode: TradingMode
+    source: str | None
+    sha256: str | None
+    loaded_at_ns: int
+
+
+class CheckpointAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    mode: TradingMode
+    seq: int

@@ -1,0 +1,350 @@
+"""LocalEngineClient: the `EngineClient` facade on a live engine in the same process, with
+the history store (if there is one) behind the reads that go further back than memory.
+
+It reads the engine's components and turns what they hold into views; the rules stay in
+the core, the engine and the stores.
+"""
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from veloz.engine.bus import BusMessage
+from veloz.engine.core import ModeAction
+from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
+from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
+from veloz.engine.views.audit import AuditItem, AuditLog
+from veloz.engine.views.health import Health, Probe, Readiness
+from veloz.engine.views.market import BAR_INTERVALS, Bars, Book, BookLevel, MarketState
+from veloz.engine.views.orders import (
+    FillView,
+    OrderEvents,
+    OrderEventView,
+    OrdersState,
+    OrderView,
+    Placement,
+    Trades,
+    WithHistory,
+)
+from veloz.engine.views.risk import BreakerState, LimitsInForce, RiskStatus, SymbolUtilisation
+from veloz.engine.views.streams import Backlog
+from veloz.model.commands import CancelAllOrders, CancelOrder, SubmitOrder
+from veloz.model.enums import OPEN_STATUSES, OrderSide
+from veloz.model.errors import CommandRejected, ErrorCode
+from veloz.model.events import OrderFilled
+from veloz.model.orders import Order
+from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
+from veloz.persistence.service import HistoryService
+from veloz.persistence.store import StoreUnavailable
+from veloz.risk.portfolio_risk import exposures
+from veloz.runtime import health
+from veloz.runtime.live import LiveEngine, OrderAck
+
+
+class LocalEngineClient:
+    def __init__(self, engine: LiveEngine, history: HistoryService | None = None) -> None:
+        self._engine = engine
+        self._history = history
+
+    # -- orders --------------------------------------------------------------------------
+
+    async def submit_order(self, command: SubmitOrder) -> Placement:
+        ack = await self._engine.submit(command)
+        return Placement(order=self._answered(ack), created=ack.created)
+
+    async def cancel_order(self, command: CancelOrder) -> OrderView:
+        return self._answered(await self._engine.cancel(command))
+
+    async def cancel_all(self, command: CancelAllOrders) -> list[OrderView]:
+        return [self._answered(ack) for ack in await self._engine.cancel_all(command.symbol)]
+
+    def _answered(self, ack: OrderAck) -> OrderView:
+        """The order an acknowledgement is about, as it stands now: the engine answers
+        and the caller resumes in one step of the loop, so nothing changed it since."""
+        order = self._engine.oms.get(ack.client_order_id)
+        assert order is not None, f"acknowledged order {ack.client_order_id} is not held"
+        return OrderView.of(order)
+
+    async def order(self, client_order_id: str) -> OrderView:
+        order = self._engine.oms.get(client_order_id)
+        if order is None:
+            raise CommandRejected(f"no order {client_order_id}", code=ErrorCode.NOT_FOUND)
+        return OrderView.of(order)
+
+    def _orders_in_memory(self, query: OrderQuery) -> list[Order]:
+        oms = self._engine.oms
+        found = oms.all_orders() if query.statuses is None else oms.with_status(query.statuses)
+        if query.symbol is not None:
+            found = [o for o in found if o.symbol == query.symbol]
+        if query.before_ts_ns is not None:
+            found = [o for o in found if o.created_ts_ns < query.before_ts_ns]
+        return _newest_orders(found, query.limit)
+
+    async def order_history(self, query: OrderQuery) -> WithHistory[OrdersState]:
+        """Memory wins for every order it holds: it is never behind the store, and it
+        holds every open order, so a stored row still open elsewhere is stale."""
+        live = self._orders_in_memory(query)
+        complete = True
+        if self._history is not None and not (
+            query.statuses is not None and query.statuses <= OPEN_STATUSES
+        ):
+            try:
+                stored = await self._history.store.orders(query)
+            except StoreUnavailable:
+                complete = False
+            else:
+                held = self._engine.oms
+                merged = {
+                    o.client_order_id: o
+                    for o in stored
+                    if o.is_final and held.get(o.client_order_id) is None
+                }
+                merged.update((o.client_order_id, o) for o in live)
+                live = _newest_orders(list(merged.values()), query.limit)
+        views = [OrderView.of(o) for o in live]
+        return WithHistory(OrdersState(count=len(views), orders=views), complete)
+
+    async def trade_history(self, query: TradeQuery) -> WithHistory[Trades]:
+        engine = self._engine
+        recent = [
+            f
+            for f in engine.activity.recent_fills(engine.config.activity_fills)
+            if (query.symbol is None or f.symbol == query.symbol)
+            and (query.client_order_id is None or f.client_order_id == query.client_order_id)
+            and (query.before_ts_ns is None or f.ts_ns < query.before_ts_ns)
+        ]
+        complete = True
+        stored: list[OrderFilled] = []
+        if self._history is not None:
+            try:
+                stored = await self._history.store.trades(query)
+            except StoreUnavailable:
+                complete = False
+        merged = {f.trade_id: f for f in stored} | {f.trade_id: f for f in recent}
+        found = sorted(merged.values(), key=lambda f: (f.ts_ns, f.trade_id), reverse=True)
+        views = [FillView.of(f) for f in found[: query.limit]]
+        return WithHistory(Trades(count=len(views), trades=views), complete)
+
+    async def order_events(self, limit: int) -> OrderEvents:
+        messages = self._engine.activity.recent_events(limit)
+        return OrderEvents(items=[OrderEventView.of(m) for m in messages])
+
+    # -- account ---------------------------------------------------------------------------
+
+    async def account(self) -> Account:
+        engine = self._engine
+        return Account(ts_ns=engine.clock.time_ns(), balances=engine.portfolio.balances())
+
+    async def positions(self) -> Positions:
+        portfolio = self._engine.portfolio
+        positions = portfolio.positions()
+        equity = portfolio.equity()
+        return Positions(
+            count=len(positions),
+            positions=positions,
+            equity=equity,
+            drawdown=portfolio.drawdown(),
+            leverage=exposures([p.notional for p in positions], equity).gross_leverage,
+        )
+
+    async def account_status(self) -> AccountStatus:
+        engine = self._engine
+        return AccountStatus(
+            ts_ns=engine.clock.time_ns(),
+            mode=engine.mode,
+            mode_reason=engine.mode_reason,
+            balances=engine.portfolio.balances(),
+            positions=engine.portfolio.positions(),
+            open_orders=engine.oms.open_count(),
+            orders=len(engine.oms),
+            equity=str(engine.portfolio.equity()),
+        )
+
+    async def ping_venue(self) -> Ping:
+        venue = self._engine.venue
+        started = time.perf_counter()
+        try:
+            await venue.ping()
+        except ConnectionError as exc:
+            raise CommandRejected(
+                f"{venue.name}: {exc}", code=ErrorCode.VENUE_UNREACHABLE
+            ) from None
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        return Ping(ok=True, venue=venue.name, latency_ms=latency_ms)
+
+    # -- market ----------------------------------------------------------------------------
+
+    async def symbols(self) -> list[str]:
+        return sorted(self._engine.instruments)
+
+    def _traded(self, symbol: str) -> str:
+        """The symbol a market read addresses; one that is not traded is a missing
+        resource."""
+        symbol = symbol.upper()
+        instruments = self._engine.instruments
+        if symbol not in instruments:
+            known = ", ".join(sorted(instruments))
+            raise CommandRejected(f"no market {symbol}; trading {known}", code=ErrorCode.NOT_FOUND)
+        return symbol
+
+    async def market(self, symbol: str) -> MarketState:
+        symbol = self._traded(symbol)
+        engine = self._engine
+        now = engine.clock.time_ns()
+        quote = engine.market.quote(symbol)
+        age = engine.market.age_ns(symbol, now)
+        return MarketState(
+            status=engine.market.status(symbol, now),
+            source=engine.market_source_name,
+            symbol=symbol,
+            price=quote.mid if quote else None,
+            bid=quote.bid if quote else None,
+            ask=quote.ask if quote else None,
+            ts_ns=quote.ts_ns if quote else None,
+            age_ms=None if age is None else age // 1_000_000,
+        )
+
+    async def book(self, symbol: str) -> Book:
+        symbol = self._traded(symbol)
+        quote = self._engine.market.quote(symbol)
+        if quote is None:
+            return Book(symbol=symbol, ts_ns=None, bids=[], asks=[])
+        return Book(
+            symbol=symbol,
+            ts_ns=quote.ts_ns,
+            bids=[BookLevel(quote.bid, quote.bid_size)],
+            asks=[BookLevel(quote.ask, quote.ask_size)],
+        )
+
+    async def bars(self, symbol: str, interval: str, limit: int) -> Bars:
+        symbol = self._traded(symbol)
+        if interval not in BAR_INTERVALS:
+            raise CommandRejected(f"interval must be one of {', '.join(BAR_INTERVALS)}")
+        bars = self._engine.market.bars(symbol, limit)
+        return Bars(symbol=symbol, interval=interval, bars=bars)
+
+    # -- risk ------------------------------------------------------------------------------
+
+    async def risk_limits(self) -> LimitsInForce:
+        risk = self._engine.risk
+        loaded = risk.loaded
+        return LimitsInForce(
+            limits=loaded.limits,
+            source=loaded.source,
+            loaded_at_ns=loaded.loaded_at_ns,
+            sha256=loaded.sha256,
+            order_rate_limit=risk.rate_per_s,
+        )
+
+    async def risk_status(self) -> RiskStatus:
+        engine = self._engine
+        oms, portfolio, limits = engine.oms, engine.portfolio, engine.risk.loaded.limits
+        symbols = [
+            SymbolUtilisation(
+                symbol=symbol,
+                position_qty=portfolio.position_qty(symbol),
+                open_buy_qty=oms.open_qty(symbol, OrderSide.BUY),
+                open_sell_qty=oms.open_qty(symbol, OrderSide.SELL),
+                open_orders=oms.open_count(symbol),
+                max_position_qty=limits.for_symbol(symbol).max_position_qty,
+                max_open_orders=limits.for_symbol(symbol).max_open_orders,
+            )
+            for symbol in sorted(engine.instruments)
+        ]
+        equity = portfolio.equity()
+        exposure = exposures([p.notional for p in portfolio.positions()], equity)
+        breaker = engine.breaker
+        return RiskStatus(
+            mode=engine.mode,
+            mode_reason=engine.mode_reason,
+            breaker=BreakerState(
+                tripped=breaker.tripped,
+                reason=breaker.reason,
+                until_ns=breaker.tripped_until_ns,
+                trips=breaker.trips,
+            ),
+            open_orders=oms.open_count(),
+            max_open_orders=limits.max_open_orders,
+            symbols=symbols,
+            denials=dict(sorted(engine.stats.rejections.items())),
+            equity=equity,
+            peak_equity=portfolio.peak_equity,
+            drawdown=portfolio.drawdown(),
+            var_95=engine.risk.value_at_risk(0.95),
+            var_99=engine.risk.value_at_risk(0.99),
+            equity_samples=engine.risk.equity_sample_count,
+            gross_leverage=exposure.gross_leverage,
+            net_leverage=exposure.net_leverage,
+            largest_position_share=exposure.largest_share,
+            concentration_hhi=exposure.hhi,
+        )
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        return health.health(self._engine)
+
+    async def liveness(self) -> Probe:
+        return health.liveness(self._engine)
+
+    async def startup(self) -> Probe:
+        return health.startup(self._engine)
+
+    async def readiness(self, symbol: str) -> Readiness:
+        return health.readiness(self._engine, symbol, self._history)
+
+    # -- admin -----------------------------------------------------------------------------
+
+    async def set_mode(self, action: ModeAction, actor: str) -> ModeAnswer:
+        mode, changed = await self._engine.admin_mode(action, actor)
+        return ModeAnswer(mode=mode, changed=changed)
+
+    async def reset_breaker(self, actor: str) -> ModeAnswer:
+        before = self._engine.mode
+        mode = await self._engine.reset_breaker(actor)
+        return ModeAnswer(mode=mode, changed=mode is not before)
+
+    async def reload_risk_limits(self, actor: str) -> ReloadAnswer:
+        loaded = self._engine.reload_risk_limits(actor)
+        return ReloadAnswer(
+            mode=self._engine.mode,
+            source=loaded.source,
+            sha256=loaded.sha256,
+            loaded_at_ns=loaded.loaded_at_ns,
+        )
+
+    async def checkpoint(self) -> CheckpointAnswer:
+        seq = await self._engine.write_checkpoint()
+        return CheckpointAnswer(mode=self._engine.mode, seq=seq)
+
+    async def audit_log(self, query: AuditQuery) -> AuditLog:
+        if self._history is None:
+            raise CommandRejected(
+                "there is no history store (VELOZ_DATABASE_URL=none)", code=ErrorCode.NOT_READY
+            )
+        try:
+            records = await self._history.store.audit_log(query)
+        except StoreUnavailable as exc:
+            raise CommandRejected(
+                f"the history store is unavailable: {exc}", code=ErrorCode.STORE_UNAVAILABLE
+            ) from None
+        items = [msgspec.convert(r, AuditItem, from_attributes=True) for r in records]
+        return AuditLog(count=len(items), items=items)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def subscribe(self, handler: Callable[[BusMessage], None]) -> Callable[[], None]:
+        return self._engine.bus.subscribe(handler)
+
+    def events_since(self, seq: int) -> Backlog:
+        activity = self._engine.activity
+        missed = activity.since(seq)
+        if missed is None:
+            return Backlog(messages=[], complete=False, last_seq=activity.last_seq)
+        return Backlog(messages=missed, complete=True, last_seq=activity.last_seq)
+
+
+def _newest_orders(orders: list[Order], limit: int | None) -> list[Order]:
+    orders.sort(key=lambda o: (o.created_ts_ns, o.client_order_id), reverse=True)
+    return orders[:limit] if limit is not None else orders
