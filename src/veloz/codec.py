@@ -20,6 +20,7 @@ from veloz.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    StrategyChanged,
     TradingModeChanged,
 )
 
@@ -35,6 +36,7 @@ ENTRY_TYPE_OF: dict[type[Event], EntryType] = {
     OrderDenied: EntryType.OrderDenied,
     TradingModeChanged: EntryType.ModeChange,
     BalanceSet: EntryType.BalanceSet,
+    StrategyChanged: EntryType.StrategyChange,
 }
 
 JournalEvent = (
@@ -49,6 +51,7 @@ JournalEvent = (
     | OrderDenied
     | TradingModeChanged
     | BalanceSet
+    | StrategyChanged
 )
 
 _T = TypeVar("_T")

@@ -21,7 +21,14 @@ from veloz.codec import (
     to_builtins,
 )
 from veloz.journal.framing import EntryType
-from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingMode
+from veloz.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderType,
+    StrategyState,
+    TimeInForce,
+    TradingMode,
+)
 from veloz.model.errors import DenialReason
 from veloz.model.events import (
     BalanceSet,
@@ -35,6 +42,7 @@ from veloz.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    StrategyChanged,
     TradingModeChanged,
 )
 
@@ -100,6 +108,17 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Any]] = {
         actor=texts,
     ),
     BalanceSet: st.builds(BalanceSet, ts_ns=ts, asset=texts, total=decimals),
+    StrategyChanged: st.builds(
+        StrategyChanged,
+        ts_ns=ts,
+        strategy_id=texts,
+        state=st.sampled_from(StrategyState),
+        name=texts,
+        symbol=texts,
+        params=st.dictionaries(texts, st.one_of(st.integers(-(2**60), 2**60), texts), max_size=4),
+        reason=texts,
+        actor=texts,
+    ),
 }
 any_event = st.one_of(*EVENT_STRATEGIES.values())
 

@@ -25,7 +25,7 @@ class SetLogLevel(msgspec.Struct, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warn", "error"]
 
 
-def _actor(request: AnyRequest) -> str:
+def actor_of(request: AnyRequest) -> str:
     """Who asked, as the audit trail and the journal name them: `user:<id>`, `key:<id>`,
     or `anonymous:<address>` with authentication off."""
     principal = request.scope.get("state", {}).get("principal")
@@ -35,7 +35,7 @@ def _actor(request: AnyRequest) -> str:
 
 
 async def _mode(engine_client: Client, request: AnyRequest, action: ModeAction) -> ModeAnswer:
-    actor = _actor(request)
+    actor = actor_of(request)
     answer = await engine_client.set_mode(action, actor)
     logger.info("admin %s by %s: mode %s (changed: %s)", action, actor, answer.mode, answer.changed)
     return answer
@@ -98,7 +98,7 @@ class AdminController(Controller):
         summary="Re-read the risk limits file; an invalid file is refused and the old limits stay",
     )
     async def reload_config(self, request: AnyRequest, engine_client: Client) -> ReloadAnswer:
-        actor = _actor(request)
+        actor = actor_of(request)
         answer = await engine_client.reload_risk_limits(actor)
         logger.info("admin reload-config by %s: %s (%s)", actor, answer.source, answer.sha256)
         return answer
@@ -110,7 +110,7 @@ class AdminController(Controller):
         summary="Close the circuit breaker; a HALTED engine trades again",
     )
     async def reset_breaker(self, request: AnyRequest, engine_client: Client) -> ModeAnswer:
-        actor = _actor(request)
+        actor = actor_of(request)
         answer = await engine_client.reset_breaker(actor)
         logger.info("admin reset-breaker by %s: mode %s", actor, answer.mode)
         return answer

@@ -29,6 +29,7 @@ from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
 from veloz.api.request_context import RequestContext
 from veloz.api.risk import RiskController
+from veloz.api.strategies import StrategiesController
 from veloz.api.streams import stream_routes
 from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings, split_list
@@ -90,6 +91,7 @@ def create_app(
             AdminController,
             MetricsController,
             RiskController,
+            StrategiesController,
             AuthController,
             AuditController,
             *stream_routes,

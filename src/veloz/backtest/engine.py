@@ -33,6 +33,7 @@ from veloz.model.events import Event, OrderEvent, OrderFilled
 from veloz.model.instruments import Instrument, default_instrument
 from veloz.model.market import PriceBar, QuoteTick
 from veloz.model.orders import Order
+from veloz.portfolio.positions import Position
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
 from veloz.strategy.host import BarHandler, RunningStrategy, StrategyHost, StrategySpec
@@ -257,6 +258,9 @@ class BacktestEngine:
         self.host = StrategyHost(
             _OrderPort(self), self.instruments, self.clock.time_ns, search_path
         )
+        self.host.on_state_change = lambda running: self.core.record_strategy(
+            running.change(self.clock.time_ns())
+        )
         self.fills: list[FillRecord] = []
         self._marked: dict[str, QuoteTick] = {}
         self.core.seed_balances(self.exchange.balances())
@@ -435,6 +439,12 @@ class _OrderPort:
 
     def order(self, client_order_id: str) -> Order | None:
         return self._engine.core.oms.get(client_order_id)
+
+    def open_orders(self, strategy_id: str) -> list[Order]:
+        return [o for o in self._engine.core.oms.open_orders() if o.strategy_id == strategy_id]
+
+    def strategy_position(self, strategy_id: str) -> Position | None:
+        return self._engine.core.strategy_position(strategy_id)
 
 
 def _time_order(feeds: list[_Feed]) -> Iterator[tuple[_Feed, int]]:

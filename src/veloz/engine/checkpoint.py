@@ -3,8 +3,10 @@
 import msgspec
 
 from veloz.model.enums import TradingMode
+from veloz.model.events import StrategyChanged
 from veloz.model.orders import Order
 from veloz.portfolio.portfolio import PortfolioState
+from veloz.portfolio.positions import Position
 
 CHECKPOINT_VERSION = 1
 
@@ -18,3 +20,7 @@ class EngineCheckpoint(msgspec.Struct, kw_only=True):
     mode_reason: str
     generated_ids: int
     balances_seeded: bool
+    # Added after version 1 with defaults, so older checkpoints still read: the newest
+    # change of every strategy not removed, and each strategy's own position.
+    strategies: list[StrategyChanged] = msgspec.field(default_factory=list)
+    strategy_positions: dict[str, Position] = msgspec.field(default_factory=dict)

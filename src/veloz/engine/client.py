@@ -28,8 +28,9 @@ from veloz.engine.views.orders import (
     WithHistory,
 )
 from veloz.engine.views.risk import LimitsInForce, RiskStatus
+from veloz.engine.views.strategies import Strategies, StrategyCatalog, StrategyView
 from veloz.engine.views.streams import Backlog
-from veloz.model.commands import CancelAllOrders, CancelOrder, SubmitOrder
+from veloz.model.commands import AddStrategy, CancelAllOrders, CancelOrder, SubmitOrder
 from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 
 
@@ -123,6 +124,24 @@ class EngineClient(Protocol):
 
     async def audit_log(self, query: AuditQuery) -> AuditLog:
         """Raises `not_ready` without a history store, `store_unavailable` when it is down."""
+        ...
+
+    # -- strategies: an unknown id is `not_found` ----------------------------------------
+
+    async def strategies(self) -> Strategies: ...
+
+    async def strategy(self, strategy_id: str) -> StrategyView: ...
+
+    async def strategy_catalog(self) -> StrategyCatalog:
+        """The strategies that can be added, with their parameter schemas."""
+        ...
+
+    async def add_strategy(self, command: AddStrategy, actor: str) -> StrategyView:
+        """Nothing is added if the strategy, the symbol, the id or a parameter is wrong."""
+        ...
+
+    async def change_strategy(self, strategy_id: str, action: str, actor: str) -> StrategyView:
+        """`start`, `pause`, `resume`, `stop` or `remove`; answered once journaled."""
         ...
 
     # -- streams --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from veloz.engine.ports import EventSink, OrderRouter
 from veloz.engine.stats import EngineStats
 from veloz.execution.venue import VenueOrder
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, TradingMode
+from veloz.model.enums import OrderSide, OrderStatus, OrderType, StrategyState, TradingMode
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import (
     BalanceSet,
@@ -40,6 +40,7 @@ from veloz.model.events import (
     OrderRejected,
     OrderReport,
     OrderSubmitted,
+    StrategyChanged,
     TradingModeChanged,
 )
 from veloz.model.instruments import Instrument
@@ -48,6 +49,7 @@ from veloz.model.orders import Order
 from veloz.oms.manager import OrderManager
 from veloz.oms.validation import validate_against
 from veloz.portfolio.portfolio import Portfolio
+from veloz.portfolio.positions import Position
 from veloz.risk.checks import Denial, Exposure, OrderIntent
 from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits, RiskLimitsError
@@ -123,6 +125,10 @@ class TradingCore:
         # finished replaying and reconciling: what they react to before that is history.
         self.acting = False
         self._quotes: dict[str, QuoteTick] = {}
+        # The newest journaled change of every strategy (what a restart resumes), and each
+        # strategy's own position, from the fills of the orders it placed.
+        self.strategies: dict[str, StrategyChanged] = {}
+        self.strategy_positions: dict[str, Position] = {}
         self._margin_leverage = config.risk.margin_leverage
         self._equity: Decimal | None = None
         self._generated_ids = 0
@@ -245,6 +251,20 @@ class TradingCore:
             "risk limits reloaded by %s from %s (sha256 %s)", actor, loaded.source, loaded.sha256
         )
         return loaded
+
+    def record_strategy(self, change: StrategyChanged) -> None:
+        """A strategy's lifecycle moved: applied and recorded, so a restart resumes it."""
+        self.apply(change)
+        self._sink.emit(change, None)
+
+    def strategy_position(self, strategy_id: str) -> Position | None:
+        return self.strategy_positions.get(strategy_id)
+
+    def _strategy_position(self, strategy_id: str, symbol: str) -> Position:
+        position = self.strategy_positions.get(strategy_id)
+        if position is None:
+            position = self.strategy_positions[strategy_id] = Position(symbol=symbol)
+        return position
 
     def seed_balances(self, totals: Mapping[str, Decimal]) -> None:
         """The venue's balances at the very first start."""
@@ -387,11 +407,21 @@ class TradingCore:
                 self.stats.fills_by_side[event.side] += 1
                 realized_before = self.portfolio.realized_pnl(event.symbol)
                 self.portfolio.on_fill(order, event)
+                if order.strategy_id is not None:
+                    self._strategy_position(order.strategy_id, event.symbol).apply_fill(
+                        self.instruments[event.symbol], event
+                    )
                 self._count_closing(self.portfolio.realized_pnl(event.symbol) - realized_before)
                 self._on_order_changed(order)
                 return order
             case TradingModeChanged():
                 self.mode, self.mode_reason = event.mode, event.reason
+            case StrategyChanged():
+                if event.state is StrategyState.REMOVED:
+                    self.strategies.pop(event.strategy_id, None)
+                    self.strategy_positions.pop(event.strategy_id, None)
+                else:
+                    self.strategies[event.strategy_id] = event
             case BalanceSet():
                 self._equity = None
                 self.portfolio.on_balance_set(event.asset, event.total)
@@ -425,6 +455,11 @@ class TradingCore:
             mode_reason=self.mode_reason,
             generated_ids=self._generated_ids,
             balances_seeded=self.balances_seeded,
+            strategies=list(self.strategies.values()),
+            strategy_positions={
+                strategy_id: msgspec.structs.replace(position)
+                for strategy_id, position in self.strategy_positions.items()
+            },
         )
 
     def restore(self, checkpoint: EngineCheckpoint) -> None:
@@ -434,6 +469,11 @@ class TradingCore:
         self.mode, self.mode_reason = checkpoint.mode, checkpoint.mode_reason
         self._generated_ids = checkpoint.generated_ids
         self.balances_seeded = checkpoint.balances_seeded
+        self.strategies = {change.strategy_id: change for change in checkpoint.strategies}
+        self.strategy_positions = {
+            strategy_id: msgspec.structs.replace(position)
+            for strategy_id, position in checkpoint.strategy_positions.items()
+        }
 
     # -- internals ---------------------------------------------------------------------
 

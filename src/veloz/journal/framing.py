@@ -34,6 +34,7 @@ class EntryType(IntEnum):
     OrderDenied = 7  # refused before entering the book (risk, mode); kept for audit/counts
     ModeChange = 8  # trading mode set (READONLY survives a restart through this)
     BalanceSet = 9  # an asset balance set from the venue (start balances, corrections)
+    StrategyChange = 10  # a strategy added, started, paused, stopped or removed
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ from them), so each field carries its wire name and constraints; the parsers bel
 the looser forms the runbooks use as well (numbers as strings, lower case, `order_type`
 for `type`, form fields)."""
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -61,6 +62,42 @@ class CancelOrder(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
 class CancelAllOrders(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: SymbolText | None = None  # only this symbol's orders
+
+
+class AddStrategy(msgspec.Struct, frozen=True, kw_only=True):
+    """Run a strategy: `strategy` is a built-in name (`ema_cross`, `grid`) or
+    `module:Class`; `params` are checked against its parameter schema."""
+
+    strategy_id: str
+    strategy: str
+    symbol: SymbolText
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    start: bool = True
+
+
+_STRATEGY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def parse_add_strategy(fields: Mapping[str, object]) -> AddStrategy:
+    unknown = sorted(set(fields) - {"strategy_id", "strategy", "symbol", "params", "start"})
+    if unknown:
+        raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
+    strategy_id = _required_str(fields, "strategy_id")
+    if not _STRATEGY_ID.fullmatch(strategy_id):
+        raise CommandRejected("strategy_id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    params = fields.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise CommandRejected("params must be an object of NAME: VALUE")
+    start = fields.get("start", True)
+    if not isinstance(start, bool):
+        raise CommandRejected("start must be true or false")
+    return AddStrategy(
+        strategy_id=strategy_id,
+        strategy=_required_str(fields, "strategy"),
+        symbol=_required_str(fields, "symbol").upper(),
+        params=params,
+        start=start,
+    )
 
 
 def parse_submit_order(fields: Mapping[str, object]) -> SubmitOrder:

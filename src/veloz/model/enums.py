@@ -69,3 +69,13 @@ class EnginePhase(StrEnum):
     READY = "ready"
     STOPPING = "stopping"
     STOPPED = "stopped"
+
+
+class StrategyState(StrEnum):
+    """Where a strategy instance is in its lifecycle; journaled, so a restart resumes it."""
+
+    ADDED = "added"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    REMOVED = "removed"

@@ -2,10 +2,18 @@
 journaled before anyone is told about it. Decimals travel as strings in the journal."""
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
-from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingMode
+from veloz.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderType,
+    StrategyState,
+    TimeInForce,
+    TradingMode,
+)
 from veloz.model.errors import DenialReason
 
 
@@ -107,3 +115,18 @@ OrderReport = (
     | OrderFilled
 )
 """What a venue may send back about an order."""
+
+
+class StrategyChanged(Event, frozen=True, kw_only=True):
+    """A strategy instance was added, started, paused, stopped or removed (journal entry
+    `StrategyChange`). Each carries the whole instance (what it runs, on which symbol,
+    with which parameters), so the newest one per strategy is all a restart needs to
+    rebuild and resume it."""
+
+    strategy_id: str
+    state: StrategyState
+    name: str
+    symbol: str
+    params: dict[str, Any]  # as the strategy's parameters encode: numbers, decimal strings
+    reason: str = ""
+    actor: str = "engine"

@@ -7,6 +7,7 @@ the core, the engine and the stores.
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 import msgspec
 
@@ -28,8 +29,14 @@ from veloz.engine.views.orders import (
     WithHistory,
 )
 from veloz.engine.views.risk import BreakerState, LimitsInForce, RiskStatus, SymbolUtilisation
+from veloz.engine.views.strategies import (
+    Strategies,
+    StrategyCatalog,
+    StrategyKind,
+    StrategyView,
+)
 from veloz.engine.views.streams import Backlog
-from veloz.model.commands import CancelAllOrders, CancelOrder, SubmitOrder
+from veloz.model.commands import AddStrategy, CancelAllOrders, CancelOrder, SubmitOrder
 from veloz.model.enums import OPEN_STATUSES, OrderSide
 from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import OrderFilled
@@ -40,6 +47,10 @@ from veloz.persistence.store import StoreUnavailable
 from veloz.risk.portfolio_risk import exposures
 from veloz.runtime import health
 from veloz.runtime.live import LiveEngine, OrderAck
+from veloz.strategy.host import RunningStrategy, StrategySpec
+from veloz.strategy.registry import BUILTIN, params_schema
+
+ZERO = Decimal(0)
 
 
 class LocalEngineClient:
@@ -333,6 +344,68 @@ class LocalEngineClient:
         return AuditLog(count=len(items), items=items)
 
     # -- streams ---------------------------------------------------------------------------
+
+    # -- strategies ------------------------------------------------------------------------
+
+    async def strategies(self) -> Strategies:
+        host = self._engine.strategies
+        return Strategies(strategies=[self._strategy_view(r) for r in host.all()])
+
+    async def strategy(self, strategy_id: str) -> StrategyView:
+        return self._strategy_view(self._engine.strategies.get(strategy_id))
+
+    async def strategy_catalog(self) -> StrategyCatalog:
+        return StrategyCatalog(
+            strategies=[
+                StrategyKind(
+                    name=name, description=cls.description, params_schema=params_schema(cls)
+                )
+                for name, cls in sorted(BUILTIN.items())
+            ]
+        )
+
+    async def add_strategy(self, command: AddStrategy, actor: str) -> StrategyView:
+        spec = StrategySpec(
+            strategy_id=command.strategy_id,
+            name=command.strategy,
+            symbol=command.symbol,
+            params=command.params,
+        )
+        await self._engine.add_strategy(spec, actor, command.start)
+        return await self.strategy(command.strategy_id)
+
+    async def change_strategy(self, strategy_id: str, action: str, actor: str) -> StrategyView:
+        running = self._engine.strategies.get(strategy_id)
+        await self._engine.change_strategy(strategy_id, action, actor)
+        return self._strategy_view(running)
+
+    def _strategy_view(self, running: RunningStrategy) -> StrategyView:
+        engine = self._engine
+        position = engine.core.strategy_position(running.strategy_id)
+        quote = engine.core.quote(running.spec.symbol)
+        qty = position.qty if position is not None else ZERO
+        unrealized = (
+            position.unrealized_pnl(quote.mid)
+            if position is not None and quote is not None and qty
+            else ZERO
+        )
+        return StrategyView(
+            strategy_id=running.strategy_id,
+            strategy=running.spec.name,
+            symbol=running.spec.symbol,
+            params=dict(running.spec.params),
+            state=running.state,
+            error=running.error,
+            position=qty,
+            avg_price=position.avg_price if position is not None else None,
+            realized_pnl=position.realized_pnl if position is not None else ZERO,
+            unrealized_pnl=unrealized,
+            open_orders=len(engine.strategies.open_orders(running)),
+            orders=running.counts.orders,
+            denied=running.counts.denied,
+            fills=running.counts.fills,
+            errors=running.counts.errors,
+        )
 
     def subscribe(self, handler: Callable[[BusMessage], None]) -> Callable[[], None]:
         return self._engine.bus.subscribe(handler)

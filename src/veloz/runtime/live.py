@@ -24,7 +24,7 @@ import msgspec
 
 from veloz.codec import PayloadError, decode_event, decode_msgpack
 from veloz.engine.activity import ActivityLog
-from veloz.engine.bus import EventBus, Journaled
+from veloz.engine.bus import BusMessage, EventBus, Journaled
 from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
 from veloz.engine.clock import Clock, LiveClock
 from veloz.engine.core import IN_FLIGHT, CoreConfig, ModeAction, TradingCore
@@ -42,12 +42,13 @@ from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderStatus, TradingMode
 from veloz.model.errors import CommandRejected, InvalidTransition
-from veloz.model.events import OrderReport, OrderSubmitted
-from veloz.model.market import QuoteTick
+from veloz.model.events import OrderEvent, OrderReport, OrderSubmitted
+from veloz.model.market import Bar, PriceBar, QuoteTick, TradeTick
 from veloz.model.orders import Order
 from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.portfolio.portfolio import Portfolio
+from veloz.portfolio.positions import Position
 from veloz.risk.breaker import CircuitBreaker
 from veloz.risk.checks import Denial
 from veloz.risk.engine import RiskConfig, RiskEngine
@@ -55,6 +56,7 @@ from veloz.risk.limits import LoadedLimits
 from veloz.risk.watcher import watch_file
 from veloz.runtime.durable import DurableGate, durable
 from veloz.runtime.factories import build_market, build_venue
+from veloz.strategy.host import RunningStrategy, StrategyHost, StrategySpec
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     activity_fills: int = 1_000
     # Run the market source's own timer; tests and benchmarks may feed quotes themselves.
     run_market: bool = True
+    # Directories `module:Class` strategies are imported from (VELOZ_STRATEGY_PATH).
+    strategy_path: tuple[str, ...] = ()
 
     def core(self) -> CoreConfig:
         return CoreConfig(
@@ -124,6 +128,11 @@ class LiveEngine:
             on_alert=self.bus.publish,
         )
         self.gate.bind(self.core)
+        self.strategies = StrategyHost(
+            _StrategyOrders(self), self.instruments, self.clock.time_ns, config.strategy_path
+        )
+        self.strategies.on_state_change = self._record_strategy
+        self.bus.subscribe(self._to_strategies)
         self._stop_watching = asyncio.Event()
         self._limits_watcher: asyncio.Task[None] | None = None
         self.phase = "created"
@@ -218,6 +227,7 @@ class LiveEngine:
         gc.freeze()
         self.phase = "ready"
         self.core.acting = True
+        self._resume_strategies()
         logger.info(
             "engine ready: %d orders (%d open), mode %s",
             len(self.oms),
@@ -490,8 +500,114 @@ class LiveEngine:
     def _on_market(self, item: MarketData) -> None:
         if isinstance(item, QuoteTick):
             self.core.on_quote(item)
+            self.strategies.on_quote(item)
+        elif isinstance(item, TradeTick):
+            self.strategies.on_trade(item)
+        elif item.closed:
+            self.strategies.on_bar(_price_bar(item))
         if self.bus.has_subscribers:
             self.bus.publish(item)
+
+    # -- strategies ----------------------------------------------------------------------
+
+    async def add_strategy(self, spec: StrategySpec, actor: str, start: bool) -> None:
+        """Add (and start) a strategy once the journal holds it; CommandRejected, with
+        nothing added, for a wrong name, symbol, id or parameter."""
+        self._check_taking_commands()
+        self.strategies.add(spec, actor)
+        if start:
+            self.strategies.start(spec.strategy_id, actor)
+        await self._last_durable()
+
+    async def change_strategy(self, strategy_id: str, action: str, actor: str) -> None:
+        """`start`, `pause`, `resume`, `stop` or `remove`, recorded before it is answered.
+        Stopping and removing work in every phase that takes commands, like cancels."""
+        self._check_journal()
+        if self.phase != "ready":
+            raise CommandRejected(f"the engine is not ready ({self.phase})", code="not_ready")
+        host = self.strategies
+        match action:
+            case "start":
+                host.start(strategy_id, actor)
+            case "pause":
+                host.pause(strategy_id, actor)
+            case "resume":
+                host.resume(strategy_id, actor)
+            case "stop":
+                host.stop(strategy_id, actor=actor)
+            case "remove":
+                host.remove(strategy_id, actor)
+            case _:
+                raise CommandRejected(f"unknown strategy action {action!r}")
+        await self._last_durable()
+
+    def _record_strategy(self, running: RunningStrategy) -> None:
+        try:
+            self.core.record_strategy(running.change(self.clock.time_ns()))
+        except CommandRejected as exc:
+            # A strategy stopped by its own error while the journal is down: it stays
+            # stopped here; a restart finds it as last recorded.
+            logger.error("strategy %s change not journaled: %s", running.strategy_id, exc)
+
+    def _resume_strategies(self) -> None:
+        """Run again what the journal says was added, running or paused (after a restart
+        or a kill -9), each with its own position and open orders, from the core."""
+        for change in list(self.core.strategies.values()):
+            spec = StrategySpec(
+                strategy_id=change.strategy_id,
+                name=change.name,
+                symbol=change.symbol,
+                params=change.params,
+            )
+            self.strategies.restore(spec, change.state, change.reason)
+        if self.core.strategies:
+            logger.info("strategies resumed: %s", ", ".join(sorted(self.core.strategies)))
+
+    def _to_strategies(self, message: BusMessage) -> None:
+        """Durable order events reach the strategy that placed the order."""
+        if isinstance(message, Journaled) and message.order is not None:
+            event = message.event
+            if isinstance(event, OrderEvent):
+                self.strategies.on_order_event(event, message.order)
+
+
+class _StrategyOrders:
+    """How strategies place orders live: straight into the core's order path (risk, OMS,
+    journal, then the venue once durable), refused while the engine does not take
+    commands. A strategy does not wait for the acknowledgement."""
+
+    def __init__(self, engine: LiveEngine) -> None:
+        self._engine = engine
+
+    def submit(self, command: SubmitOrder) -> Order:
+        self._engine._check_taking_commands()
+        order, _ = self._engine.core.submit(command)
+        return order
+
+    def cancel(self, command: CancelOrder) -> None:
+        self._engine._check_journal()
+        self._engine.core.cancel(command)
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self._engine.oms.get(client_order_id)
+
+    def open_orders(self, strategy_id: str) -> list[Order]:
+        return [o for o in self._engine.oms.open_orders() if o.strategy_id == strategy_id]
+
+    def strategy_position(self, strategy_id: str) -> Position | None:
+        return self._engine.core.strategy_position(strategy_id)
+
+
+def _price_bar(bar: Bar) -> PriceBar:
+    return PriceBar(
+        symbol=bar.symbol,
+        ts_ns=bar.ts_ns,
+        open=float(bar.open),
+        high=float(bar.high),
+        low=float(bar.low),
+        close=float(bar.close),
+        volume=float(bar.volume),
+    )
 
 
 def _ack(order: Order, *, created: bool) -> OrderAck:

@@ -3,8 +3,10 @@ backtest.
 
 It hands each strategy the market data of its symbol and the events of its own orders,
 places its orders through an `OrderPort` (the core's own order path, so risk, the OMS and,
-live, the journal apply to them exactly as to anyone's), keeps its position from its fills
-and its lifecycle (added, running, paused, stopped). A callback that raises stops that
+live, the journal apply to them exactly as to anyone's) and keeps its lifecycle (added,
+running, paused, stopped, removed), which the runtime records through `on_state_change`
+so that a restart resumes it (`restore`). Its position and open orders are the core's,
+derived from the orders that carry its id. A callback that raises stops that
 strategy alone: its open orders are cancelled, the error is logged with its traceback and
 kept for the views; every other strategy and the engine carry on.
 """
@@ -12,15 +14,14 @@ kept for the views; every other strategy and the engine carry on.
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Protocol
 
 import msgspec
 
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import OrderSide, OrderType, TimeInForce
+from veloz.model.enums import OrderSide, OrderType, StrategyState, TimeInForce
 from veloz.model.errors import CommandRejected, VelozError
-from veloz.model.events import OrderEvent, OrderFilled
+from veloz.model.events import OrderEvent, OrderFilled, StrategyChanged
 from veloz.model.instruments import Instrument
 from veloz.model.market import PriceBar, QuoteTick, TradeTick
 from veloz.model.orders import Order
@@ -29,6 +30,7 @@ from veloz.strategy.base import Strategy, StrategyParams
 from veloz.strategy.registry import parse_params, strategy_class
 
 logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
 
 
 BarHandler = Callable[[PriceBar], None]
@@ -43,12 +45,11 @@ class OrderPort(Protocol):
 
     def order(self, client_order_id: str) -> Order | None: ...
 
+    def open_orders(self, strategy_id: str) -> list[Order]:
+        """The strategy's orders that are not final yet."""
+        ...
 
-class StrategyState(StrEnum):
-    ADDED = "added"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
+    def strategy_position(self, strategy_id: str) -> Position | None: ...
 
 
 class StrategySpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,17 +71,16 @@ class StrategyCounts(msgspec.Struct, kw_only=True):
 class RunningStrategy:
     """One strategy instance and what the host keeps about it."""
 
-    def __init__(
-        self, spec: StrategySpec, strategy: Strategy, params: StrategyParams, position: Position
-    ) -> None:
+    def __init__(self, spec: StrategySpec, strategy: Strategy, params: StrategyParams) -> None:
         self.spec = spec
         self.strategy = strategy
         self.params = params
         self.state = StrategyState.ADDED
-        self.position = position
-        self.open_orders: dict[str, Order] = {}
+        # on_start runs once per process, when the strategy first runs (or resumes).
+        self.started = False
         self.counts = StrategyCounts()
         self.error: str | None = None
+        self.changed_by = "engine"
         # Callbacks the strategy left as the base class's no-ops are not called.
         kind = type(strategy)
         self.wants_fills = kind.on_fill is not Strategy.on_fill
@@ -89,6 +89,19 @@ class RunningStrategy:
     @property
     def strategy_id(self) -> str:
         return self.spec.strategy_id
+
+    def change(self, ts_ns: int) -> StrategyChanged:
+        """This strategy's lifecycle now, as the journal records it."""
+        return StrategyChanged(
+            strategy_id=self.spec.strategy_id,
+            state=self.state,
+            name=self.spec.name,
+            symbol=self.spec.symbol,
+            params=dict(self.spec.params),
+            reason=self.error or "",
+            actor=self.changed_by,
+            ts_ns=ts_ns,
+        )
 
 
 class StrategyHost:
@@ -115,9 +128,32 @@ class StrategyHost:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def add(self, spec: StrategySpec) -> RunningStrategy:
+    def add(self, spec: StrategySpec, actor: str = "engine") -> RunningStrategy:
         """Build the strategy from `spec`; CommandRejected (nothing added) if the name,
         the symbol, the id or a parameter is wrong."""
+        running = self._build(spec)
+        self._strategies[spec.strategy_id] = running
+        self._changed(running, actor)
+        return running
+
+    def restore(self, spec: StrategySpec, state: StrategyState, reason: str = "") -> None:
+        """Rebuild a strategy as the journal last recorded it, and run it again if it was
+        running; nothing is recorded (it already is). A strategy that can no longer be
+        built (its code or symbol is gone) is kept stopped, with why."""
+        try:
+            running = self._build(spec)
+        except CommandRejected as exc:
+            logger.error("strategy %s cannot be resumed: %s", spec.strategy_id, exc.message)
+            return
+        running.state, running.error = state, reason or None
+        self._strategies[spec.strategy_id] = running
+        if state is StrategyState.RUNNING:
+            running.started = True
+            if not self._guard(running, running.strategy.on_start):
+                return
+        self._index()
+
+    def _build(self, spec: StrategySpec) -> RunningStrategy:
         if spec.strategy_id in self._strategies:
             raise CommandRejected(
                 f"strategy id {spec.strategy_id} is already used", code="duplicate_strategy_id"
@@ -131,13 +167,11 @@ class StrategyHost:
         cls = strategy_class(spec.name, self._search_path)
         params = parse_params(cls, spec.params)
         ctx = _Context(self, spec, instrument)
-        running = RunningStrategy(spec, cls(params, ctx), params, Position(symbol=spec.symbol))
+        running = RunningStrategy(spec, cls(params, ctx), params)
         ctx.running = running
-        self._strategies[spec.strategy_id] = running
-        self._changed(running)
         return running
 
-    def start(self, strategy_id: str) -> RunningStrategy:
+    def start(self, strategy_id: str, actor: str = "engine") -> RunningStrategy:
         running = self.get(strategy_id)
         if running.state is StrategyState.RUNNING:
             return running
@@ -145,15 +179,16 @@ class StrategyHost:
             raise CommandRejected(
                 f"strategy {strategy_id} is stopped; add it again to run it", code="bad_state"
             )
-        resumed = running.state is StrategyState.PAUSED
         running.state = StrategyState.RUNNING
         running.error = None
-        if not resumed and not self._guard(running, running.strategy.on_start):
-            return running
-        self._changed(running)
+        if not running.started:
+            running.started = True
+            if not self._guard(running, running.strategy.on_start):
+                return running
+        self._changed(running, actor)
         return running
 
-    def pause(self, strategy_id: str) -> RunningStrategy:
+    def pause(self, strategy_id: str, actor: str = "engine") -> RunningStrategy:
         """Stop calling the strategy; its resting orders stay."""
         running = self.get(strategy_id)
         if running.state is not StrategyState.RUNNING:
@@ -161,18 +196,18 @@ class StrategyHost:
                 f"strategy {strategy_id} is {running.state}, not running", code="bad_state"
             )
         running.state = StrategyState.PAUSED
-        self._changed(running)
+        self._changed(running, actor)
         return running
 
-    def resume(self, strategy_id: str) -> RunningStrategy:
+    def resume(self, strategy_id: str, actor: str = "engine") -> RunningStrategy:
         running = self.get(strategy_id)
         if running.state is not StrategyState.PAUSED:
             raise CommandRejected(
                 f"strategy {strategy_id} is {running.state}, not paused", code="bad_state"
             )
-        return self.start(strategy_id)
+        return self.start(strategy_id, actor)
 
-    def stop(self, strategy_id: str, reason: str = "") -> RunningStrategy:
+    def stop(self, strategy_id: str, reason: str = "", actor: str = "engine") -> RunningStrategy:
         """Call `on_stop`, then cancel the strategy's open orders."""
         running = self.get(strategy_id)
         if running.state is StrategyState.STOPPED:
@@ -187,12 +222,15 @@ class StrategyHost:
             except Exception:
                 logger.exception("strategy %s failed in on_stop", strategy_id)
         self._cancel_all(running)
-        self._changed(running)
+        self._changed(running, actor)
         return running
 
-    def remove(self, strategy_id: str) -> None:
-        self.stop(strategy_id)
+    def remove(self, strategy_id: str, actor: str = "engine") -> None:
+        """Stop the strategy and forget it."""
+        running = self.stop(strategy_id, actor=actor)
+        running.state = StrategyState.REMOVED
         del self._strategies[strategy_id]
+        self._changed(running, actor)
 
     def get(self, strategy_id: str) -> RunningStrategy:
         running = self._strategies.get(strategy_id)
@@ -238,12 +276,7 @@ class StrategyHost:
         if running is None:
             return
         if isinstance(event, OrderFilled):
-            running.position.apply_fill(self._instruments[order.symbol], event)
             running.counts.fills += 1
-        if order.is_final:
-            running.open_orders.pop(order.client_order_id, None)
-        else:
-            running.open_orders[order.client_order_id] = order
         if running.state is not StrategyState.RUNNING:
             return
         if (
@@ -265,12 +298,10 @@ class StrategyHost:
             logger.info("strategy %s order refused: %s", running.strategy_id, exc)
             return None
         running.counts.orders += 1
-        if not order.is_final:
-            running.open_orders[order.client_order_id] = order
         return order
 
     def _cancel(self, running: RunningStrategy, client_order_id: str) -> None:
-        if client_order_id not in running.open_orders:
+        if all(o.client_order_id != client_order_id for o in self.open_orders(running)):
             raise CommandRejected(
                 f"order {client_order_id} is not an open order of {running.strategy_id}",
                 code="not_found",
@@ -282,7 +313,8 @@ class StrategyHost:
                 logger.info("strategy %s cancel refused: %s", running.strategy_id, exc)
 
     def _cancel_all(self, running: RunningStrategy) -> None:
-        for client_order_id in list(running.open_orders):
+        for order in self.open_orders(running):
+            client_order_id = order.client_order_id
             try:
                 self._orders.cancel(CancelOrder(client_order_id=client_order_id))
             except VelozError as exc:
@@ -311,7 +343,19 @@ class StrategyHost:
         )
         self.stop(running.strategy_id, f"{type(error).__name__} in {where}: {error}")
 
-    def _changed(self, running: RunningStrategy) -> None:
+    def open_orders(self, running: RunningStrategy) -> list[Order]:
+        return self._orders.open_orders(running.strategy_id)
+
+    def position(self, running: RunningStrategy) -> Position | None:
+        return self._orders.strategy_position(running.strategy_id)
+
+    def _changed(self, running: RunningStrategy, actor: str) -> None:
+        running.changed_by = actor
+        self._index()
+        if self.on_state_change is not None:
+            self.on_state_change(running)
+
+    def _index(self) -> None:
         by_symbol: dict[str, list[RunningStrategy]] = {}
         for candidate in self._strategies.values():
             if candidate.state is StrategyState.RUNNING:
@@ -322,8 +366,6 @@ class StrategyHost:
             for symbol, found in by_symbol.items()
         }
         self.version += 1
-        if self.on_state_change is not None:
-            self.on_state_change(running)
 
 
 class _Context:
@@ -366,11 +408,12 @@ class _Context:
 
     def position(self) -> Decimal:
         assert self.running is not None
-        return self.running.position.qty
+        position = self._host.position(self.running)
+        return position.qty if position is not None else ZERO
 
     def open_orders(self) -> list[Order]:
         assert self.running is not None
-        return list(self.running.open_orders.values())
+        return self._host.open_orders(self.running)
 
     def price_increment(self) -> Decimal:
         return self._instrument.price_increment

@@ -130,6 +130,8 @@ def policy(method: str, path: str) -> Role | None:
         return Role.ADMIN
     if method == "POST" and path in ("/api/order", "/api/cancel", "/api/cancel_all"):
         return Role.TRADER
+    if path.startswith("/api/strategies") and method in ("POST", "DELETE"):
+        return Role.TRADER  # strategies place orders: managing them is a trader's business
     if method in ("GET", "WS"):
         return Role.VIEWER  # reads and the streams
     return Role.ADMIN

@@ -7,14 +7,15 @@ from decimal import Decimal
 import pytest
 
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from veloz.model.enums import LiquiditySide, OrderSide, OrderType, StrategyState, TimeInForce
 from veloz.model.errors import CommandRejected
 from veloz.model.events import OrderAccepted, OrderEvent, OrderFilled, OrderSubmitted
 from veloz.model.instruments import default_instrument
 from veloz.model.market import PriceBar
 from veloz.model.orders import Order
+from veloz.portfolio.positions import Position
 from veloz.strategy.base import Strategy
-from veloz.strategy.host import StrategyHost, StrategySpec, StrategyState
+from veloz.strategy.host import StrategyHost, StrategySpec
 
 D = Decimal
 INSTRUMENTS = {"BTCUSDT": default_instrument("BTCUSDT", D(50000))}
@@ -27,6 +28,7 @@ class FakePort:
         self.orders: dict[str, Order] = {}
         self.cancels: list[str] = []
         self.refuse = False
+        self.positions: dict[str, Position] = {}
 
     def submit(self, command: SubmitOrder) -> Order:
         if self.refuse:
@@ -53,6 +55,12 @@ class FakePort:
 
     def order(self, client_order_id: str) -> Order | None:
         return self.orders.get(client_order_id)
+
+    def open_orders(self, strategy_id: str) -> list[Order]:
+        return [o for o in self.orders.values() if o.strategy_id == strategy_id and not o.is_final]
+
+    def strategy_position(self, strategy_id: str) -> Position | None:
+        return self.positions.get(strategy_id)
 
 
 class Recorder(Strategy):
@@ -146,9 +154,10 @@ def test_orders_carry_the_strategy_id_and_events_come_back_to_it(
     recorder = running.strategy
     assert isinstance(recorder, Recorder)
     assert recorder.seen[-3:] == ["update ACCEPTED", "fill 0.02", "update FILLED"]
-    assert running.position.qty == D("0.02")
     assert running.counts.orders == 2 and running.counts.fills == 1
-    assert set(running.open_orders) == {"o1"}
+    assert [o.client_order_id for o in host.open_orders(running)] == ["o1"]
+    port.positions["s0"] = Position(symbol="BTCUSDT", qty=D("0.02"))
+    assert running.strategy.ctx.position() == D("0.02")  # the core's, through the port
 
 
 def test_events_of_other_strategies_or_people_are_not_delivered(
@@ -161,7 +170,7 @@ def test_events_of_other_strategies_or_people_are_not_delivered(
     before = list(host.get("s0").strategy.seen)  # type: ignore[attr-defined]
     deliver(host, fill_of(stranger, "1", "t9"), stranger)
     assert host.get("s0").strategy.seen == before  # type: ignore[attr-defined]
-    assert host.get("s0").position.qty == 0
+    assert host.get("s0").counts.fills == 0
 
 
 def test_a_raising_strategy_stops_alone_and_its_orders_are_cancelled(
@@ -174,8 +183,7 @@ def test_a_raising_strategy_stops_alone_and_its_orders_are_cancelled(
     assert exploder.state is StrategyState.STOPPED
     assert exploder.error == "RuntimeError in on_bar: boom"
     assert exploder.counts.errors == 1
-    assert sorted(port.cancels) == sorted(exploder.open_orders)
-    assert len(port.cancels) == 2
+    assert sorted(port.cancels) == ["o1", "o2"]  # both of its orders, none of the other's
     assert recorder.state is StrategyState.RUNNING
     host.on_bar(bar(5.0))
     assert recorder.strategy.seen[-1] == "bar 5.0"  # type: ignore[attr-defined]
@@ -218,4 +226,36 @@ def test_bad_specs_add_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CommandRejected, match="unknown symbol DOGEUSDT"):
         host.add(StrategySpec(strategy_id="s9", name="s0", symbol="DOGEUSDT", params={}))
     assert [r.strategy_id for r in host.all()] == ["s0"]
-    assert host.get("s0").open_orders == {}
+    assert host.open_orders(host.get("s0")) == []
+
+
+def test_every_change_is_reported_and_a_restore_runs_again_without_reporting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host, _ = host_with(monkeypatch, Recorder)
+    changes: list[tuple[str, str, str]] = []
+    host.on_state_change = lambda r: changes.append((r.strategy_id, r.state, r.changed_by))
+    host.pause("s0", actor="ana")
+    host.resume("s0", actor="ana")
+    host.remove("s0", actor="bob")
+    assert changes == [
+        ("s0", StrategyState.PAUSED, "ana"),
+        ("s0", StrategyState.RUNNING, "ana"),
+        ("s0", StrategyState.STOPPED, "bob"),
+        ("s0", StrategyState.REMOVED, "bob"),
+    ]
+    changes.clear()
+    spec = StrategySpec(strategy_id="s0", name="s0", symbol="BTCUSDT", params={})
+    host.restore(spec, StrategyState.RUNNING)
+    restored = host.get("s0")
+    assert restored.state is StrategyState.RUNNING and changes == []
+    assert restored.strategy.seen == ["start"]  # type: ignore[attr-defined]
+    host.on_bar(bar(4.0))
+    assert restored.strategy.seen[-1] == "bar 4.0"  # type: ignore[attr-defined]
+    change = restored.change(99)
+    assert (change.strategy_id, change.state, change.symbol, change.ts_ns) == (
+        "s0",
+        StrategyState.RUNNING,
+        "BTCUSDT",
+        99,
+    )

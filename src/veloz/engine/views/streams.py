@@ -7,7 +7,13 @@ import msgspec
 
 from veloz.engine.bus import BusMessage, Journaled
 from veloz.engine.views.orders import FillView, OrderView
-from veloz.model.events import BalanceSet, OrderDenied, OrderFilled, TradingModeChanged
+from veloz.model.events import (
+    BalanceSet,
+    OrderDenied,
+    OrderFilled,
+    StrategyChanged,
+    TradingModeChanged,
+)
 from veloz.model.market import QuoteTick
 from veloz.risk.monitor import RiskAlert
 
@@ -53,6 +59,8 @@ def stream_events(message: BusMessage) -> list[dict[str, Any]]:
             }
             | msgspec.structs.asdict(event)
         ]
+    if isinstance(event, StrategyChanged):
+        return [{"type": "strategy", "seq": message.seq} | msgspec.structs.asdict(event)]
     if message.order is None or isinstance(event, OrderDenied):
         return []
     update = {
