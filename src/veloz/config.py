@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     market_source: Literal["sim", "binance_rest", "binance_ws"] = "sim"
     market_symbol: str = "BTCUSDT"
     sim_seed: int | None = None
+    # Directories `module:Class` strategies are imported from, `:`-separated.
+    strategy_path: str = ""
     sim_tick_interval_ms: int = Field(200, gt=0)
     sim_latency_ms: float = Field(1.0, ge=0)
     sim_balances: str = "USDT=100000"

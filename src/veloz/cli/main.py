@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import backtest, credentials, db, wal
+from veloz.cli import backtest, credentials, db, strategy, wal
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryConfig, HistoryService
@@ -17,6 +17,7 @@ app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_comple
 app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
 app.add_typer(backtest.app, name="backtest")
+app.add_typer(strategy.app, name="strategy")
 app.add_typer(credentials.keys_app, name="keys")
 app.add_typer(credentials.users_app, name="users")
 

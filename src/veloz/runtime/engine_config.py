@@ -1,6 +1,8 @@
 """The live engine's config from the settings: the journal and risk configs the settings
 build, plus the market source and venue this runtime can run."""
 
+import os
+
 from veloz.config import Settings, SettingsError, parse_balances
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.market.sim import SimMarketConfig
@@ -28,4 +30,5 @@ def engine_config(settings: Settings) -> EngineConfig:
         ),
         risk=settings.risk_config(),
         record_latency=settings.metrics,
+        strategy_path=tuple(p for p in settings.strategy_path.split(os.pathsep) if p),
     )
