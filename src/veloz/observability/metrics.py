@@ -22,17 +22,19 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from veloz import __version__
 from veloz.engine.clock import Clock
+from veloz.engine.core import TradingCore
 from veloz.engine.stats import EngineStats
 from veloz.histogram import Histogram
 from veloz.journal.stats import JournalStats
 from veloz.market.engine import MarketDataEngine
-from veloz.model.enums import TradingMode
+from veloz.model.enums import StrategyState, TradingMode
 from veloz.observability.loop import LoopLagMonitor
 from veloz.oms.manager import OrderManager
 from veloz.portfolio.portfolio import Portfolio
 from veloz.risk.breaker import CircuitBreaker
 from veloz.risk.engine import RiskEngine
 from veloz.risk.portfolio_risk import exposures
+from veloz.strategy.host import StrategyHost
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryService
@@ -67,6 +69,10 @@ class EngineFigures(Protocol):
     def market_source_name(self) -> str: ...
     @property
     def loop_lag(self) -> LoopLagMonitor: ...
+    @property
+    def strategies(self) -> StrategyHost: ...
+    @property
+    def core(self) -> TradingCore: ...
 
 
 class EngineCollector(Collector):
@@ -80,6 +86,49 @@ class EngineCollector(Collector):
         yield from self._risk()
         yield from self._latency()
         yield from self._process()
+        yield from self._strategies()
+
+    def _strategies(self) -> Iterator[Metric]:
+        """Per strategy: its state, its own position and realised PnL, and what it did."""
+        state = GaugeMetricFamily(
+            "veloz_strategy_state",
+            "1 for the state each strategy is in",
+            labels=["strategy", "state"],
+        )
+        position = GaugeMetricFamily(
+            "veloz_strategy_position", "A strategy's own net position", labels=["strategy"]
+        )
+        pnl = GaugeMetricFamily(
+            "veloz_strategy_realized_pnl",
+            "A strategy's realised PnL, net of fees",
+            labels=["strategy"],
+        )
+        orders = CounterMetricFamily(
+            "veloz_strategy_orders", "Orders a strategy placed", labels=["strategy"]
+        )
+        denied = CounterMetricFamily(
+            "veloz_strategy_orders_denied", "A strategy's orders refused", labels=["strategy"]
+        )
+        fills = CounterMetricFamily(
+            "veloz_strategy_fills", "A strategy's fills", labels=["strategy"]
+        )
+        errors = CounterMetricFamily(
+            "veloz_strategy_errors",
+            "Callbacks that raised (the strategy stopped)",
+            labels=["strategy"],
+        )
+        for running in self._engine.strategies.all():
+            sid = running.strategy_id
+            for candidate in StrategyState:
+                state.add_metric([sid, candidate.value], 1 if running.state is candidate else 0)
+            own = self._engine.core.strategy_position(sid)
+            position.add_metric([sid], float(own.qty) if own is not None else 0.0)
+            pnl.add_metric([sid], float(own.realized_pnl) if own is not None else 0.0)
+            orders.add_metric([sid], running.counts.orders)
+            denied.add_metric([sid], running.counts.denied)
+            fills.add_metric([sid], running.counts.fills)
+            errors.add_metric([sid], running.counts.errors)
+        yield from (state, position, pnl, orders, denied, fills, errors)
 
     def _risk(self) -> Iterator[Metric]:
         engine = self._engine

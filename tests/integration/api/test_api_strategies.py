@@ -90,3 +90,23 @@ async def test_the_same_id_twice_is_a_conflict(api: ApiClient) -> None:
     )
     assert again.status_code == 409
     assert again.json()["error"] == "duplicate_strategy_id"
+
+
+async def test_metrics_per_strategy(api: ApiClient, engine: LiveEngine) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await add(api, params={"qty": "0.01"})
+    await add(api, strategy_id="idle", start=False)
+    engine.market.on_data(quote())
+    await wait_for(lambda: engine.strategies.get("buyer").counts.fills == 1, engine)
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families((await api.get("/metrics")).text)
+        for sample in family.samples
+    }
+    assert found[("veloz_strategy_state", (("state", "running"), ("strategy", "buyer")))] == 1
+    assert found[("veloz_strategy_state", (("state", "added"), ("strategy", "idle")))] == 1
+    assert found[("veloz_strategy_position", (("strategy", "buyer"),))] == 0.00999
+    assert found[("veloz_strategy_orders_total", (("strategy", "buyer"),))] == 1
+    assert found[("veloz_strategy_fills_total", (("strategy", "buyer"),))] == 1
+    assert found[("veloz_strategy_errors_total", (("strategy", "buyer"),))] == 0
