@@ -4,6 +4,7 @@ the catalogue with parameter schemas, and every bad input refused with nothing a
 from decimal import Decimal
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.api.conftest import ApiClient
 from tests.support.engine import quote, wait_for
@@ -93,8 +94,6 @@ async def test_the_same_id_twice_is_a_conflict(api: ApiClient) -> None:
 
 
 async def test_metrics_per_strategy(api: ApiClient, engine: LiveEngine) -> None:
-    from prometheus_client.parser import text_string_to_metric_families
-
     await add(api, params={"qty": "0.01"})
     await add(api, strategy_id="idle", start=False)
     engine.market.on_data(quote())
