@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from tests.contract.venue_contract import ReportRecorder, VenueContract, VenueHarness
-from veloz.engine.clock import LiveClock, SimulatedClock
+from veloz.clock import LiveClock, SimulatedClock
 from veloz.execution.venue import ReportHandler, Venue, VenueOrder, VenueOrderState
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.execution.venues.sim_exchange import SimExchange

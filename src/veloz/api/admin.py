@@ -11,8 +11,8 @@ from litestar import Controller, post
 from veloz.api.body import AnyRequest, body_operation, read_fields
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.engine.core import ModeAction
 from veloz.engine.views.admin import CheckpointAnswer, LogLevelAnswer, ModeAnswer, ReloadAnswer
+from veloz.model.enums import ModeAction
 from veloz.model.errors import CommandRejected
 from veloz.observability.logs import LEVELS, set_level
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 import msgspec
 
 from veloz.backtest.data import BarSeries
-from veloz.engine.clock import SimulatedClock
+from veloz.clock import SimulatedClock
 from veloz.engine.core import CoreConfig, TradingCore
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim import SimVenueConfig

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from veloz.engine.bus import BusMessage
-from veloz.engine.core import ModeAction
 from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditLog
@@ -31,6 +30,7 @@ from veloz.engine.views.risk import LimitsInForce, RiskStatus
 from veloz.engine.views.strategies import Strategies, StrategyCatalog, StrategyView
 from veloz.engine.views.streams import Backlog
 from veloz.model.commands import AddStrategy, CancelAllOrders, CancelOrder, SubmitOrder
+from veloz.model.enums import ModeAction
 from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
 
 

@@ -17,17 +17,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from enum import StrEnum
 
 import msgspec
 
+from veloz.clock import Clock
 from veloz.engine.checkpoint import EngineCheckpoint
-from veloz.engine.clock import Clock
 from veloz.engine.ports import EventSink, OrderRouter
 from veloz.engine.stats import EngineStats
 from veloz.execution.venue import VenueOrder
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, StrategyState, TradingMode
+from veloz.model.enums import (
+    ModeAction,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    StrategyState,
+    TradingMode,
+)
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import (
     BalanceSet,
@@ -59,15 +65,6 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 IN_FLIGHT = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
-
-
-class ModeAction(StrEnum):
-    """An operator's mode command."""
-
-    MAINTENANCE = "maintenance"
-    READY = "ready"
-    READONLY = "readonly"
-    READWRITE = "readwrite"
 
 
 # action -> (the only mode it leaves, or None for any; the mode it sets)

@@ -48,6 +48,10 @@ class BarAggregator:
         self._open[trade.symbol] = _new_bar(trade, open_ns)
         return current
 
+    def on_bar(self, bar: Bar) -> None:
+        """Keep a closed bar a source made itself (a replay's)."""
+        self._closed_bars(bar.symbol).append(bar)
+
     def current(self, symbol: str) -> Bar | None:
         """A copy of the bar still being built, so callers never see it change under them."""
         bar = self._open.get(symbol)

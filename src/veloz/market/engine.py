@@ -24,9 +24,7 @@ MarketDataHandler = Callable[[MarketData], None]
 
 
 class MarketDataSource(Protocol):
-    async def run(
-        self, publish: Callable[[QuoteTick | TradeTick], None], stop: asyncio.Event
-    ) -> None: ...
+    async def run(self, publish: Callable[[MarketData], None], stop: asyncio.Event) -> None: ...
 
 
 class FeedStatus(StrEnum):
@@ -71,10 +69,13 @@ class MarketDataEngine:
 
         return unsubscribe
 
-    def on_data(self, item: QuoteTick | TradeTick) -> None:
-        """Take one item from a source: update the caches, then fan it out."""
+    def on_data(self, item: MarketData) -> None:
+        """Take one item from a source: update the caches, then fan it out. A source that
+        has bars of its own (a replay) publishes them closed; trades make bars here."""
         if isinstance(item, QuoteTick):
             self._quotes[item.symbol] = item
+        elif isinstance(item, Bar):
+            self._bars.on_bar(item)
         else:
             closed_bar = self._bars.on_trade(item)
             # The closed bar belongs to the previous minute, so it goes out first.
@@ -121,6 +122,12 @@ class MarketDataEngine:
             source.run(self.on_data, self._source_stop), name="market-data-source"
         )
         self._source_task.add_done_callback(self._on_source_ended)
+
+    async def source_finished(self) -> None:
+        """Wait until the attached source has run out (a replay at its last bar)."""
+        task = self._source_task
+        if task is not None:
+            await asyncio.wait([task])
 
     async def stop(self) -> None:
         """Ask the source to stop and wait for it; every symbol then reads disconnected."""

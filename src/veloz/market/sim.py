@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import msgspec
 
-from veloz.engine.clock import Clock
+from veloz.clock import Clock
 from veloz.model.enums import OrderSide
 from veloz.model.instruments import Instrument, default_instrument
 from veloz.model.market import QuoteTick, TradeTick

@@ -79,3 +79,12 @@ class StrategyState(StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     REMOVED = "removed"
+
+
+class ModeAction(StrEnum):
+    """An operator's mode command (`POST /api/admin/<action>`)."""
+
+    MAINTENANCE = "maintenance"
+    READY = "ready"
+    READONLY = "readonly"
+    READWRITE = "readwrite"

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from veloz import __version__
-from veloz.engine.clock import Clock
+from veloz.clock import Clock
 from veloz.engine.core import TradingCore
 from veloz.engine.stats import EngineStats
 from veloz.histogram import Histogram

@@ -12,7 +12,6 @@ from decimal import Decimal
 import msgspec
 
 from veloz.engine.bus import BusMessage
-from veloz.engine.core import ModeAction
 from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditItem, AuditLog
@@ -37,7 +36,7 @@ from veloz.engine.views.strategies import (
 )
 from veloz.engine.views.streams import Backlog
 from veloz.model.commands import AddStrategy, CancelAllOrders, CancelOrder, SubmitOrder
-from veloz.model.enums import OPEN_STATUSES, OrderSide
+from veloz.model.enums import OPEN_STATUSES, ModeAction, OrderSide
 from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order

@@ -6,17 +6,20 @@ trading core and the live runtime do not change.
 """
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import NamedTuple
 
-from veloz.engine.clock import Clock
+from veloz.backtest.data import load_bars
+from veloz.clock import Clock, SimulatedClock
 from veloz.execution.venue import Venue
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.market.engine import MarketData, MarketDataEngine, MarketDataSource
+from veloz.market.replay import ReplayBarSource
 from veloz.market.sim import SimMarketConfig, SimMarketSource, sim_instruments
-from veloz.model.instruments import Instrument
+from veloz.model.instruments import Instrument, default_instrument
 from veloz.model.market import QuoteTick
 
-MARKET_SOURCES = ("sim",)
+MARKET_SOURCES = ("sim", "replay")
 EXECUTION_MODES = ("sim_engine",)
 
 
@@ -26,10 +29,14 @@ class MarketAdapters(NamedTuple):
     source: MarketDataSource
 
 
-def build_market(name: str, sim: SimMarketConfig, clock: Clock) -> MarketAdapters:
+def build_market(
+    name: str, sim: SimMarketConfig, clock: Clock, replay_file: str | None = None
+) -> MarketAdapters:
     if name == "sim":
         instruments = sim_instruments(sim)
         return MarketAdapters(name, instruments, SimMarketSource(sim, clock, instruments))
+    if name == "replay":
+        return _replay(sim.symbols[0], replay_file, clock)
     raise ValueError(f"unknown market source {name!r}; one of {', '.join(MARKET_SOURCES)}")
 
 
@@ -52,3 +59,25 @@ def build_venue(
         market.subscribe(match)
         return venue
     raise ValueError(f"unknown execution mode {mode!r}; one of {', '.join(EXECUTION_MODES)}")
+
+
+def _replay(symbol: str, path: str | None, clock: Clock) -> MarketAdapters:
+    """Bars from a file on a simulated clock, instruments as the backtester makes them."""
+    if path is None:
+        raise ValueError("the replay market source needs a bar file")
+    if not isinstance(clock, SimulatedClock):
+        raise ValueError("the replay market source runs on a simulated clock")
+    series = load_bars(path, symbol)
+    rows = list(
+        zip(
+            series.ts_ns.tolist(),
+            series.open.tolist(),
+            series.high.tolist(),
+            series.low.tolist(),
+            series.close.tolist(),
+            series.volume.tolist(),
+            strict=True,
+        )
+    )
+    instruments = {symbol: default_instrument(symbol, Decimal(repr(rows[0][4])))}
+    return MarketAdapters("replay", instruments, ReplayBarSource(symbol, rows, clock))

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import msgspec
 
+from veloz.clock import Clock, LiveClock
 from veloz.codec import PayloadError, decode_event, decode_msgpack
 from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import BusMessage, EventBus, Journaled
 from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
-from veloz.engine.clock import Clock, LiveClock
-from veloz.engine.core import IN_FLIGHT, CoreConfig, ModeAction, TradingCore
+from veloz.engine.core import IN_FLIGHT, CoreConfig, TradingCore
 from veloz.engine.stats import EngineStats
 from veloz.execution.engine import ExecutionEngine
 from veloz.execution.reconcile import reconcile
@@ -38,9 +38,10 @@ from veloz.journal.segments import JournalLocked
 from veloz.journal.stats import JournalStats
 from veloz.journal.writer import JournalConfig, JournalWriter
 from veloz.market.engine import MarketData, MarketDataConfig, MarketDataEngine
+from veloz.market.replay import ReplayBarSource
 from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import OrderStatus, TradingMode
+from veloz.model.enums import ModeAction, OrderStatus, TradingMode
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import OrderEvent, OrderReport, OrderSubmitted
 from veloz.model.market import Bar, PriceBar, QuoteTick, TradeTick
@@ -81,6 +82,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     run_market: bool = True
     # Directories `module:Class` strategies are imported from (VELOZ_STRATEGY_PATH).
     strategy_path: tuple[str, ...] = ()
+    # The bars the `replay` market source plays (paper trading over history).
+    replay_file: str | None = None
 
     def core(self) -> CoreConfig:
         return CoreConfig(
@@ -106,7 +109,7 @@ class LiveEngine:
         self.bus = EventBus()
         self.activity = ActivityLog(config.activity_events, config.activity_fills)
         self.bus.subscribe(self.activity.on_bus)
-        market = build_market(config.market_source, config.market, self.clock)
+        market = build_market(config.market_source, config.market, self.clock, config.replay_file)
         self.market_source = market.source
         self.market_source_name = market.name
         self.instruments = market.instruments
@@ -133,6 +136,8 @@ class LiveEngine:
         )
         self.strategies.on_state_change = self._record_strategy
         self.bus.subscribe(self._to_strategies)
+        if isinstance(self.market_source, ReplayBarSource):
+            self.market_source.pace = self.settled
         self._stop_watching = asyncio.Event()
         self._limits_watcher: asyncio.Task[None] | None = None
         self.phase = "created"
@@ -507,6 +512,23 @@ class LiveEngine:
             self.strategies.on_bar(_price_bar(item))
         if self.bus.has_subscribers:
             self.bus.publish(item)
+
+    async def settled(self) -> None:
+        """Wait until what the market last caused has run its course: orders journaled
+        and handed to the venue, the venue's answers back, journaled and published (and
+        whatever the strategies did about them, in turn)."""
+        quiet = 0
+        while quiet < 2:
+            await asyncio.sleep(0)
+            busy = False
+            last = self.gate.last_durable
+            if last is not None and not last.done():
+                await asyncio.wait([last])
+                busy = True
+            if self.gate.pending_submissions or self.oms.with_status(IN_FLIGHT):
+                busy = True
+            await self.execution.drain()
+            quiet = 0 if busy else quiet + 1
 
     # -- strategies ----------------------------------------------------------------------
 

@@ -20,10 +20,10 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from veloz.clock import Clock
 from veloz.codec import encode_json, to_builtins
 from veloz.engine.bus import BusMessage
 from veloz.engine.client import EngineClient
-from veloz.engine.clock import Clock
 from veloz.engine.views.orders import OrderView
 from veloz.engine.views.streams import stream_events
 from veloz.model.commands import parse_cancel_order, parse_submit_order

@@ -14,13 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veloz.engine.clock import SimulatedClock
-from veloz.engine.core import CoreConfig, ModeAction, TradingCore
+from veloz.clock import SimulatedClock
+from veloz.engine.core import CoreConfig, TradingCore
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim_config import SimVenueConfig
 from veloz.execution.venues.sim_exchange import SimExchange
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingMode
+from veloz.model.enums import (
+    ModeAction,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    TradingMode,
+)
 from veloz.model.errors import CommandRejected
 from veloz.model.events import (
     BalanceSet,

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from veloz.engine.clock import Clock, SimulatedClock
+from veloz.clock import Clock, SimulatedClock
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.model.account import Balance

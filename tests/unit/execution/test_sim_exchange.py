@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veloz.engine.clock import SimulatedClock
+from veloz.clock import SimulatedClock
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim_config import SimVenueConfig
 from veloz.execution.venues.sim_exchange import SimExchange

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from veloz.engine.clock import LiveClock, SimulatedClock
+from veloz.clock import LiveClock, SimulatedClock
 from veloz.execution.venue import VenueOrder
 from veloz.execution.venues.sim import SimVenue, SimVenueConfig
 from veloz.model.account import Balance

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from veloz.engine.clock import LiveClock, SimulatedClock
+from veloz.clock import LiveClock, SimulatedClock
 from veloz.market.engine import FeedStatus, MarketDataConfig, MarketDataEngine
 from veloz.market.sim import SimMarketConfig, SimMarketSource
 from veloz.model.enums import OrderSide

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veloz.engine.clock import LiveClock, SimulatedClock
+from veloz.clock import LiveClock, SimulatedClock
 from veloz.market.sim import SimMarketConfig, SimMarketSource
 from veloz.model.enums import OrderSide
 from veloz.model.market import QuoteTick, TradeTick

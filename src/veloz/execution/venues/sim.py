@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import msgspec
 
-from veloz.engine.clock import Clock
+from veloz.clock import Clock
 from veloz.execution.venue import ReportHandler, VenueOrder, VenueOrderState
 from veloz.execution.venues.sim_config import SimVenueConfig
 from veloz.execution.venues.sim_exchange import SimExchange

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from veloz.engine.clock import Clock
+from veloz.clock import Clock
 from veloz.execution.venue import VenueOrder, VenueOrderState
 from veloz.execution.venues.sim_config import SimVenueConfig
 from veloz.execution.venues.sim_matching import (
