@@ -5,7 +5,6 @@ seed, and no sequence of requests and quotes can overdraw or strand the account.
 from collections.abc import Callable
 from decimal import Decimal
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -247,24 +246,30 @@ def test_no_sequence_overdraws_the_account_or_leaves_funds_locked(config, first,
     check(lambda free, locked: free >= 0 and locked == 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the quote-fee reserve is exact but the fee is rounded half up to 8 "
-    "places, so a BUY holding all free funds can overdraw them by under 1e-8",
-)
-def test_a_quote_fee_rounded_up_does_not_overdraw_an_account_locked_in_full():
-    # 0.00007 x 50000.1 x 7.5 bps = 0.00262500525, charged as 0.00262501.
+def test_a_quote_fee_rounded_up_never_overdraws_the_account():
+    # 0.00007 x 50000.1 x 7.5 bps = 0.00262500525, charged as 0.00262501: the reserve for
+    # it is rounded up to the same 8 places, so an account holding only the unrounded fee
+    # is refused, and one holding the charged fee ends at exactly zero.
     qty, price, bps = D("0.00007"), D("50000.1"), D("7.5")
-    config = SimVenueConfig(
-        fee_asset="quote",
-        maker_fee_bps=bps,
-        taker_fee_bps=bps,
-        starting_balances={"USDT": qty * price * (1 + bps / 10_000)},
-    )
-    market = Market(config=config)
-    market.quote("49990", str(price))
-    market.exchange.submit(order("a", BUY, str(qty), str(price)))
-
-    assert [type(r).__name__ for r in market.exchange.drain()] == ["OrderAccepted", "OrderFilled"]
-    [_, usdt] = market.exchange.balance_snapshot()
-    assert usdt.free >= 0
+    notional = qty * price
+    for funds, outcome, left in (
+        (notional * (1 + bps / 10_000), ["OrderRejected"], None),
+        (notional + D("0.00262501"), ["OrderAccepted", "OrderFilled"], D(0)),
+    ):
+        config = SimVenueConfig(
+            fee_asset="quote",
+            maker_fee_bps=bps,
+            taker_fee_bps=bps,
+            starting_balances={"USDT": funds},
+        )
+        market = Market(config=config)
+        market.quote("49990", str(price))
+        market.exchange.submit(order("a", BUY, str(qty), str(price)))
+        reports = market.exchange.drain()
+        assert [type(r).__name__ for r in reports] == outcome
+        [*_, usdt] = market.exchange.balance_snapshot()
+        assert usdt.free >= 0 and usdt.locked == 0
+        if left is not None:
+            assert usdt.free == left
+        else:
+            assert reports[0].reason == "insufficient_balance"  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ owns those and calls in here to decide what trades, at what price and holding wh
 
 import bisect
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 import msgspec
@@ -241,7 +241,12 @@ def touch(side: OrderSide, quote: QuoteTick) -> Decimal:
 def hold(order: SimOrder, instrument: Instrument, qty: Decimal) -> tuple[str, Decimal]:
     """The funds `qty` of the order holds back: `order_lock` plus any fee reserve."""
     asset, amount = order_lock(instrument, order.side, qty, order.lock_price)
-    return asset, amount * (ONE + order.fee_reserve)
+    if not order.fee_reserve:
+        return asset, amount
+    # The fee is charged rounded half up to FEE_QUANTUM, so the reserve for it is rounded
+    # up to the same quantum: what is held always covers what is charged.
+    reserve = (amount * order.fee_reserve).quantize(FEE_QUANTUM, rounding=ROUND_CEILING)
+    return asset, amount + reserve
 
 
 def well_formed(request: VenueOrder) -> bool:
