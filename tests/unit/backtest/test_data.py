@@ -1,7 +1,6 @@
 """Bar files: each format read exactly, every broken file refused naming its line, the
 public sample read as it is, and long series built by shifting copies."""
 
-import os
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.support.sample_bars import sample_path
 from veloz.backtest.data import (
     BarDataError,
     BarSeries,
@@ -410,22 +410,6 @@ def test_any_out_of_order_permutation_is_reported_at_its_line(tmp_path, order):
 
 
 # --- the public sample ------------------------------------------------------------
-
-
-def sample_path() -> Path:
-    """The sample in shared/ beside the repository (the work tree here, a clone in CI)."""
-    repository = Path(__file__).resolve().parents[3]
-    candidates = [
-        repository.parent / "shared" / "data" / SAMPLE,
-        Path("/work/shared/data") / SAMPLE,
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    reason = f"the sample bars are not at {' or '.join(map(str, candidates))}"
-    if os.environ.get("CI"):
-        pytest.fail(f"the sample is required in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
