@@ -311,6 +311,7 @@ class BacktestEngine:
                 self._walk(feed, i, high_first)
             close = feed.close[i]
             feed.price, feed.cached = close, None
+            host.on_clock(ts)
             if host.version != version:
                 version = host.version
                 handlers = {f.symbol: host.bar_handlers(f.symbol) for f in feeds}

@@ -503,6 +503,7 @@ class LiveEngine:
         self.core.on_send_error(client_order_id)
 
     def _on_market(self, item: MarketData) -> None:
+        self.strategies.on_clock(self.clock.time_ns())
         if isinstance(item, QuoteTick):
             self.core.on_quote(item)
             self.strategies.on_quote(item)

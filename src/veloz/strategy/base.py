@@ -49,6 +49,11 @@ class StrategyContext(Protocol):
 
     def time_ns(self) -> int: ...
 
+    def set_timer(self, interval_ns: int | None) -> None:
+        """Call `on_timer` every `interval_ns` of market time from now (None: no timer).
+        Timers fire as market data arrives (a bar in a backtest, a quote live)."""
+        ...
+
     def buy_market(self, qty: Decimal) -> Order | None:
         """Place a MARKET order; None if risk or the engine refused it (logged, counted)."""
         ...
@@ -107,7 +112,7 @@ class Strategy:
         """One of this strategy's orders traded; `on_order_update` follows."""
 
     def on_timer(self, ts_ns: int) -> None:
-        """The timer the strategy set fired."""
+        """The timer the strategy set (`ctx.set_timer`) fired."""
 
     def on_stop(self) -> None:
         """Called when the strategy stops; its open orders are cancelled after it."""

@@ -26,11 +26,15 @@ from veloz.model.instruments import Instrument
 from veloz.model.market import PriceBar, QuoteTick, TradeTick
 from veloz.model.orders import Order
 from veloz.portfolio.positions import Position
+from veloz.risk.rate import TokenBucket
 from veloz.strategy.base import Strategy, StrategyParams
 from veloz.strategy.registry import parse_params, strategy_class
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
+# Orders a second one strategy may send (and as many at once): far above what a strategy
+# means to do, low enough that a runaway loop is stopped within a second.
+MAX_ORDERS_PER_S = 250.0
 
 
 BarHandler = Callable[[PriceBar], None]
@@ -81,6 +85,9 @@ class RunningStrategy:
         self.counts = StrategyCounts()
         self.error: str | None = None
         self.changed_by = "engine"
+        self.timer_interval_ns: int | None = None
+        self.timer_due_ns: int | None = None
+        self.bucket: TokenBucket | None = None
         # Callbacks the strategy left as the base class's no-ops are not called.
         kind = type(strategy)
         self.wants_fills = kind.on_fill is not Strategy.on_fill
@@ -111,7 +118,10 @@ class StrategyHost:
         instruments: Mapping[str, Instrument],
         now_ns: Callable[[], int],
         search_path: tuple[str, ...] = (),
+        max_orders_per_s: float = MAX_ORDERS_PER_S,
     ) -> None:
+        """A strategy that sends more than `max_orders_per_s` orders a second (beyond a
+        burst of as many) is stopped: a runaway loop must not flood the venue."""
         self._orders = orders
         self._instruments = instruments
         self._now_ns = now_ns
@@ -123,6 +133,8 @@ class StrategyHost:
         self._bar_handlers: dict[str, tuple[tuple[RunningStrategy, BarHandler], ...]] = {}
         # Moves on every lifecycle change, so a cached `bar_handlers` knows it is stale.
         self.version = 0
+        self._timed: set[RunningStrategy] = set()
+        self._max_orders_per_s = max_orders_per_s
         # Called after each lifecycle change (the live runtime journals them).
         self.on_state_change: Callable[[RunningStrategy], None] | None = None
 
@@ -168,6 +180,7 @@ class StrategyHost:
         params = parse_params(cls, spec.params)
         ctx = _Context(self, spec, instrument)
         running = RunningStrategy(spec, cls(params, ctx), params)
+        running.bucket = TokenBucket(self._max_orders_per_s, self._now_ns)
         ctx.running = running
         return running
 
@@ -222,6 +235,7 @@ class StrategyHost:
             except Exception:
                 logger.exception("strategy %s failed in on_stop", strategy_id)
         self._cancel_all(running)
+        self._set_timer(running, None)
         self._changed(running, actor)
         return running
 
@@ -264,9 +278,29 @@ class StrategyHost:
         for running in self._running.get(trade.symbol, ()):
             self._guard(running, running.strategy.on_trade, trade)
 
-    def on_timer(self, ts_ns: int) -> None:
-        for running in [r for r in self._strategies.values() if r.state is StrategyState.RUNNING]:
-            self._guard(running, running.strategy.on_timer, ts_ns)
+    def on_clock(self, now_ns: int) -> None:
+        """Fire the timers that are due. A timer that fell behind fires once and is
+        rescheduled from now: a burst of stale calls helps no strategy."""
+        if not self._timed:
+            return
+        for running in list(self._timed):
+            due = running.timer_due_ns
+            if due is None or now_ns < due or running.state is not StrategyState.RUNNING:
+                continue
+            assert running.timer_interval_ns is not None
+            running.timer_due_ns = now_ns + running.timer_interval_ns
+            self._guard(running, running.strategy.on_timer, now_ns)
+
+    def _set_timer(self, running: RunningStrategy, interval_ns: int | None) -> None:
+        if interval_ns is not None and interval_ns <= 0:
+            raise ValueError(f"a timer interval must be positive, got {interval_ns}")
+        running.timer_interval_ns = interval_ns
+        if interval_ns is None:
+            running.timer_due_ns = None
+            self._timed.discard(running)
+        else:
+            running.timer_due_ns = self._now_ns() + interval_ns
+            self._timed.add(running)
 
     def on_order_event(self, event: OrderEvent, order: Order) -> None:
         """An event of an order, as recorded; `order` as it stood right after it."""
@@ -291,6 +325,19 @@ class StrategyHost:
     # -- orders ----------------------------------------------------------------------------
 
     def _submit(self, running: RunningStrategy, command: SubmitOrder) -> Order | None:
+        if running.state is not StrategyState.RUNNING:
+            return None  # stopped while it was still deciding (its own error, a flood)
+        assert running.bucket is not None
+        if not running.bucket.take():
+            logger.error(
+                "strategy %s sent more than %g orders/s and is stopped",
+                running.strategy_id,
+                self._max_orders_per_s,
+            )
+            self.stop(
+                running.strategy_id, f"flooded: more than {self._max_orders_per_s:g} orders/s"
+            )
+            return None
         try:
             order = self._orders.submit(command)
         except CommandRejected as exc:
@@ -380,6 +427,10 @@ class _Context:
 
     def time_ns(self) -> int:
         return self._host._now_ns()
+
+    def set_timer(self, interval_ns: int | None) -> None:
+        assert self.running is not None
+        self._host._set_timer(self.running, interval_ns)
 
     def buy_market(self, qty: Decimal) -> Order | None:
         return self._market(OrderSide.BUY, qty)

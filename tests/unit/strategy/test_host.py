@@ -259,3 +259,51 @@ def test_every_change_is_reported_and_a_restore_runs_again_without_reporting(
         "BTCUSDT",
         99,
     )
+
+
+class Ticker(Strategy):
+    name = "ticker"
+
+    def on_start(self) -> None:
+        self.ticks: list[int] = []
+        self.ctx.set_timer(10)
+
+    def on_timer(self, ts_ns: int) -> None:
+        self.ticks.append(ts_ns)
+
+
+class Flooder(Strategy):
+    name = "flooder"
+
+    def on_bar(self, bar: PriceBar) -> None:
+        for _ in range(300):
+            self.ctx.submit_limit(OrderSide.BUY, D("0.01"), D("40000"))
+
+
+def test_timers_fire_on_market_time_and_stop_with_the_strategy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100]
+    monkeypatch.setattr("veloz.strategy.host.strategy_class", lambda name, path: Ticker)
+    host = StrategyHost(FakePort(), INSTRUMENTS, lambda: now[0])
+    host.add(StrategySpec(strategy_id="t", name="t", symbol="BTCUSDT", params={}))
+    host.start("t")
+    ticker = host.get("t").strategy
+    assert isinstance(ticker, Ticker)
+    for now[0] in (105, 110, 111, 135, 144, 145):
+        host.on_clock(now[0])
+    # Due at 110, then 120 (fires late at 135, once), then 145.
+    assert ticker.ticks == [110, 135, 145]
+    host.stop("t")
+    host.on_clock(1_000)
+    assert ticker.ticks == [110, 135, 145]
+
+
+def test_a_strategy_flooding_orders_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port = host_with(monkeypatch, Flooder)
+    host.on_bar(bar(1.0))
+    flooder = host.get("s0")
+    assert flooder.state is StrategyState.STOPPED
+    assert flooder.error == "flooded: more than 250 orders/s"
+    assert len(port.orders) == 250  # the burst it was allowed, then nothing more
+    assert sorted(port.cancels) == sorted(port.orders)  # and those are cancelled
