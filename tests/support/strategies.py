@@ -54,3 +54,13 @@ class Exploding(Strategy):
             self.ctx.submit_limit(OrderSide.BUY, Decimal("0.01"), quote.bid - 1000)
         else:
             raise ZeroDivisionError("the strategy's own bug")
+
+
+class Spinning(Strategy):
+    """Never returns from its first quote: a loop the engine must interrupt."""
+
+    name = "spinning"
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        while True:
+            pass

@@ -256,7 +256,7 @@ class BacktestEngine:
             self._router,
         )
         self.host = StrategyHost(
-            _OrderPort(self), self.instruments, self.clock.time_ns, search_path
+            _OrderPort(self), self.instruments, self.clock.time_ns, search_path=search_path
         )
         self.host.on_state_change = lambda running: self.core.record_strategy(
             running.change(self.clock.time_ns())

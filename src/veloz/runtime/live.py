@@ -84,6 +84,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     strategy_path: tuple[str, ...] = ()
     # The bars the `replay` market source plays (paper trading over history).
     replay_file: str | None = None
+    # A strategy callback running longer than this is interrupted and its strategy stopped.
+    strategy_callback_deadline_s: float | None = 1.0
 
     def core(self) -> CoreConfig:
         return CoreConfig(
@@ -132,7 +134,11 @@ class LiveEngine:
         )
         self.gate.bind(self.core)
         self.strategies = StrategyHost(
-            _StrategyOrders(self), self.instruments, self.clock.time_ns, config.strategy_path
+            _StrategyOrders(self),
+            self.instruments,
+            self.clock.time_ns,
+            search_path=config.strategy_path,
+            callback_deadline_s=config.strategy_callback_deadline_s,
         )
         self.strategies.on_state_change = self._record_strategy
         self.bus.subscribe(self._to_strategies)

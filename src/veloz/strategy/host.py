@@ -28,6 +28,7 @@ from veloz.model.orders import Order
 from veloz.portfolio.positions import Position
 from veloz.risk.rate import TokenBucket
 from veloz.strategy.base import Strategy, StrategyParams
+from veloz.strategy.deadline import CallbackDeadline
 from veloz.strategy.registry import parse_params, strategy_class
 
 logger = logging.getLogger(__name__)
@@ -117,11 +118,15 @@ class StrategyHost:
         orders: OrderPort,
         instruments: Mapping[str, Instrument],
         now_ns: Callable[[], int],
+        *,
         search_path: tuple[str, ...] = (),
         max_orders_per_s: float = MAX_ORDERS_PER_S,
+        callback_deadline_s: float | None = None,
     ) -> None:
         """A strategy that sends more than `max_orders_per_s` orders a second (beyond a
-        burst of as many) is stopped: a runaway loop must not flood the venue."""
+        burst of as many) is stopped: a runaway loop must not flood the venue. With
+        `callback_deadline_s`, a callback that runs longer (a loop that never returns) is
+        interrupted and its strategy stopped (`deadline.py`)."""
         self._orders = orders
         self._instruments = instruments
         self._now_ns = now_ns
@@ -135,6 +140,9 @@ class StrategyHost:
         self.version = 0
         self._timed: set[RunningStrategy] = set()
         self._max_orders_per_s = max_orders_per_s
+        self._deadline = (
+            CallbackDeadline(callback_deadline_s) if callback_deadline_s is not None else None
+        )
         # Called after each lifecycle change (the live runtime journals them).
         self.on_state_change: Callable[[RunningStrategy], None] | None = None
 
@@ -259,10 +267,7 @@ class StrategyHost:
 
     def on_bar(self, bar: PriceBar) -> None:
         for running, on_bar in self._bar_handlers.get(bar.symbol, ()):
-            try:
-                on_bar(bar)
-            except Exception as exc:
-                self.failed(running, "on_bar", exc)
+            self._guard(running, on_bar, bar)
 
     def bar_handlers(self, symbol: str) -> tuple[tuple[RunningStrategy, BarHandler], ...]:
         """The running strategies of `symbol` with their `on_bar`, for a bar loop that
@@ -376,7 +381,11 @@ class StrategyHost:
 
     def _guard(self, running: RunningStrategy, callback: Callable[..., None], *args: Any) -> bool:
         try:
-            callback(*args)
+            if self._deadline is None:
+                callback(*args)
+            else:
+                with self._deadline:
+                    callback(*args)
         except Exception as exc:
             self.failed(running, callback.__name__, exc)
             return False

@@ -143,3 +143,20 @@ async def test_risk_refuses_a_strategy_order_like_anyone_s(wal_dir: Path) -> Non
     assert engine.stats.rejections["qty_above_maximum"] == 1
     assert msgspec.to_builtins(engine.oms.all_orders()) == []
     await engine.stop()
+
+
+async def test_a_strategy_that_never_returns_is_interrupted_and_stopped(wal_dir: Path) -> None:
+    config = msgspec.structs.replace(engine_config(wal_dir), strategy_callback_deadline_s=0.2)
+    engine = LiveEngine(config)
+    await engine.start()
+    await engine.add_strategy(
+        spec("spin", "tests.support.strategies:Spinning"), "user:ana", start=True
+    )
+    await engine.add_strategy(spec("buyer", qty="0.01", buys=1), "user:ana", start=True)
+    engine.market.on_data(quote())  # Spinning loops; the deadline interrupts it
+    spin = engine.strategies.get("spin")
+    assert spin.state is StrategyState.STOPPED
+    assert spin.error == "StrategyOverran in on_quote: a callback ran for more than 0.2 s"
+    buyer = engine.strategies.get("buyer")
+    await wait_for(lambda: bool(buyer.strategy.fills), engine)  # type: ignore[attr-defined]
+    await engine.stop()
