@@ -38,12 +38,14 @@ SSE_TYPES = frozenset(
         "account",
         "position",
         "risk",
+        "strategy",
         "error",
         "reset",
     }
 )
 MARKET_CHANNELS = ("trade", "book_top", "kline")
-ORDER_MESSAGE_TYPES = frozenset({"order_update", "fill"})
+# /ws/orders carries what happens to orders and to the strategies that place them.
+ORDER_MESSAGE_TYPES = frozenset({"order_update", "fill", "strategy"})
 DEFAULT_MAILBOX_SIZE = 1_000
 DEFAULT_KEEPALIVE_S = 10.0
 DEFAULT_FLUSH_INTERVAL_S = 0.0

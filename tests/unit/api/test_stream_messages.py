@@ -5,10 +5,19 @@ from decimal import Decimal
 
 import pytest
 
-from veloz.api.stream_hub import KEEPALIVE_FRAME, market_message, sse_frame
+from veloz.api.stream_hub import (
+    KEEPALIVE_FRAME,
+    ORDER_MESSAGE_TYPES,
+    SSE_TYPES,
+    market_message,
+    sse_frame,
+)
 from veloz.api.streams import decode_message, parse_last_id, parse_market_request, parse_types
-from veloz.model.enums import OrderSide
+from veloz.engine.bus import Journaled
+from veloz.engine.views.streams import stream_events
+from veloz.model.enums import OrderSide, StrategyState
 from veloz.model.errors import CommandRejected
+from veloz.model.events import StrategyChanged
 from veloz.model.market import Bar, QuoteTick, TradeTick
 
 TRADED = {"BTCUSDT": object(), "ETHUSDT": object()}
@@ -140,3 +149,24 @@ def test_a_bad_subscription_says_what_is_wrong(request_, code, words):
     with pytest.raises(CommandRejected) as refused:
         parse_market_request(request_, TRADED)
     assert refused.value.code == code and words in refused.value.message
+
+
+def test_a_strategy_change_is_a_strategy_event_on_the_streams() -> None:
+    change = StrategyChanged(
+        strategy_id="s1",
+        state=StrategyState.STOPPED,
+        name="ema_cross",
+        symbol="BTCUSDT",
+        params={"fast": 10},
+        reason="ValueError in on_bar: x",
+        actor="engine",
+        ts_ns=5,
+    )
+    [event] = stream_events(Journaled(42, change, None))
+    assert event["type"] == "strategy" and event["seq"] == 42
+    assert (event["strategy_id"], event["state"], event["reason"]) == (
+        "s1",
+        StrategyState.STOPPED,
+        "ValueError in on_bar: x",
+    )
+    assert "strategy" in SSE_TYPES and "strategy" in ORDER_MESSAGE_TYPES
