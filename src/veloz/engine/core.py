@@ -34,7 +34,7 @@ from veloz.model.enums import (
     StrategyState,
     TradingMode,
 )
-from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import (
     BalanceSet,
     Event,
@@ -164,14 +164,15 @@ class TradingCore:
         cancel of an order already waiting for one changes nothing."""
         order = self.oms.get(command.client_order_id)
         if order is None:
-            raise CommandRejected(f"no order {command.client_order_id}", code="not_found")
+            raise CommandRejected(f"no order {command.client_order_id}", code=ErrorCode.NOT_FOUND)
         if command.symbol is not None and command.symbol != order.symbol:
             raise CommandRejected(
                 f"order {order.client_order_id} is for {order.symbol}, not {command.symbol}"
             )
         if order.is_final:
             raise CommandRejected(
-                f"order {order.client_order_id} is already {order.status}", code="order_final"
+                f"order {order.client_order_id} is already {order.status}",
+                code=ErrorCode.ORDER_FINAL,
             )
         if order.status is OrderStatus.PENDING_CANCEL:
             return order
@@ -218,7 +219,7 @@ class TradingCore:
     def set_mode(self, mode: TradingMode, reason: str, actor: str) -> None:
         if not self._sink.accepting:
             raise CommandRejected(
-                "the journal is not accepting entries", code="journal_unavailable"
+                "the journal is not accepting entries", code=ErrorCode.JOURNAL_UNAVAILABLE
             )
         event = TradingModeChanged(
             mode=mode, reason=reason, actor=actor, ts_ns=self.clock.time_ns()
@@ -243,7 +244,7 @@ class TradingCore:
             loaded = self.risk.reload()
         except RiskLimitsError as exc:
             logger.error("risk limits reload by %s refused: %s", actor, exc)
-            raise CommandRejected(str(exc), code="bad_limits") from None
+            raise CommandRejected(str(exc), code=ErrorCode.BAD_LIMITS) from None
         logger.warning(
             "risk limits reloaded by %s from %s (sha256 %s)", actor, loaded.source, loaded.sha256
         )
@@ -479,7 +480,7 @@ class TradingCore:
         if instrument is None:
             raise CommandRejected(
                 f"unknown symbol {command.symbol}; trading {', '.join(sorted(self.instruments))}",
-                code="unknown_symbol",
+                code=ErrorCode.UNKNOWN_SYMBOL,
             )
         reference = self._reference_price(command)
         validate_against(command, instrument, reference)
@@ -501,7 +502,9 @@ class TradingCore:
             return None
         quote = self._quotes.get(command.symbol)
         if quote is None:
-            raise CommandRejected(f"no market data for {command.symbol} yet", code="no_market_data")
+            raise CommandRejected(
+                f"no market data for {command.symbol} yet", code=ErrorCode.NO_MARKET_DATA
+            )
         return quote.ask if command.side is OrderSide.BUY else quote.bid
 
     def _next_client_order_id(self) -> str:

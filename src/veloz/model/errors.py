@@ -77,9 +77,8 @@ class DenialReason(StrEnum):
 class VelozError(Exception):
     """Base of every error the domain raises on purpose.
 
-    `code` takes the enum member; a plain string is still accepted from modules not yet
-    moved to the enum and converted at once, so a mistyped code fails where it is raised
-    (ValueError) instead of reaching a client as an unmapped code.
+    `code` takes the enum member (a string is converted at once, so a mistyped code fails
+    where it is raised instead of reaching a client as an unmapped code).
     """
 
     code: ErrorCode = ErrorCode.BAD_PARAMS

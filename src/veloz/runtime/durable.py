@@ -22,7 +22,7 @@ from veloz.execution.venue import VenueOrder
 from veloz.journal.framing import EntryType
 from veloz.journal.stats import JournalStats
 from veloz.journal.writer import BatchDurability, JournalUnavailable, JournalWriter
-from veloz.model.errors import CommandRejected
+from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import Event
 from veloz.model.orders import Order
 
@@ -130,7 +130,7 @@ class DurableGate:
 
     def _writable(self) -> JournalWriter:
         if self.journal is None:
-            raise CommandRejected(self.failure or "no journal", code="journal_unavailable")
+            raise CommandRejected(self.failure or "no journal", code=ErrorCode.JOURNAL_UNAVAILABLE)
         return self.journal
 
     def _last(self) -> BatchDurability:
@@ -178,7 +178,7 @@ class DurableGate:
 
 
 def _refused(error: JournalUnavailable) -> CommandRejected:
-    return CommandRejected(error.message, code="journal_unavailable")
+    return CommandRejected(error.message, code=ErrorCode.JOURNAL_UNAVAILABLE)
 
 
 async def durable(batch: BatchDurability) -> None:

@@ -41,8 +41,8 @@ from veloz.market.engine import MarketData, MarketDataConfig, MarketDataEngine
 from veloz.market.replay import ReplayBarSource
 from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import CancelOrder, SubmitOrder
-from veloz.model.enums import ModeAction, OrderStatus, TradingMode
-from veloz.model.errors import CommandRejected, InvalidTransition
+from veloz.model.enums import EnginePhase, ModeAction, OrderStatus, TradingMode
+from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import OrderEvent, OrderReport, OrderSubmitted
 from veloz.model.market import Bar, PriceBar, QuoteTick, TradeTick
 from veloz.model.orders import Order
@@ -146,7 +146,7 @@ class LiveEngine:
             self.market_source.pace = self.settled
         self._stop_watching = asyncio.Event()
         self._limits_watcher: asyncio.Task[None] | None = None
-        self.phase = "created"
+        self.phase = EnginePhase.CREATED
         self.journal_problems: list[str] = []
         # Who else reads the journal files (the history projector): each says the oldest
         # sequence it still needs, and retention keeps the segment holding it.
@@ -195,7 +195,7 @@ class LiveEngine:
 
     @property
     def ready(self) -> bool:
-        return self.phase == "ready"
+        return self.phase == EnginePhase.READY
 
     def journal_directory(self) -> Path:
         return Path(self.config.journal.directory)
@@ -206,7 +206,7 @@ class LiveEngine:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.phase = "replaying"
+        self.phase = EnginePhase.REPLAYING
         self.loop_lag.start()
         self._open_journal()
         if self.core.balances_seeded:
@@ -228,7 +228,7 @@ class LiveEngine:
             )
         if self.config.run_market:
             await self.market.start(self.market_source)
-        self.phase = "reconciling"
+        self.phase = EnginePhase.RECONCILING
         await self._reconcile()
         journal = self.gate.journal
         if journal is not None and journal.entries_since_checkpoint:
@@ -236,7 +236,7 @@ class LiveEngine:
         # What recovery built lives as long as the engine: keep the collector from
         # re-scanning it on every full collection.
         gc.freeze()
-        self.phase = "ready"
+        self.phase = EnginePhase.READY
         self.core.acting = True
         self._resume_strategies()
         logger.info(
@@ -248,9 +248,9 @@ class LiveEngine:
 
     async def stop(self) -> None:
         """Refuse new orders, let in-flight work finish (bounded), checkpoint, close."""
-        if self.phase in ("stopping", "stopped"):
+        if self.phase in (EnginePhase.STOPPING, EnginePhase.STOPPED):
             return
-        self.phase = "stopping"
+        self.phase = EnginePhase.STOPPING
         self.core.acting = False
         self._stop_watching.set()
         if self._limits_watcher is not None:
@@ -271,7 +271,7 @@ class LiveEngine:
                 await self.write_checkpoint()
             await journal.close()
         await self.loop_lag.stop()
-        self.phase = "stopped"
+        self.phase = EnginePhase.STOPPED
 
     async def checkpoint_offline(self) -> int:
         """Replay the journal and write a checkpoint without starting trading."""
@@ -479,17 +479,19 @@ class LiveEngine:
             self.core.reload_risk_limits("file-watcher")
 
     def _check_taking_commands(self) -> None:
-        if self.phase in ("stopping", "stopped"):
-            raise CommandRejected("the engine is shutting down", code="shutting_down")
-        if self.phase != "ready":  # replay and reconciliation come first
-            raise CommandRejected(f"the engine is still starting ({self.phase})", code="not_ready")
+        if self.phase in (EnginePhase.STOPPING, EnginePhase.STOPPED):
+            raise CommandRejected("the engine is shutting down", code=ErrorCode.SHUTTING_DOWN)
+        if self.phase != EnginePhase.READY:  # replay and reconciliation come first
+            raise CommandRejected(
+                f"the engine is still starting ({self.phase})", code=ErrorCode.NOT_READY
+            )
         self._check_journal()
 
     def _check_journal(self) -> JournalWriter:
         journal = self.gate.journal
         if journal is None or journal.failure is not None:
             raise CommandRejected(
-                f"orders are refused: {self.gate.failure}", code="journal_unavailable"
+                f"orders are refused: {self.gate.failure}", code=ErrorCode.JOURNAL_UNAVAILABLE
             )
         return journal
 
@@ -552,8 +554,10 @@ class LiveEngine:
         """`start`, `pause`, `resume`, `stop` or `remove`, recorded before it is answered.
         Stopping and removing work in every phase that takes commands, like cancels."""
         self._check_journal()
-        if self.phase != "ready":
-            raise CommandRejected(f"the engine is not ready ({self.phase})", code="not_ready")
+        if self.phase != EnginePhase.READY:
+            raise CommandRejected(
+                f"the engine is not ready ({self.phase})", code=ErrorCode.NOT_READY
+            )
         host = self.strategies
         match action:
             case "start":

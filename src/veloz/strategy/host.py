@@ -20,7 +20,7 @@ import msgspec
 
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderSide, OrderType, StrategyState, TimeInForce
-from veloz.model.errors import CommandRejected, VelozError
+from veloz.model.errors import CommandRejected, ErrorCode, VelozError
 from veloz.model.events import OrderEvent, OrderFilled, StrategyChanged
 from veloz.model.instruments import Instrument
 from veloz.model.market import PriceBar, QuoteTick, TradeTick
@@ -176,13 +176,14 @@ class StrategyHost:
     def _build(self, spec: StrategySpec) -> RunningStrategy:
         if spec.strategy_id in self._strategies:
             raise CommandRejected(
-                f"strategy id {spec.strategy_id} is already used", code="duplicate_strategy_id"
+                f"strategy id {spec.strategy_id} is already used",
+                code=ErrorCode.DUPLICATE_STRATEGY_ID,
             )
         instrument = self._instruments.get(spec.symbol)
         if instrument is None:
             raise CommandRejected(
                 f"unknown symbol {spec.symbol}; trading {', '.join(sorted(self._instruments))}",
-                code="unknown_symbol",
+                code=ErrorCode.UNKNOWN_SYMBOL,
             )
         cls = strategy_class(spec.name, self._search_path)
         params = parse_params(cls, spec.params)
@@ -198,7 +199,8 @@ class StrategyHost:
             return running
         if running.state is StrategyState.STOPPED:
             raise CommandRejected(
-                f"strategy {strategy_id} is stopped; add it again to run it", code="bad_state"
+                f"strategy {strategy_id} is stopped; add it again to run it",
+                code=ErrorCode.BAD_STATE,
             )
         running.state = StrategyState.RUNNING
         running.error = None
@@ -214,7 +216,7 @@ class StrategyHost:
         running = self.get(strategy_id)
         if running.state is not StrategyState.RUNNING:
             raise CommandRejected(
-                f"strategy {strategy_id} is {running.state}, not running", code="bad_state"
+                f"strategy {strategy_id} is {running.state}, not running", code=ErrorCode.BAD_STATE
             )
         running.state = StrategyState.PAUSED
         self._changed(running, actor)
@@ -224,7 +226,7 @@ class StrategyHost:
         running = self.get(strategy_id)
         if running.state is not StrategyState.PAUSED:
             raise CommandRejected(
-                f"strategy {strategy_id} is {running.state}, not paused", code="bad_state"
+                f"strategy {strategy_id} is {running.state}, not paused", code=ErrorCode.BAD_STATE
             )
         return self.start(strategy_id, actor)
 
@@ -257,7 +259,7 @@ class StrategyHost:
     def get(self, strategy_id: str) -> RunningStrategy:
         running = self._strategies.get(strategy_id)
         if running is None:
-            raise CommandRejected(f"no strategy {strategy_id}", code="not_found")
+            raise CommandRejected(f"no strategy {strategy_id}", code=ErrorCode.NOT_FOUND)
         return running
 
     def all(self) -> list[RunningStrategy]:
@@ -356,7 +358,7 @@ class StrategyHost:
         if all(o.client_order_id != client_order_id for o in self.open_orders(running)):
             raise CommandRejected(
                 f"order {client_order_id} is not an open order of {running.strategy_id}",
-                code="not_found",
+                code=ErrorCode.NOT_FOUND,
             )
         try:
             self._orders.cancel(CancelOrder(client_order_id=client_order_id))
