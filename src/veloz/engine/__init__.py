@@ -1,1 +1,2 @@
-"""The kernel: wiring, clock, event bus, lifecycle and the EngineClient facade."""
+"""The kernel: the synchronous trading core and the ports it calls, the event bus, and the
+EngineClient facade with its views."""
