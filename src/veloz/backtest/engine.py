@@ -14,6 +14,7 @@ while it holds resting orders or receives new ones, and the core marks the book 
 an order needs it. Order and fill accounting stays exact (Decimal); bars are floats.
 """
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -87,7 +88,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
 
 
-class FillRecord(msgspec.Struct, frozen=True, kw_only=True):
+class FillRecord(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     ts_ns: int
     symbol: str
     side: str
@@ -355,19 +356,21 @@ class BacktestEngine:
         """Deliver what the core and the exchange produced, until both are quiet: events
         to the strategies first, then the exchange's reports to the core."""
         events = self._sink.events
-        host, core, exchange = self.host, self.core, self.exchange
+        # Bound once: this runs after every order, for each of its events and reports.
+        next_event, on_order_event = events.popleft, self.host.on_order_event
+        drain, on_report = self.exchange.drain, self.core.on_report
         while True:
             while events:
-                event, order = events.popleft()
+                event, order = next_event()
                 if isinstance(event, OrderFilled):
                     self._record_fill(event, order)
                 if order is not None and isinstance(event, OrderEvent):
-                    host.on_order_event(event, order)
-            reports = exchange.drain()
+                    on_order_event(event, order)
+            reports = drain()
             if not reports:
                 return
             for report in reports:
-                core.on_report(report)
+                on_report(report)
 
     # -- what the core and the exchange ask for -----------------------------------------
 
@@ -383,15 +386,15 @@ class BacktestEngine:
             self.core.on_quote(quote)
 
     def _submit(self, command: SubmitOrder) -> Order:
+        core = self.core
         feed = self._feeds.get(command.symbol)
         if feed is not None:
             # The core values the order (market reference price, risk) at the market now.
             quote = feed.quote(self.clock.time_ns())
             if self._marked.get(feed.symbol) is not quote:
                 self._marked[feed.symbol] = quote
-                self.core.on_quote(quote)
-        order, _ = self.core.submit(command)
-        return order
+                core.on_quote(quote)
+        return core.submit(command)[0]
 
     # -- the result ---------------------------------------------------------------------
 
@@ -400,7 +403,7 @@ class BacktestEngine:
             FillRecord(
                 ts_ns=fill.ts_ns,
                 symbol=fill.symbol,
-                side=fill.side.value,
+                side=fill.side._value_,  # the attribute behind `.value`, without the property
                 qty=fill.qty,
                 price=fill.price,
                 fee=fill.fee,
@@ -445,14 +448,14 @@ class _OrderPort:
         return [o for o in self._engine.core.oms.open_orders() if o.strategy_id == strategy_id]
 
     def strategy_position(self, strategy_id: str) -> Position | None:
-        return self._engine.core.strategy_position(strategy_id)
+        return self._engine.core.strategy_positions.get(strategy_id)
 
 
 def _time_order(feeds: list[_Feed]) -> Iterator[tuple[_Feed, int]]:
     """(feed, bar index) in time order; bars at the same time in the feeds' order."""
     if len(feeds) == 1:
         feed = feeds[0]
-        return ((feed, i) for i in range(len(feed.ts)))
+        return zip(itertools.repeat(feed), range(len(feed.ts)))  # no generator frame per bar
     keyed = sorted(
         (ts, feed_index, i) for feed_index, feed in enumerate(feeds) for i, ts in enumerate(feed.ts)
     )

@@ -306,15 +306,20 @@ class TradingCore:
 
     def on_quote(self, quote: QuoteTick) -> None:
         """The top of the book moved: marks, equity and the risk actions on them."""
+        ts_ns, portfolio, monitor = quote.ts_ns, self.portfolio, self.monitor
         self._quotes[quote.symbol] = quote
-        self.portfolio.mark(quote.symbol, quote.mid)
+        portfolio.mark(quote.symbol, quote.mid)
         # Marks are not journaled, so the equity peak travels in checkpoints.
-        equity = self._equity = self.portfolio.update_equity()
-        self.risk.record_equity(quote.ts_ns, equity)
-        self._act(self.monitor.on_equity(quote.ts_ns, equity, self.mode))
-        drawdown = self.portfolio.drawdown(equity)
-        self._act(self.monitor.on_drawdown(quote.ts_ns, drawdown, self.mode))
-        self._act(self.monitor.on_clock(quote.ts_ns, self.mode))
+        equity = self._equity = portfolio.update_equity()
+        self.risk.record_equity(ts_ns, equity)
+        # Each decision sees the mode the one before it may have changed. They rarely
+        # call for an action, so `_act` runs only when there is one.
+        if actions := monitor.on_equity(ts_ns, equity, self.mode):
+            self._act(actions)
+        if actions := monitor.on_drawdown(ts_ns, portfolio.drawdown(equity), self.mode):
+            self._act(actions)
+        if actions := monitor.on_clock(ts_ns, self.mode):
+            self._act(actions)
 
     def quote(self, symbol: str) -> QuoteTick | None:
         return self._quotes.get(symbol)
@@ -333,15 +338,19 @@ class TradingCore:
     def _exposure(self, symbol: str) -> Exposure:
         instrument = self.instruments[symbol]
         quote = self._quotes.get(symbol)
+        portfolio = self.portfolio
+        open_buy_qty, open_sell_qty, open_orders_symbol, open_orders_total = self.oms.open_exposure(
+            symbol
+        )
         return Exposure(
-            position_qty=self.portfolio.position_qty(symbol),
-            open_buy_qty=self.oms.open_qty(symbol, OrderSide.BUY),
-            open_sell_qty=self.oms.open_qty(symbol, OrderSide.SELL),
-            open_orders_symbol=self.oms.open_count(symbol),
-            open_orders_total=self.oms.open_count(),
+            position_qty=portfolio.position_qty(symbol),
+            open_buy_qty=open_buy_qty,
+            open_sell_qty=open_sell_qty,
+            open_orders_symbol=open_orders_symbol,
+            open_orders_total=open_orders_total,
             mark=quote.mid if quote is not None else None,
-            free_quote=self.portfolio.free(instrument.quote_asset),
-            free_base=self.portfolio.free(instrument.base_asset),
+            free_quote=portfolio.free(instrument.quote_asset),
+            free_base=portfolio.free(instrument.base_asset),
             margin_leverage=self._margin_leverage,
             equity=self._current_equity() if self._margin_leverage is not None else ZERO,
         )
@@ -403,13 +412,20 @@ class TradingCore:
                 self._equity = None
                 order = self.oms.apply(event)
                 self.stats.fills_by_side[event.side] += 1
-                realized_before = self.portfolio.realized_pnl(event.symbol)
-                self.portfolio.on_fill(order, event)
+                realized = self.portfolio.on_fill(order, event)
                 if order.strategy_id is not None:
                     self._strategy_position(order.strategy_id, event.symbol).apply_fill(
                         self.instruments[event.symbol], event
                     )
-                self._count_closing(self.portfolio.realized_pnl(event.symbol) - realized_before)
+                if realized:
+                    self._count_closing(realized)
+                self._on_order_changed(order)
+                return order
+            # Order events before the rarer kinds, so a venue report is matched early.
+            case OrderDenied():  # before OrderEvent: a denial names an order that never existed
+                self.stats.rejections[event.reason] += 1
+            case OrderEvent():
+                order = self.oms.apply(event)
                 self._on_order_changed(order)
                 return order
             case TradingModeChanged():
@@ -424,12 +440,6 @@ class TradingCore:
                 self._equity = None
                 self.portfolio.on_balance_set(event.asset, event.total)
                 self.balances_seeded = True
-            case OrderDenied():  # before OrderEvent: a denial names an order that never existed
-                self.stats.rejections[event.reason] += 1
-            case OrderEvent():
-                order = self.oms.apply(event)
-                self._on_order_changed(order)
-                return order
         return None
 
     def _count_closing(self, realized: Decimal) -> None:

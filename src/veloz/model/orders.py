@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import msgspec
 
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.model.enums import FINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.errors import ErrorCode, InvalidTransition
 from veloz.model.events import (
     OrderAccepted,
@@ -24,6 +24,11 @@ from veloz.model.events import (
 )
 
 S = OrderStatus
+_ZERO = Decimal(0)
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+_PENDING_NEW, _ACCEPTED, _FILLED = S.PENDING_NEW, S.ACCEPTED, S.FILLED
+_PARTIALLY_FILLED, _PENDING_CANCEL = S.PARTIALLY_FILLED, S.PENDING_CANCEL
 _LIVE = frozenset({S.PENDING_NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 
 # Which statuses each event may be applied in. Fills during PENDING_CANCEL are legal: the
@@ -81,13 +86,15 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             last_ts_ns=event.ts_ns,
         )
 
+    # Both asked several times per order event: the membership test is written out rather
+    # than going through `status.is_final`, a property call more each time.
     @property
     def is_final(self) -> bool:
-        return self.status.is_final
+        return self.status in FINAL_STATUSES
 
     @property
     def leaves_qty(self) -> Decimal:
-        return Decimal(0) if self.is_final else self.order_qty - self.executed_qty
+        return _ZERO if self.status in FINAL_STATUSES else self.order_qty - self.executed_qty
 
     def same_request(self, event: OrderSubmitted) -> bool:
         """Whether `event` asks for exactly this order (idempotent resubmission)."""
@@ -125,8 +132,8 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             )
         if isinstance(event, OrderFilled):
             self._check_fill(event)
-        if isinstance(event, OrderRejected) and (
-            self.venue_order_id is not None or self.executed_qty > 0
+        elif isinstance(event, OrderRejected) and (
+            self.venue_order_id is not None or self.executed_qty > _ZERO
         ):
             raise InvalidTransition(
                 f"OrderRejected cannot apply to order {self.client_order_id} in status "
@@ -135,13 +142,15 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
 
     def apply(self, event: OrderEvent) -> None:
         self.check(event)
-        if isinstance(event, OrderCancelRejected) and self.status is not S.PENDING_CANCEL:
+        if isinstance(event, OrderCancelRejected) and self.status is not _PENDING_CANCEL:
             return  # "too late to cancel": nothing about the order changes
         match event:
+            case OrderFilled():  # first: the most frequent report
+                self._fill(event)
             case OrderAccepted():
                 self.venue_order_id = event.venue_order_id
-                if self.status is S.PENDING_NEW:
-                    self.status = S.ACCEPTED
+                if self.status is _PENDING_NEW:
+                    self.status = _ACCEPTED
             case OrderRejected():
                 self.status = S.REJECTED
                 self.reason = event.reason
@@ -156,12 +165,11 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             case OrderExpired():
                 self.status = S.EXPIRED
                 self.reason = event.reason
-            case OrderFilled():
-                self._fill(event)
-        self.last_ts_ns = max(self.last_ts_ns, event.ts_ns)
+        if event.ts_ns > self.last_ts_ns:  # max(last_ts_ns, ts_ns)
+            self.last_ts_ns = event.ts_ns
 
     def _check_fill(self, fill: OrderFilled) -> None:
-        if fill.qty <= 0 or fill.price <= 0 or fill.fee < 0:
+        if fill.qty <= _ZERO or fill.price <= _ZERO or fill.fee < _ZERO:
             raise InvalidTransition(
                 f"fill {fill.trade_id} has a non-positive qty/price or a negative fee",
                 code=ErrorCode.ILLEGAL_TRANSITION,
@@ -188,9 +196,9 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             self.fee += fill.fee
             self.fee_asset = fill.fee_asset
         if self.executed_qty == self.order_qty:
-            self.status = S.FILLED
-        elif self.status is not S.PENDING_CANCEL:
-            self.status = S.PARTIALLY_FILLED
+            self.status = _FILLED
+        elif self.status is not _PENDING_CANCEL:
+            self.status = _PARTIALLY_FILLED
 
     def _working_status(self) -> OrderStatus:
         """The status a live order has when no cancel is in flight."""

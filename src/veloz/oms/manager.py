@@ -10,6 +10,10 @@ from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import OrderEvent, OrderSubmitted
 from veloz.model.orders import Order
 
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+
 
 class OrderManager:
     """Orders in memory: all open ones, and the most recent `retained_final` final ones
@@ -49,6 +53,17 @@ class OrderManager:
     def open_qty(self, symbol: str, side: OrderSide) -> Decimal:
         """What open and in-flight orders of `symbol` on `side` may still execute."""
         return self._leaves[(symbol, side)]
+
+    def open_exposure(self, symbol: str) -> tuple[Decimal, Decimal, int, int]:
+        """`open_qty` of both sides, `open_count(symbol)` and `open_count()` in one call,
+        as every pre-trade check asks for them."""
+        leaves = self._leaves
+        return (
+            leaves[(symbol, BUY)],
+            leaves[(symbol, SELL)],
+            self._open_by_symbol[symbol],
+            self._open_count,
+        )
 
     def counts(self) -> dict[OrderStatus, int]:
         return {status: len(orders) for status, orders in self._by_status.items()}
@@ -95,28 +110,35 @@ class OrderManager:
 
     def check(self, event: OrderEvent) -> Order:
         """The order `event` would change; raises InvalidTransition if it cannot."""
+        order = self._known(event)
+        order.check(event)
+        return order
+
+    def apply(self, event: OrderEvent) -> Order:
+        order = self._known(event)
+        before, leaves_before = order.status, order.leaves_qty
+        order.apply(event)  # checks the event first: a refused one changes nothing
+        self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before
+        status = order.status
+        if status is not before:
+            client_order_id = order.client_order_id
+            del self._by_status[before][client_order_id]
+            self._by_status[status][client_order_id] = order
+            if status in FINAL_STATUSES:
+                self._final[client_order_id] = None
+                self._open_count -= 1
+                self._open_by_symbol[order.symbol] -= 1
+                if len(self._final) > self._retained_final:
+                    self._evict()
+        return order
+
+    def _known(self, event: OrderEvent) -> Order:
         order = self._orders.get(event.client_order_id)
         if order is None:
             raise InvalidTransition(
                 f"{type(event).__name__} for unknown order {event.client_order_id}",
                 code=ErrorCode.UNKNOWN_ORDER,
             )
-        order.check(event)
-        return order
-
-    def apply(self, event: OrderEvent) -> Order:
-        order = self.check(event)
-        before, leaves_before = order.status, order.leaves_qty
-        order.apply(event)
-        self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before
-        if order.status is not before:
-            del self._by_status[before][order.client_order_id]
-            self._by_status[order.status][order.client_order_id] = order
-            if order.status in FINAL_STATUSES:
-                self._final[order.client_order_id] = None
-                self._open_count -= 1
-                self._open_by_symbol[order.symbol] -= 1
-                self._evict()
         return order
 
     def _count_open(self, order: Order, sign: int) -> None:

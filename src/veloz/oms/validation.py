@@ -9,29 +9,34 @@ from veloz.model.enums import OrderType
 from veloz.model.errors import CommandRejected
 from veloz.model.instruments import Instrument
 
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+LIMIT = OrderType.LIMIT
+
 
 def validate_against(order: SubmitOrder, instrument: Instrument, reference: Decimal | None) -> None:
     """Raise CommandRejected(bad_params) for the first filter `order` fails. `reference`
     is the price a MARKET order is expected to trade at (the touch)."""
+    qty, limit_price = order.qty, order.price
     # Bounds first: a grid check on an absurd number is not informative.
-    if order.qty < instrument.min_qty or order.qty > instrument.max_qty:
+    if qty < instrument.min_qty or qty > instrument.max_qty:
         raise CommandRejected(
-            f"qty {order.qty} is outside [{instrument.min_qty}, {instrument.max_qty}] "
+            f"qty {qty} is outside [{instrument.min_qty}, {instrument.max_qty}] "
             f"for {instrument.symbol}"
         )
-    if not instrument.is_size_on_grid(order.qty):
+    if not instrument.is_size_on_grid(qty):
         raise CommandRejected(
-            f"qty {order.qty} is not a multiple of the {instrument.symbol} step "
+            f"qty {qty} is not a multiple of the {instrument.symbol} step "
             f"{instrument.size_increment}"
         )
-    price = order.price if order.order_type is OrderType.LIMIT else reference
-    if order.price is not None and not instrument.is_price_on_grid(order.price):
+    price = limit_price if order.order_type is LIMIT else reference
+    if limit_price is not None and not instrument.is_price_on_grid(limit_price):
         raise CommandRejected(
-            f"price {order.price} is not a multiple of the {instrument.symbol} tick "
+            f"price {limit_price} is not a multiple of the {instrument.symbol} tick "
             f"{instrument.price_increment}"
         )
-    if price is not None and order.qty * price < instrument.min_notional:
+    if price is not None and qty * price < instrument.min_notional:
         raise CommandRejected(
-            f"notional {order.qty * price} is below the {instrument.symbol} minimum "
+            f"notional {qty * price} is below the {instrument.symbol} minimum "
             f"{instrument.min_notional}"
         )

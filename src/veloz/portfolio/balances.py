@@ -4,7 +4,7 @@ Used twice on purpose: the portfolio keeps the engine's view of the account, and
 simulated venue keeps the venue's own, exactly as a real exchange would.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, ValuesView
 from decimal import Decimal
 
 from veloz.model.account import Balance
@@ -13,6 +13,9 @@ from veloz.model.errors import ErrorCode, VelozError
 from veloz.model.instruments import Instrument
 
 ZERO = Decimal(0)
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+BUY = OrderSide.BUY
 
 
 class InsufficientBalance(VelozError):
@@ -25,6 +28,8 @@ class BalanceBook:
         for asset, total in (totals or {}).items():
             self.set_total(asset, total)
 
+    # Every change of a balance starts with `self._balances.get(asset) or self._get(asset)`:
+    # the dict lookup inline (a Balance is always true), the call only for a new asset.
     def _get(self, asset: str) -> Balance:
         balance = self._balances.get(asset)
         if balance is None:
@@ -58,7 +63,7 @@ class BalanceBook:
         (`allow_overdraft`) because its view can lag the venue's and it must still record
         what the venue accepted.
         """
-        balance = self._get(asset)
+        balance = self._balances.get(asset) or self._get(asset)
         if amount > balance.free and not allow_overdraft:
             raise InsufficientBalance(
                 f"{asset}: need {amount} free, have {balance.free} (locked {balance.locked})"
@@ -67,23 +72,27 @@ class BalanceBook:
         balance.locked += amount
 
     def unlock(self, asset: str, amount: Decimal) -> None:
-        balance = self._get(asset)
-        amount = min(amount, balance.locked)
-        balance.locked -= amount
+        balance = self._balances.get(asset) or self._get(asset)
+        locked = balance.locked
+        if locked < amount:  # min(amount, locked)
+            amount = locked
+        balance.locked = locked - amount
         balance.free += amount
 
     def settle(self, asset: str, delta: Decimal, *, release: Decimal = ZERO) -> None:
         """Apply a trade's effect on one asset: release `release` from locked into free,
         then add `delta` (negative for what was paid) to free."""
-        balance = self._get(asset)
-        release = min(release, balance.locked)
-        balance.locked -= release
+        balance = self._balances.get(asset) or self._get(asset)
+        locked = balance.locked
+        if locked < release:  # min(release, locked)
+            release = locked
+        balance.locked = locked - release
         balance.free += release + delta
 
-    def totals(self) -> Iterator[tuple[str, Decimal]]:
-        """(asset, total) of every asset, without copying the balances."""
-        for asset, balance in self._balances.items():
-            yield asset, balance.free + balance.locked
+    def live(self) -> ValuesView[Balance]:
+        """Every balance itself, not a copy, for valuing the account on every quote and
+        fill; the caller only reads them."""
+        return self._balances.values()
 
     def snapshot(self) -> list[Balance]:
         return [
@@ -105,6 +114,6 @@ def order_lock(
 ) -> tuple[str, Decimal]:
     """What an open order holds back: the quote it may pay (BUY) or the base it may
     deliver (SELL). `price` is the limit price, or the reference price of a market order."""
-    if side is OrderSide.BUY:
+    if side is BUY:
         return instrument.quote_asset, qty * price
     return instrument.base_asset, qty

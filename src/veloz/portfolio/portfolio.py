@@ -19,7 +19,7 @@ from veloz.model.events import OrderFilled
 from veloz.model.instruments import Instrument
 from veloz.model.orders import Order
 from veloz.portfolio.balances import BalanceBook, order_lock
-from veloz.portfolio.positions import Position, fill_flows
+from veloz.portfolio.positions import Position, fee_in_quote, fill_flows
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -75,20 +75,25 @@ class Portfolio:
         self._book.lock(asset, amount, allow_overdraft=True)
         self._locks[order.client_order_id] = OrderLock(asset=asset, remaining=amount, price=price)
 
-    def on_fill(self, order: Order, fill: OrderFilled) -> None:
+    def on_fill(self, order: Order, fill: OrderFilled) -> Decimal:
         """Settle a fill: release the filled share of the order's lock, move both assets at
-        the actual price, charge the fee, and update the position."""
+        the actual price, charge the fee, and update the position. Returns the PnL the
+        fill realised (zero if it only added to the position)."""
         instrument = self._instrument(order.symbol)
+        base, quote = instrument.base_asset, instrument.quote_asset
         lock_asset, released = self._release_for_fill(instrument, order, fill)
         base_delta, quote_delta = fill_flows(instrument, fill)
-        for asset, delta in (
-            (instrument.base_asset, base_delta),
-            (instrument.quote_asset, quote_delta),
-        ):
-            self._book.settle(asset, delta, release=released if asset == lock_asset else ZERO)
-        if fill.fee and fill.fee_asset not in (instrument.base_asset, instrument.quote_asset):
-            self._book.settle(fill.fee_asset, -fill.fee)
-        self._position(order.symbol).apply_fill(instrument, fill)
+        book = self._book
+        book.settle(base, base_delta, release=released if base == lock_asset else ZERO)
+        book.settle(quote, quote_delta, release=released if quote == lock_asset else ZERO)
+        if fill.fee and fill.fee_asset != base and fill.fee_asset != quote:  # not in (base, quote)
+            book.settle(fill.fee_asset, -fill.fee)
+        # `Position.apply_fill` with the flows just worked out for the balances.
+        position = self._position(order.symbol)
+        realized_before = position.realized_pnl
+        position.apply_flows(base_delta, quote_delta)
+        position.fees += fee_in_quote(instrument, fill)
+        return position.realized_pnl - realized_before
 
     def on_final(self, order: Order) -> None:
         """The order is FILLED, CANCELLED, REJECTED or EXPIRED: free what it still holds."""
@@ -107,11 +112,13 @@ class Portfolio:
     def equity(self) -> Decimal:
         """Total balances valued in the valuation asset; assets without a mark are left out
         (see `unvalued_assets`)."""
-        equity = ZERO
-        for asset, total in self._book.totals():
-            price = self._asset_price(asset)
+        # `_asset_price` written out: this runs on every quote and every fill.
+        equity, valuation, marks = ZERO, self.valuation_asset, self._marks
+        for balance in self._book.live():
+            asset = balance.asset
+            price = ONE if asset == valuation else marks.get(asset + valuation)
             if price is not None:
-                equity += total * price
+                equity += (balance.free + balance.locked) * price
         return equity
 
     def unvalued_assets(self) -> list[str]:
@@ -125,15 +132,18 @@ class Portfolio:
     def update_equity(self) -> Decimal:
         """Current equity, raising `peak_equity` if it is a new high."""
         equity = self.equity()
-        self.peak_equity = max(self.peak_equity, equity)
+        if equity > self.peak_equity:  # max(peak_equity, equity)
+            self.peak_equity = equity
         return equity
 
     def drawdown(self, equity: Decimal | None = None) -> Decimal:
         """Fraction of the peak lost, in [0, 1] while equity is non-negative; `equity` if
         the caller has just computed it."""
         equity = self.equity() if equity is None else equity
-        peak = max(self.peak_equity, equity)
-        return ZERO if peak <= 0 else (peak - equity) / peak
+        peak = self.peak_equity
+        if equity > peak:  # max(peak_equity, equity)
+            peak = equity
+        return ZERO if peak <= ZERO else (peak - equity) / peak
 
     # -- views --------------------------------------------------------------------------
 
@@ -201,9 +211,10 @@ class Portfolio:
         if lock is None:
             return "", ZERO
         asset, share = order_lock(instrument, order.side, fill.qty, lock.price or ZERO)
-        amount = min(share, lock.remaining)
-        self._locks[order.client_order_id] = msgspec.structs.replace(
-            lock, remaining=lock.remaining - amount
+        remaining = lock.remaining
+        amount = remaining if remaining < share else share  # min(share, remaining)
+        self._locks[order.client_order_id] = OrderLock(
+            asset=lock.asset, remaining=remaining - amount, price=lock.price
         )
         return asset, amount
 

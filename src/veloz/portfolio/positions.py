@@ -15,19 +15,23 @@ from veloz.model.events import OrderFilled
 from veloz.model.instruments import Instrument
 
 ZERO = Decimal(0)
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+BUY = OrderSide.BUY
 
 
 def fill_flows(instrument: Instrument, fill: OrderFilled) -> tuple[Decimal, Decimal]:
     """`(base_delta, quote_delta)`: what `fill` adds to each asset of `instrument`, after a
     fee charged in either. A fee in a third asset (e.g. BNB) touches neither."""
-    notional = fill.qty * fill.price
-    if fill.side is OrderSide.BUY:
-        base_delta, quote_delta = fill.qty, -notional
+    qty, fee_asset = fill.qty, fill.fee_asset
+    notional = qty * fill.price
+    if fill.side is BUY:
+        base_delta, quote_delta = qty, -notional
     else:
-        base_delta, quote_delta = -fill.qty, notional
-    if fill.fee_asset == instrument.base_asset:
+        base_delta, quote_delta = -qty, notional
+    if fee_asset == instrument.base_asset:
         base_delta -= fill.fee
-    elif fill.fee_asset == instrument.quote_asset:
+    elif fee_asset == instrument.quote_asset:
         quote_delta -= fill.fee
     return base_delta, quote_delta
 
@@ -76,27 +80,28 @@ class Position(msgspec.Struct, gc=False, kw_only=True):
 
     def apply_flows(self, base_delta: Decimal, quote_delta: Decimal) -> None:
         """Book a trade's net flows: extend the position, reduce it, or close and flip it."""
-        if base_delta == 0:
+        qty = self.qty
+        if base_delta == ZERO:
             # Nothing opened or closed (a base fee ate the whole fill): the flow is spent.
             self.realized_pnl += quote_delta
-        elif self.qty == 0 or (self.qty > 0) == (base_delta > 0):
-            self.qty += base_delta
+        elif qty == ZERO or (qty > ZERO) == (base_delta > ZERO):
+            self.qty = qty + base_delta
             self.cost -= quote_delta
         else:
             self._reduce(base_delta, quote_delta)
 
     def _reduce(self, base_delta: Decimal, quote_delta: Decimal) -> None:
-        closed = min(abs(base_delta), abs(self.qty))
+        qty, cost = self.qty, self.cost
+        held, flowed = abs(qty), abs(base_delta)
+        closed = held if held < flowed else flowed  # min(flowed, held)
         # Exact shares when the whole position or the whole flow is involved, so a full
         # close leaves cost at exactly zero and a plain reduction realises exactly the flow.
-        closed_cost = self.cost if closed == abs(self.qty) else self.cost * closed / abs(self.qty)
-        closing_flow = (
-            quote_delta if closed == abs(base_delta) else quote_delta * closed / abs(base_delta)
-        )
+        closed_cost = cost if closed == held else cost * closed / held
+        closing_flow = quote_delta if closed == flowed else quote_delta * closed / flowed
         self.realized_pnl += closing_flow - closed_cost
-        self.cost -= closed_cost
-        self.qty -= closed.copy_sign(self.qty)
-        opening = abs(base_delta) - closed
+        self.cost = cost - closed_cost
+        self.qty = qty - closed.copy_sign(qty)
+        opening = flowed - closed
         if opening:
             # A flip: the remainder opens a position on the other side at its share of the flow.
             self.qty = opening.copy_sign(base_delta)

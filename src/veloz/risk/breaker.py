@@ -18,6 +18,10 @@ class CircuitBreaker:
         self.tripped_until_ns: int | None = None
         self.reason = ""
         self.trips = 0
+        # `loss_window_s` of the last limits seen, in ns: the Decimal-to-int conversion
+        # costs more than the rest of `note_equity`, which runs on every quote. Limits are
+        # frozen, so it is redone only when a reload hands over another object.
+        self._loss_window: tuple[BreakerLimits | None, int] = (None, 0)
 
     @property
     def tripped(self) -> bool:
@@ -38,10 +42,15 @@ class CircuitBreaker:
 
     def note_equity(self, ts_ns: int, equity: Decimal, limits: BreakerLimits) -> str | None:
         """Track equity; trip if it fell more than `max_loss` from its high in the window."""
-        horizon = ts_ns - int(limits.loss_window_s * NS)
-        while self._equity and self._equity[0][0] < horizon:
-            self._equity.popleft()
-        self._equity.append((ts_ns, equity))
+        seen, window_ns = self._loss_window
+        if limits is not seen:
+            window_ns = int(limits.loss_window_s * NS)
+            self._loss_window = (limits, window_ns)
+        horizon = ts_ns - window_ns
+        history = self._equity
+        while history and history[0][0] < horizon:
+            history.popleft()
+        history.append((ts_ns, equity))
         if limits.max_loss is None:
             return None
         high = max(value for _, value in self._equity)

@@ -14,9 +14,12 @@ from veloz.model.errors import DenialReason
 from veloz.risk.limits import SymbolLimits
 
 HUNDRED = Decimal(100)
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+BUY = OrderSide.BUY
 
 
-class Exposure(msgspec.Struct, frozen=True, kw_only=True):
+class Exposure(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """The facts a check needs about the order's symbol and the account."""
 
     position_qty: Decimal  # signed, from fills
@@ -32,7 +35,7 @@ class Exposure(msgspec.Struct, frozen=True, kw_only=True):
     equity: Decimal = Decimal(0)
 
 
-class OrderIntent(msgspec.Struct, frozen=True, kw_only=True):
+class OrderIntent(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     symbol: str
     side: OrderSide
     qty: Decimal
@@ -73,6 +76,8 @@ def _size(order: OrderIntent, limits: SymbolLimits, _: int | None, __: Exposure)
 def _notional(
     order: OrderIntent, limits: SymbolLimits, _: int | None, __: Exposure
 ) -> Denial | None:
+    if limits.min_notional is None and limits.max_notional is None:
+        return None
     notional = order.qty * order.price
     if limits.min_notional is not None and notional < limits.min_notional:
         return Denial(
@@ -124,7 +129,9 @@ def _position(
     order: OrderIntent, limits: SymbolLimits, _: int | None, exposure: Exposure
 ) -> Denial | None:
     """The position if this order and every open one on its side filled: the worst case."""
-    if order.side is OrderSide.BUY:
+    if limits.max_position_qty is None and limits.max_position_notional is None:
+        return None
+    if order.side is BUY:
         worst = exposure.position_qty + exposure.open_buy_qty + order.qty
     else:
         worst = exposure.position_qty - exposure.open_sell_qty - order.qty
@@ -153,7 +160,7 @@ def _balance(
     if exposure.margin_leverage is not None:
         return _margin(order, exposure, exposure.margin_leverage)
     # Free balances already exclude what open and in-flight orders hold.
-    if order.side is OrderSide.BUY:
+    if order.side is BUY:
         need, have, unit = order.qty * order.price, exposure.free_quote, "quote"
     else:
         need, have, unit = order.qty, exposure.free_base, "base"
@@ -168,13 +175,14 @@ def _balance(
 def _margin(order: OrderIntent, exposure: Exposure, leverage: Decimal) -> Denial | None:
     """A margin account may hold a position worth up to `leverage` times its equity, in
     the worst case of every open order on the order's side filling too."""
-    if order.side is OrderSide.BUY:
+    if order.side is BUY:
         worst = exposure.position_qty + exposure.open_buy_qty + order.qty
     else:
         worst = exposure.position_qty - exposure.open_sell_qty - order.qty
-    need = abs(worst) * (exposure.mark or order.price)
+    size = abs(worst)
+    need = size * (exposure.mark or order.price)
     allowed = exposure.equity * leverage
-    if need > allowed and abs(worst) > abs(exposure.position_qty):
+    if need > allowed and size > abs(exposure.position_qty):
         return Denial(
             reason=DenialReason.INSUFFICIENT_MARGIN,
             message=f"a position worth {need} would exceed {allowed} "

@@ -15,6 +15,10 @@ from veloz.risk.limits import LoadedLimits, RiskLimitsError, builtin_limits, loa
 from veloz.risk.portfolio_risk import historical_var, returns
 from veloz.risk.rate import TokenBucket
 
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+ACTIVE = TradingMode.ACTIVE
+
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     # None: no engine-wide rate limit (the library default; the service sets
@@ -79,7 +83,7 @@ class RiskEngine:
 
     def check(self, order: OrderIntent, mode: TradingMode, exposure: Exposure) -> Denial | None:
         """Mode first (nothing else matters if trading is off), then the rate, then limits."""
-        if mode is not TradingMode.ACTIVE:
+        if mode is not ACTIVE:
             reason = (
                 DenialReason.TRADING_HALTED
                 if mode is TradingMode.HALTED

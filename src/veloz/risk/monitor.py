@@ -67,8 +67,11 @@ class RiskMonitor:
         """Warn once per crossing of the warning level; above the critical level stop new
         orders (READONLY; cancels still work). `drawdown` is a fraction of the peak."""
         limits = self._risk.loaded.limits
-        percent = drawdown * 100
         warning, critical = limits.drawdown_warning_pct, limits.drawdown_critical_pct
+        if warning is None and critical is None:  # no drawdown levels: nothing to decide
+            self._drawdown_warned = False
+            return []
+        percent = drawdown * 100
         actions: list[RiskAction] = []
         if critical is not None and percent >= critical and mode is TradingMode.ACTIVE:
             message = f"drawdown {percent:.2f}% is above the critical {critical}%"

@@ -311,22 +311,21 @@ class StrategyHost:
 
     def on_order_event(self, event: OrderEvent, order: Order) -> None:
         """An event of an order, as recorded; `order` as it stood right after it."""
-        if order.strategy_id is None:
+        strategy_id = order.strategy_id
+        if strategy_id is None:
             return
-        running = self._strategies.get(order.strategy_id)
+        running = self._strategies.get(strategy_id)
         if running is None:
             return
-        if isinstance(event, OrderFilled):
+        is_fill = isinstance(event, OrderFilled)
+        if is_fill:
             running.counts.fills += 1
-        if running.state is not StrategyState.RUNNING:
+        wants_fills, wants_updates = running.wants_fills, running.wants_updates
+        if not (wants_fills or wants_updates) or running.state is not StrategyState.RUNNING:
             return
-        if (
-            running.wants_fills
-            and isinstance(event, OrderFilled)
-            and not self._guard(running, running.strategy.on_fill, event)
-        ):
+        if wants_fills and is_fill and not self._guard(running, running.strategy.on_fill, event):
             return
-        if running.wants_updates:
+        if wants_updates:
             self._guard(running, running.strategy.on_order_update, order)
 
     # -- orders ----------------------------------------------------------------------------
@@ -429,6 +428,11 @@ class StrategyHost:
 class _Context:
     """A strategy's `StrategyContext`: its orders carry its id and trade its symbol."""
 
+    # Read once for the order path: on Python 3.11 reading a member off its enum class
+    # (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+    _BUY, _SELL = OrderSide.BUY, OrderSide.SELL
+    _MARKET, _IOC = OrderType.MARKET, TimeInForce.IOC
+
     def __init__(self, host: StrategyHost, spec: StrategySpec, instrument: Instrument) -> None:
         self._host = host
         self.strategy_id = spec.strategy_id
@@ -444,10 +448,10 @@ class _Context:
         self._host._set_timer(self.running, interval_ns)
 
     def buy_market(self, qty: Decimal) -> Order | None:
-        return self._market(OrderSide.BUY, qty)
+        return self._market(self._BUY, qty)
 
     def sell_market(self, qty: Decimal) -> Order | None:
-        return self._market(OrderSide.SELL, qty)
+        return self._market(self._SELL, qty)
 
     def submit_limit(
         self, side: OrderSide, qty: Decimal, price: Decimal, tif: TimeInForce = TimeInForce.GTC
@@ -469,8 +473,8 @@ class _Context:
         self._host._cancel(self.running, client_order_id)
 
     def position(self) -> Decimal:
-        assert self.running is not None
-        position = self._host.position(self.running)
+        # `StrategyHost.position` without its hops: strategies ask before every order.
+        position = self._host._orders.strategy_position(self.strategy_id)
         return position.qty if position is not None else ZERO
 
     def open_orders(self) -> list[Order]:
@@ -484,16 +488,16 @@ class _Context:
         return self._instrument.size_increment
 
     def _market(self, side: OrderSide, qty: Decimal) -> Order | None:
-        return self._send(
-            SubmitOrder(
-                symbol=self.symbol,
-                side=side,
-                qty=qty,
-                order_type=OrderType.MARKET,
-                time_in_force=TimeInForce.IOC,
-                strategy_id=self.strategy_id,
-            )
+        assert self.running is not None
+        command = SubmitOrder(
+            symbol=self.symbol,
+            side=side,
+            qty=qty,
+            order_type=self._MARKET,
+            time_in_force=self._IOC,
+            strategy_id=self.strategy_id,
         )
+        return self._host._submit(self.running, command)
 
     def _send(self, command: SubmitOrder) -> Order | None:
         assert self.running is not None

@@ -40,10 +40,12 @@ from veloz.execution.venue import VenueOrder, VenueOrderState
 from veloz.execution.venues.sim_config import SimVenueConfig
 from veloz.execution.venues.sim_matching import (
     BPS,
+    BUY,
     ZERO,
     DisplayedLiquidity,
     RestingBook,
     SimOrder,
+    Slippage,
     fee_for,
     hold,
     is_marketable,
@@ -68,6 +70,12 @@ from veloz.model.market import QuoteTick
 from veloz.model.orders import Order
 from veloz.portfolio.balances import BalanceBook
 
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+FOK, IOC = TimeInForce.FOK, TimeInForce.IOC
+MAKER, TAKER = LiquiditySide.MAKER, LiquiditySide.TAKER
+FILLED = OrderStatus.FILLED
+
 
 class SimExchange:
     """An exchange that matches orders against the quotes it is given, at clock time."""
@@ -88,6 +96,7 @@ class SimExchange:
             if config.fee_asset == "quote"
             else ZERO
         )
+        self._slippage = Slippage.of(config.slippage_bps)
         self._clock = clock
         self._instruments = instruments
         self._quote_of = quote_of
@@ -150,7 +159,7 @@ class SimExchange:
                 if qty <= 0:
                     break
                 self._liquidity.take(quote, side, qty)
-                self._fill(order, instrument, qty, order.limit(), LiquiditySide.MAKER)
+                self._fill(order, instrument, qty, order.limit(), MAKER)
                 if order.is_final:
                     book.remove(order)
 
@@ -233,11 +242,11 @@ class SimExchange:
         order = SimOrder.from_request(request, venue_order_id="", seq=next(self._seqs))
         if order.price is not None:
             order.lock_price = order.price
-        elif quote is None or touch(order.side, quote) <= 0:
+        elif quote is None or touch(order.side, quote) <= ZERO:
             self._reject(request, "no_market_data")
             return None
         else:
-            order.lock_price = touch_with_slippage(order.side, quote, self._config.slippage_bps)
+            order.lock_price = touch_with_slippage(order.side, quote, self._slippage)
         order.fee_reserve = self._fee_reserve(order.side)
         asset, amount = hold(order, instrument, order.qty)
         if self._config.margin:
@@ -261,22 +270,23 @@ class SimExchange:
         return order
 
     def _fee_reserve(self, side: OrderSide) -> Decimal:
-        return self._buy_fee_reserve if side is OrderSide.BUY else ZERO
+        return self._buy_fee_reserve if side is BUY else ZERO
 
     def _match_arrival(
         self, order: SimOrder, instrument: Instrument, quote: QuoteTick | None
     ) -> None:
-        if quote is not None and is_marketable(order.order_type, order.side, order.price, quote):
-            available = self._liquidity.available(quote, order.side)
-            if order.time_in_force is TimeInForce.FOK and available < order.qty:
+        side = order.side
+        if quote is not None and is_marketable(order.order_type, side, order.price, quote):
+            available = self._liquidity.available(quote, side)
+            if order.time_in_force is FOK and available < order.qty:
                 self._expire(order, "fok_not_fillable")
                 return
-            qty = min(order.qty, available)
-            if qty > 0:
-                self._liquidity.take(quote, order.side, qty)
-                price = taker_price(order.side, quote, self._config.slippage_bps, order.price)
-                self._fill(order, instrument, qty, price, LiquiditySide.TAKER)
-        elif order.time_in_force is TimeInForce.FOK:
+            qty = available if available < order.qty else order.qty  # min(order.qty, available)
+            if qty > ZERO:
+                self._liquidity.take(quote, side, qty)
+                price = taker_price(side, quote, self._slippage, order.price)
+                self._fill(order, instrument, qty, price, TAKER)
+        elif order.time_in_force is FOK:
             self._expire(order, "fok_not_fillable")
         if not order.is_final:
             self._place_remainder(order)
@@ -284,7 +294,7 @@ class SimExchange:
     def _place_remainder(self, order: SimOrder) -> None:
         if order.order_type is OrderType.MARKET:
             self._expire(order, "insufficient_liquidity")
-        elif order.time_in_force is TimeInForce.IOC:
+        elif order.time_in_force is IOC:
             self._expire(order, "ioc_remainder")
         else:
             self._book(order.symbol).add(order)
@@ -299,13 +309,10 @@ class SimExchange:
         price: Decimal,
         liquidity: LiquiditySide,
     ) -> None:
-        bps = (
-            self._config.maker_fee_bps
-            if liquidity is LiquiditySide.MAKER
-            else self._config.taker_fee_bps
-        )
+        config = self._config
+        bps = config.maker_fee_bps if liquidity is MAKER else config.taker_fee_bps
         fee, fee_asset = fee_for(
-            instrument, order.side, qty, price, fee_bps=bps, mode=self._config.fee_asset
+            instrument, order.side, qty, price, fee_bps=bps, mode=config.fee_asset
         )
         fill = OrderFilled(
             ts_ns=self._clock.time_ns(),
@@ -323,7 +330,7 @@ class SimExchange:
         order.executed_qty += qty
         order.fills.append(fill)
         if order.executed_qty == order.qty:
-            self._finish(order, OrderStatus.FILLED)
+            self._finish(order, FILLED)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
         self._emit(fill)
@@ -331,17 +338,21 @@ class SimExchange:
     def _settle(self, order: SimOrder, instrument: Instrument, fill: OrderFilled) -> None:
         """Release this fill's share of the lock and move both assets; the fee comes out
         of whichever of the two it is charged in."""
-        notional = fill.qty * fill.price
-        if order.side is OrderSide.BUY:
+        qty, locked = fill.qty, order.locked
+        notional = qty * fill.price
+        if order.side is BUY:
             paid, paid_qty = instrument.quote_asset, notional
-            received, received_qty = instrument.base_asset, fill.qty
+            received, received_qty = instrument.base_asset, qty
         else:
-            paid, paid_qty = instrument.base_asset, fill.qty
+            paid, paid_qty = instrument.base_asset, qty
             received, received_qty = instrument.quote_asset, notional
-        release = min(hold(order, instrument, fill.qty)[1], order.locked)
-        order.locked -= release
-        paid_fee = fill.fee if fill.fee_asset == paid else ZERO
-        received_fee = fill.fee if fill.fee_asset == received else ZERO
+        release = hold(order, instrument, qty)[1]
+        if locked < release:  # min(share, locked)
+            release = locked
+        order.locked = locked - release
+        fee, fee_asset = fill.fee, fill.fee_asset
+        paid_fee = fee if fee_asset == paid else ZERO
+        received_fee = fee if fee_asset == received else ZERO
         self._balances.settle(paid, -paid_qty - paid_fee, release=release)
         self._balances.settle(received, received_qty - received_fee)
 

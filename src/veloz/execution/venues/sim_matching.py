@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 
 from veloz.execution.venue import VenueOrder, VenueOrderState
-from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from veloz.model.enums import FINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.model.events import OrderFilled
 from veloz.model.instruments import Instrument
 from veloz.model.market import QuoteTick
@@ -28,6 +28,11 @@ BPS = Decimal(10_000)
 FEE_QUANTUM = Decimal("0.00000001")
 
 FeeAssetMode = Literal["received", "quote"]
+
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+BUY = OrderSide.BUY
+LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 
 
 class SimOrder(msgspec.Struct, gc=False, kw_only=True):
@@ -67,17 +72,17 @@ class SimOrder(msgspec.Struct, gc=False, kw_only=True):
             time_in_force=request.time_in_force,
             qty=request.qty,
             # A MARKET order's price, if any, means nothing to the venue.
-            price=request.price if request.order_type is OrderType.LIMIT else None,
+            price=request.price if request.order_type is LIMIT else None,
             seq=seq,
         )
 
     @property
     def leaves_qty(self) -> Decimal:
-        return ZERO if self.status.is_final else self.qty - self.executed_qty
+        return ZERO if self.status in FINAL_STATUSES else self.qty - self.executed_qty
 
     @property
     def is_final(self) -> bool:
-        return self.status.is_final
+        return self.status in FINAL_STATUSES
 
     def limit(self) -> Decimal:
         """The limit price of an order that can rest."""
@@ -174,11 +179,11 @@ class DisplayedLiquidity:
 
     def available(self, quote: QuoteTick, side: OrderSide) -> Decimal:
         """What an order on `side` (BUY takes the ask) can still trade against `quote`."""
-        shown = quote.ask_size if side is OrderSide.BUY else quote.bid_size
+        shown = quote.ask_size if side is BUY else quote.bid_size
         taken = self._taken.get((quote.symbol, side))
         if taken is not None and taken[0] is quote:
             shown -= taken[1]
-        return max(shown, ZERO)
+        return ZERO if shown < ZERO else shown  # max(shown, ZERO)
 
     def take(self, quote: QuoteTick, side: OrderSide, qty: Decimal) -> None:
         key = (quote.symbol, side)
@@ -191,28 +196,40 @@ def is_marketable(
     order_type: OrderType, side: OrderSide, price: Decimal | None, quote: QuoteTick
 ) -> bool:
     """Whether the order trades on arrival against the touch of `quote`."""
-    if order_type is OrderType.MARKET:
+    if order_type is MARKET:
         return True
     if price is None:
         return False
-    return price >= quote.ask if side is OrderSide.BUY else price <= quote.bid
+    return price >= quote.ask if side is BUY else price <= quote.bid
 
 
-def touch_with_slippage(side: OrderSide, quote: QuoteTick, slippage_bps: Decimal) -> Decimal:
+class Slippage(msgspec.Struct, gc=False, frozen=True):
+    """What a taker's touch is multiplied by on each side, `slippage_bps` against it: a
+    constant of the venue's config, worked out once rather than on every fill."""
+
+    buy: Decimal
+    sell: Decimal
+
+    @classmethod
+    def of(cls, slippage_bps: Decimal) -> "Slippage":
+        return cls(ONE + slippage_bps / BPS, ONE - slippage_bps / BPS)
+
+
+def touch_with_slippage(side: OrderSide, quote: QuoteTick, slippage: Slippage) -> Decimal:
     """The price a taker gets: the touch it trades against, moved against it by slippage."""
-    if side is OrderSide.BUY:
-        return quote.ask * (ONE + slippage_bps / BPS)
-    return quote.bid * (ONE - slippage_bps / BPS)
+    if side is BUY:
+        return quote.ask * slippage.buy
+    return quote.bid * slippage.sell
 
 
 def taker_price(
-    side: OrderSide, quote: QuoteTick, slippage_bps: Decimal, limit: Decimal | None
+    side: OrderSide, quote: QuoteTick, slippage: Slippage, limit: Decimal | None
 ) -> Decimal:
     """The taker fill price, never worse than the order's limit price."""
-    price = touch_with_slippage(side, quote, slippage_bps)
+    price = touch_with_slippage(side, quote, slippage)
     if limit is None:
         return price
-    return min(price, limit) if side is OrderSide.BUY else max(price, limit)
+    return min(price, limit) if side is BUY else max(price, limit)
 
 
 def fee_for(
@@ -226,16 +243,17 @@ def fee_for(
 ) -> tuple[Decimal, str]:
     """The fee of a fill and its asset: Binance charges in the asset received (base for a
     BUY) unless told to charge the quote asset."""
-    if mode == "received" and side is OrderSide.BUY:
+    if mode == "received" and side is BUY:
         fee, asset = qty * fee_bps / BPS, instrument.base_asset
     else:
         fee, asset = qty * price * fee_bps / BPS, instrument.quote_asset
-    return fee.quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP), asset
+    # The rounding passed positionally: as a keyword it costs as much again to parse.
+    return fee.quantize(FEE_QUANTUM, ROUND_HALF_UP), asset
 
 
 def touch(side: OrderSide, quote: QuoteTick) -> Decimal:
     """The side of `quote` an order on `side` trades against: the ask for a BUY."""
-    return quote.ask if side is OrderSide.BUY else quote.bid
+    return quote.ask if side is BUY else quote.bid
 
 
 def hold(order: SimOrder, instrument: Instrument, qty: Decimal) -> tuple[str, Decimal]:
@@ -245,15 +263,15 @@ def hold(order: SimOrder, instrument: Instrument, qty: Decimal) -> tuple[str, De
         return asset, amount
     # The fee is charged rounded half up to FEE_QUANTUM, so the reserve for it is rounded
     # up to the same quantum: what is held always covers what is charged.
-    reserve = (amount * order.fee_reserve).quantize(FEE_QUANTUM, rounding=ROUND_CEILING)
+    reserve = (amount * order.fee_reserve).quantize(FEE_QUANTUM, ROUND_CEILING)
     return asset, amount + reserve
 
 
 def well_formed(request: VenueOrder) -> bool:
     """What any exchange refuses outright: a non-positive or non-finite quantity or
     price, or a LIMIT order without a price. (A MARKET order's price is ignored.)"""
-    if not request.qty.is_finite() or request.qty <= 0:
+    if not request.qty.is_finite() or request.qty <= ZERO:
         return False
-    if request.order_type is OrderType.MARKET:
+    if request.order_type is MARKET:
         return True
-    return request.price is not None and request.price.is_finite() and request.price > 0
+    return request.price is not None and request.price.is_finite() and request.price > ZERO
