@@ -7,7 +7,7 @@ import msgspec
 
 from veloz.model.enums import OrderSide
 from veloz.model.events import OrderFilled
-from veloz.model.market import QuoteTick
+from veloz.model.market import PriceBar, QuoteTick
 from veloz.strategy.base import Strategy, StrategyParams
 
 
@@ -64,3 +64,17 @@ class Spinning(Strategy):
     def on_quote(self, quote: QuoteTick) -> None:
         while True:
             pass
+
+
+class Seller(Strategy):
+    """Sells 1 at the market on each of its first two bars: short, then shorter."""
+
+    name = "seller"
+
+    def on_start(self) -> None:
+        self.sold = 0
+
+    def on_bar(self, bar: PriceBar) -> None:
+        if self.sold < 2:
+            self.sold += 1
+            self.ctx.sell_market(Decimal(1))

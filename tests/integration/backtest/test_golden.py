@@ -51,7 +51,8 @@ def run(
         strategy_id="golden",
         name=strategy,
         symbol="BTCUSDT",
-        params=params or {"fast": "2", "slow": "3", "qty": "1"},
+        params=params
+        or ({"fast": "2", "slow": "3", "qty": "1"} if strategy == "ema_cross" else {}),
     )
     engine = BacktestEngine(config, bars, [spec])
     result = engine.run()
@@ -122,3 +123,17 @@ def test_cash_account_cannot_sell_what_it_does_not_hold(
         "USDT": D(1000) - expected[0][3] - expected[0][4],
     }
     assert engine.core.stats.rejections["insufficient_balance"] == 1
+
+
+def test_a_margin_account_can_add_to_a_short() -> None:
+    """A SELL while already short holds nothing back: it must not be refused for the
+    negative base balance the first short left."""
+    fills, _, result = run(
+        AccountType.MARGIN, FillModel.CLOSE, strategy="tests.support.strategies:Seller"
+    )
+    assert [(f[0], f[1], f[2], f[3]) for f in fills] == [
+        (0, "SELL", D(1), D(100)),
+        (1, "SELL", D(1), D(100)),
+    ]
+    assert result.final_positions == {"BTCUSDT": D(-2)}  # type: ignore[attr-defined]
+    assert result.final_balances["BTC"] == D(-2)  # type: ignore[attr-defined]

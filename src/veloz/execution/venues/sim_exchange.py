@@ -256,7 +256,8 @@ class SimExchange:
         elif not self._balances.can_lock(asset, amount):
             self._reject(request, "insufficient_balance")
             return None
-        self._balances.lock(asset, amount)
+        else:
+            self._balances.lock(asset, amount)
         order.lock_asset, order.locked = asset, amount
         order.venue_order_id = self._new_id("O")
         self._orders[order.client_order_id] = order
