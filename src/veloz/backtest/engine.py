@@ -277,7 +277,8 @@ class BacktestEngine:
         started = time.perf_counter()
         bars = self._loop(progress)
         for feed in self._feeds.values():
-            self._mark(feed, feed.ts[-1], feed.close[-1])
+            feed.point(feed.close[-1])
+            self._mark(feed, feed.ts[-1])
         self._settle()
         seconds = time.perf_counter() - started
         return self._result(bars, seconds)
@@ -378,23 +379,19 @@ class BacktestEngine:
         feed = self._feeds.get(symbol)
         return None if feed is None else feed.quote(self.clock.time_ns())
 
-    def _mark(self, feed: _Feed, ts: int, price: float) -> None:
-        feed.point(price)
+    def _mark(self, feed: _Feed, ts: int) -> None:
+        """Tell the core the market `feed` stands at now, unless it already knows."""
         quote = feed.quote(ts)
         if self._marked.get(feed.symbol) is not quote:
             self._marked[feed.symbol] = quote
             self.core.on_quote(quote)
 
     def _submit(self, command: SubmitOrder) -> Order:
-        core = self.core
         feed = self._feeds.get(command.symbol)
         if feed is not None:
             # The core values the order (market reference price, risk) at the market now.
-            quote = feed.quote(self.clock.time_ns())
-            if self._marked.get(feed.symbol) is not quote:
-                self._marked[feed.symbol] = quote
-                core.on_quote(quote)
-        return core.submit(command)[0]
+            self._mark(feed, self.clock.time_ns())
+        return self.core.submit(command)[0]
 
     # -- the result ---------------------------------------------------------------------
 
@@ -445,10 +442,10 @@ class _OrderPort:
         return self._engine.core.oms.get(client_order_id)
 
     def open_orders(self, strategy_id: str) -> list[Order]:
-        return [o for o in self._engine.core.oms.open_orders() if o.strategy_id == strategy_id]
+        return self._engine.core.strategy_open_orders(strategy_id)
 
     def strategy_position(self, strategy_id: str) -> Position | None:
-        return self._engine.core.strategy_positions.get(strategy_id)
+        return self._engine.core.strategy_position(strategy_id)
 
 
 def _time_order(feeds: list[_Feed]) -> Iterator[tuple[_Feed, int]]:

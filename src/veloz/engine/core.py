@@ -258,6 +258,10 @@ class TradingCore:
     def strategy_position(self, strategy_id: str) -> Position | None:
         return self.strategy_positions.get(strategy_id)
 
+    def strategy_open_orders(self, strategy_id: str) -> list[Order]:
+        """The strategy's orders that are not final yet."""
+        return [o for o in self.oms.open_orders() if o.strategy_id == strategy_id]
+
     def _strategy_position(self, strategy_id: str, symbol: str) -> Position:
         position = self.strategy_positions.get(strategy_id)
         if position is None:

@@ -551,13 +551,9 @@ class LiveEngine:
         await self._last_durable()
 
     async def change_strategy(self, strategy_id: str, action: str, actor: str) -> None:
-        """`start`, `pause`, `resume`, `stop` or `remove`, recorded before it is answered.
-        Stopping and removing work in every phase that takes commands, like cancels."""
-        self._check_journal()
-        if self.phase != EnginePhase.READY:
-            raise CommandRejected(
-                f"the engine is not ready ({self.phase})", code=ErrorCode.NOT_READY
-            )
+        """`start`, `pause`, `resume`, `stop` or `remove`, recorded before it is answered,
+        in the phase that takes commands."""
+        self._check_taking_commands()
         host = self.strategies
         match action:
             case "start":
@@ -625,7 +621,7 @@ class _StrategyOrders:
         return self._engine.oms.get(client_order_id)
 
     def open_orders(self, strategy_id: str) -> list[Order]:
-        return [o for o in self._engine.oms.open_orders() if o.strategy_id == strategy_id]
+        return self._engine.core.strategy_open_orders(strategy_id)
 
     def strategy_position(self, strategy_id: str) -> Position | None:
         return self._engine.core.strategy_position(strategy_id)
