@@ -159,9 +159,10 @@ class TradingCore:
         self.portfolio.on_final(order)
         self.oms.forget(order.client_order_id)
 
-    def cancel(self, command: CancelOrder) -> Order:
+    def cancel(self, command: CancelOrder) -> tuple[Order, bool]:
         """Ask the venue to cancel; the order is PENDING_CANCEL until it answers. A second
-        cancel of an order already waiting for one changes nothing."""
+        cancel of an order already waiting for one changes nothing. Returns the order and
+        whether a cancel request was recorded now (False: one already was)."""
         order = self.oms.get(command.client_order_id)
         if order is None:
             raise CommandRejected(f"no order {command.client_order_id}", code=ErrorCode.NOT_FOUND)
@@ -175,7 +176,7 @@ class TradingCore:
                 code=ErrorCode.ORDER_FINAL,
             )
         if order.status is OrderStatus.PENDING_CANCEL:
-            return order
+            return order, False
         event = OrderCancelRequested(
             client_order_id=order.client_order_id, ts_ns=self.clock.time_ns()
         )
@@ -186,7 +187,7 @@ class TradingCore:
             self.refuse_cancel(order.client_order_id, "journal_unavailable")
             raise
         self._router.send_cancel(order.client_order_id, order.symbol)
-        return order
+        return order, True
 
     def refuse_cancel(self, client_order_id: str, reason: str) -> None:
         """A cancel request that could not be recorded never left: the order works on."""

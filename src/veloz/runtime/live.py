@@ -418,10 +418,8 @@ class LiveEngine:
 
     async def cancel(self, command: CancelOrder) -> OrderAck:
         self._check_taking_commands()
-        waiting = self.oms.get(command.client_order_id)
-        already_requested = waiting is not None and waiting.status is OrderStatus.PENDING_CANCEL
-        order = self.core.cancel(command)
-        if not already_requested:
+        order, requested = self.core.cancel(command)
+        if requested:
             await self._last_durable()
         return _ack(order, created=False)
 

@@ -219,12 +219,12 @@ def test_cancel_requests_once_and_refuses_final_or_unknown() -> None:
     core, sink, router = make_core()
     core.submit(buy(coid="c1"))
     core.on_report(OrderAccepted(client_order_id="c1", venue_order_id="v1", ts_ns=START))
-    core.cancel(CancelOrder(client_order_id="c1"))
-    assert isinstance(sink.events[-1], OrderCancelRequested)
+    _, requested = core.cancel(CancelOrder(client_order_id="c1"))
+    assert requested and isinstance(sink.events[-1], OrderCancelRequested)
     assert router.sent[-1] == ("c1", "BTCUSDT")
     emitted = len(sink.events)
-    core.cancel(CancelOrder(client_order_id="c1"))  # already waiting: nothing new
-    assert len(sink.events) == emitted
+    _, requested = core.cancel(CancelOrder(client_order_id="c1"))  # already waiting
+    assert not requested and len(sink.events) == emitted
     with pytest.raises(CommandRejected) as refused:
         core.cancel(CancelOrder(client_order_id="nope"))
     assert refused.value.code == "not_found"
