@@ -57,7 +57,17 @@ class Settings(BaseSettings):
     sim_balances: str = "USDT=100000"
     execution_mode: Literal["sim_engine", "binance_testnet_spot", "binance_spot"] = "sim_engine"
     binance_api_key: str | None = Field(None, repr=False)
+    # An HMAC secret, or an Ed25519 private key in PEM (best from VELOZ_BINANCE_API_SECRET_FILE).
     binance_api_secret: str | None = Field(None, repr=False)
+    # Binance URLs; unset, each follows the execution mode (the spot testnet for
+    # binance_testnet_spot, production otherwise). A URL set here always wins.
+    binance_base_url: str | None = None  # market data REST
+    binance_ws_base_url: str | None = None  # market streams, e.g. wss://stream.binance.com:9443/ws
+    binance_trade_base_url: str | None = None  # trading REST
+    binance_ws_api_url: str | None = None  # WebSocket API (the user data stream)
+    ws_reconnect_delay: int = Field(5000, gt=0, le=600_000)  # ms before the first reconnect
+    # Cancel orders found open at the venue that the journal does not know (else: report).
+    auto_cancel_orphaned: bool = False
     wal_dir: Path = Path("./data/wal")
     wal_max_size: int = Field(64 * 1024 * 1024, ge=4096)
     wal_max_files: int = Field(10, ge=1)
@@ -96,6 +106,19 @@ class Settings(BaseSettings):
         for symbol in symbols:
             split_symbol(symbol)
         return ",".join(symbols)
+
+    @field_validator(
+        "binance_base_url", "binance_ws_base_url", "binance_trade_base_url", "binance_ws_api_url"
+    )
+    @classmethod
+    def _urls_have_a_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+            raise ValueError("expected an http(s):// or ws(s):// URL with a host")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -128,6 +128,10 @@ class ExchangeVenue:
         self._require_connected()
         return self.exchange.query(client_order_id, symbol)
 
+    async def open_orders(self) -> list[VenueOrderState]:
+        self._require_connected()
+        return self.exchange.open_orders()
+
     async def balances(self) -> dict[str, Decimal]:
         self._require_connected()
         return self.exchange.balances()

@@ -557,6 +557,25 @@ class VenueContract(ABC):
     ) -> None:
         assert await venue.query(f"ct-never-{uuid.uuid4().hex[:12]}", harness.symbol) is None
 
+    async def test_open_orders_lists_resting_orders_with_what_they_are(
+        self, venue: Venue, harness: VenueHarness
+    ) -> None:
+        resting = await self.rest_buy(venue, harness)
+        cancelled = await self.rest_buy(venue, harness)
+        await harness.recorder.wait_report(OrderAccepted, cancelled)
+        await self.cancel(venue, harness, cancelled)
+        await harness.recorder.wait_final(cancelled)
+
+        listed = {state.client_order_id: state for state in await venue.open_orders()}
+        assert resting in listed and cancelled not in listed
+        state = listed[resting]
+        assert (state.symbol, state.side, state.status) == (
+            harness.symbol,
+            OrderSide.BUY,
+            OrderStatus.ACCEPTED,
+        )
+        assert state.order_qty is not None and state.order_qty > 0 and state.price is not None
+
     async def test_reports_arrive_per_order_in_order_and_never_inside_submit(
         self, venue: Venue, harness: VenueHarness
     ) -> None:

@@ -66,6 +66,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/account"): Role.VIEWER,
     ("GET", "/api/positions"): Role.VIEWER,
     ("GET", "/api/execution/ping"): Role.VIEWER,
+    ("GET", "/api/execution/orphans"): Role.VIEWER,
     ("GET", "/api/risk/limits"): Role.VIEWER,
     ("GET", "/api/risk/status"): Role.VIEWER,
     ("GET", "/api/stream"): Role.VIEWER,

@@ -1,10 +1,12 @@
-"""Account routes: balances, positions with equity and drawdown, venue connectivity."""
+"""Account routes: balances, positions with equity and drawdown, venue connectivity and
+what reconciliation with the venue found."""
 
 from litestar import Controller, get
 
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
 from veloz.engine.views.account import Account, Ping, Positions
+from veloz.engine.views.execution import Orphans
 
 
 class AccountController(Controller):
@@ -26,3 +28,11 @@ class AccountController(Controller):
     @get("/execution/ping", summary="Round trip to the venue", responses=error_responses(503))
     async def ping(self, engine_client: Client) -> Ping:
         return await engine_client.ping_venue()
+
+    @get(
+        "/execution/orphans",
+        summary="Orders open at the venue that the journal does not know, and balance mismatches",
+        responses=error_responses(),
+    )
+    async def orphans(self, engine_client: Client) -> Orphans:
+        return await engine_client.orphans()

@@ -16,6 +16,7 @@ from veloz.engine.bus import BusMessage
 from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditLog
+from veloz.engine.views.execution import Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
 from veloz.engine.views.market import Bars, Book, MarketState
 from veloz.engine.views.orders import (
@@ -74,6 +75,10 @@ class EngineClient(Protocol):
 
     async def ping_venue(self) -> Ping:
         """A round trip to the venue; raises `venue_unreachable`."""
+        ...
+
+    async def orphans(self) -> Orphans:
+        """What the newest reconciliation with the venue found that the journal lacks."""
         ...
 
     # -- market: an unknown symbol is `not_found` ---------------------------------------------

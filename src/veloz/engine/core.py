@@ -53,7 +53,7 @@ from veloz.model.instruments import Instrument
 from veloz.model.market import QuoteTick
 from veloz.model.orders import Order
 from veloz.oms.manager import OrderManager
-from veloz.oms.validation import validate_against
+from veloz.oms.validation import conform
 from veloz.portfolio.portfolio import Portfolio
 from veloz.portfolio.positions import Position
 from veloz.risk.checks import Denial, Exposure, OrderIntent
@@ -498,7 +498,7 @@ class TradingCore:
                 code=ErrorCode.UNKNOWN_SYMBOL,
             )
         reference = self._reference_price(command)
-        validate_against(command, instrument, reference)
+        command = conform(command, instrument, reference)
         return OrderSubmitted(
             client_order_id=command.client_order_id or self._next_client_order_id(),
             symbol=command.symbol,

@@ -1,5 +1,12 @@
-"""The ExecutionEngine: sends orders and cancels to the venue in the order they became
-durable (intent before send), from one worker, so a cancel never overtakes its order."""
+"""The ExecutionEngine: hands orders and cancels to the venue in the order they became
+durable (intent before send).
+
+Up to `max_in_flight` requests are on their way at once: a real venue answers each in a
+network round trip, and one request at a time would cap a REST venue at a few dozen
+orders a second. What must stay ordered stays ordered: requests start in the order they
+were queued, and a cancel waits until its own order's request has returned, so it never
+overtakes it. The venue's rate limiter, not this engine, decides how fast they leave.
+"""
 
 import asyncio
 import logging
@@ -14,14 +21,23 @@ SendErrorHandler = Callable[[str, Exception], None]
 
 
 class ExecutionEngine:
-    def __init__(self, venue: Venue, on_send_error: SendErrorHandler) -> None:
+    def __init__(
+        self, venue: Venue, on_send_error: SendErrorHandler, *, max_in_flight: int = 1
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self._venue = venue
         self._on_send_error = on_send_error
         self._outbox: deque[VenueOrder | tuple[str, str]] = deque()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._worker: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        # The order requests still on their way, by client order id: a cancel waits on them.
+        self._submits: dict[str, asyncio.Task[None]] = {}
+        self.max_in_flight = max_in_flight
         self.sent_orders = 0
         self.sent_cancels = 0
         self.send_errors = 0
@@ -29,6 +45,10 @@ class ExecutionEngine:
     @property
     def venue(self) -> Venue:
         return self._venue
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._sending)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="veloz-execution")
@@ -45,7 +65,7 @@ class ExecutionEngine:
         self._wakeup.set()
 
     async def drain(self) -> None:
-        """Wait until everything queued has been handed to the venue."""
+        """Wait until everything queued has been handed to the venue and answered."""
         await self._idle.wait()
 
     async def stop(self) -> None:
@@ -53,24 +73,64 @@ class ExecutionEngine:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        sending = list(self._sending)
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._outbox:
-                self._idle.set()
-                await self._wakeup.wait()
+                if not self._sending:
+                    self._idle.set()
                 self._wakeup.clear()
+                await self._wakeup.wait()
                 continue
+            await self._slots.acquire()
             item = self._outbox.popleft()
-            client_order_id = item.client_order_id if isinstance(item, VenueOrder) else item[0]
-            try:
-                if isinstance(item, VenueOrder):
-                    await self._venue.submit(item)
-                    self.sent_orders += 1
-                else:
-                    await self._venue.cancel(*item)
-                    self.sent_cancels += 1
-            except Exception as exc:  # a venue failure must not stop the pipeline
-                self.send_errors += 1
-                logger.exception("sending %s to %s failed", client_order_id, self._venue.name)
-                self._on_send_error(client_order_id, exc)
+            if isinstance(item, VenueOrder):
+                task = loop.create_task(self._send_order(item))
+                self._submits[item.client_order_id] = task
+            else:
+                task = loop.create_task(self._send_cancel(*item, self._submits.get(item[0])))
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._slots.release()
+        if not self._sending and not self._outbox:
+            self._idle.set()
+        self._wakeup.set()
+
+    async def _send_order(self, order: VenueOrder) -> None:
+        try:
+            await self._venue.submit(order)
+            self.sent_orders += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a venue failure must not stop the pipeline
+            self._failed(order.client_order_id, exc)
+        finally:
+            if self._submits.get(order.client_order_id) is asyncio.current_task():
+                del self._submits[order.client_order_id]
+
+    async def _send_cancel(
+        self, client_order_id: str, symbol: str, submit: asyncio.Task[None] | None
+    ) -> None:
+        if submit is not None:
+            # Its order is still on the way: a cancel must not arrive first.
+            await asyncio.wait([submit])
+        try:
+            await self._venue.cancel(client_order_id, symbol)
+            self.sent_cancels += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(client_order_id, exc)
+
+    def _failed(self, client_order_id: str, exc: Exception) -> None:
+        self.send_errors += 1
+        logger.exception("sending %s to %s failed", client_order_id, self._venue.name)
+        self._on_send_error(client_order_id, exc)

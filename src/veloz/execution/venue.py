@@ -52,6 +52,11 @@ class VenueOrderState(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     executed_qty: Decimal
     fills: list[OrderFilled]
     reason: str = ""
+    # What the order is, for one the engine may not know (found open at the venue).
+    symbol: str = ""
+    side: OrderSide | None = None
+    order_qty: Decimal | None = None
+    price: Decimal | None = None
 
 
 class Venue(Protocol):
@@ -80,6 +85,10 @@ class Venue(Protocol):
 
     async def query(self, client_order_id: str, symbol: str) -> VenueOrderState | None:
         """The venue's record of the order, or None if it never saw it."""
+        ...
+
+    async def open_orders(self) -> list[VenueOrderState]:
+        """Every order the venue holds open for this account, whoever placed it."""
         ...
 
     async def balances(self) -> dict[str, Decimal]:

@@ -13,6 +13,10 @@ KNOWN_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BN
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """A symbol and its filters, named after Binance's (PRICE_FILTER, LOT_SIZE,
+    MARKET_LOT_SIZE, NOTIONAL): a venue that lists its own filters (Binance's
+    exchangeInfo) fills them all; the defaults are what a simulated symbol has."""
+
     symbol: str
     base_asset: str
     quote_asset: str
@@ -21,6 +25,21 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_qty: Decimal
     max_qty: Decimal
     min_notional: Decimal
+    # Whether the venue takes orders now ("TRADING"), or why not ("HALT", "BREAK"...).
+    status: str = "TRADING"
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    # MARKET_LOT_SIZE: a market order's own bounds, where the venue sets them.
+    market_min_qty: Decimal | None = None
+    market_max_qty: Decimal | None = None
+    max_notional: Decimal | None = None
+    # Whether the notional bounds apply to market orders too (at the reference price).
+    min_notional_applies_to_market: bool = True
+    max_notional_applies_to_market: bool = False
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "TRADING"
 
     def is_price_on_grid(self, price: Decimal) -> bool:
         return _on_grid(price, self.price_increment)

@@ -15,6 +15,7 @@ from veloz.engine.bus import BusMessage
 from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditItem, AuditLog
+from veloz.engine.views.execution import BalanceMismatch, OrphanOrder, Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
 from veloz.engine.views.market import BAR_INTERVALS, Bars, Book, BookLevel, MarketState
 from veloz.engine.views.orders import (
@@ -176,12 +177,43 @@ class LocalEngineClient:
         started = time.perf_counter()
         try:
             await venue.ping()
-        except ConnectionError as exc:
+        except Exception as exc:  # whatever the venue raises, the answer is "unreachable"
             raise CommandRejected(
                 f"{venue.name}: {exc}", code=ErrorCode.VENUE_UNREACHABLE
             ) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         return Ping(ok=True, venue=venue.name, latency_ms=latency_ms)
+
+    async def orphans(self) -> Orphans:
+        found = self._engine.reconciliation
+        orders = [
+            OrphanOrder(
+                client_order_id=state.client_order_id,
+                venue_order_id=state.venue_order_id,
+                symbol=state.symbol,
+                side=state.side,
+                qty=state.order_qty,
+                price=state.price,
+                status=state.status,
+                executed_qty=state.executed_qty,
+            )
+            for state in found.orphans
+        ]
+        mismatches = [
+            BalanceMismatch(asset=asset, journal=ours, venue=theirs)
+            for asset, (ours, theirs) in found.balance_mismatches.items()
+        ]
+        return Orphans(
+            venue=self._engine.venue.name,
+            reconciled_ns=found.last_ns,
+            reconciliations=found.runs,
+            auto_cancel=self._engine.config.auto_cancel_orphaned,
+            count=len(orders),
+            orders=orders,
+            orphans_found_total=found.orphans_found,
+            orphans_cancelled_total=found.orphans_cancelled,
+            balance_mismatches=mismatches,
+        )
 
     # -- market ----------------------------------------------------------------------------
 

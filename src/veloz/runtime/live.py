@@ -30,7 +30,12 @@ from veloz.engine.checkpoint import CHECKPOINT_VERSION, EngineCheckpoint
 from veloz.engine.core import IN_FLIGHT, CoreConfig, TradingCore
 from veloz.engine.stats import EngineStats
 from veloz.execution.engine import ExecutionEngine
-from veloz.execution.reconcile import reconcile
+from veloz.execution.reconcile import (
+    Reconciliation,
+    balance_differences,
+    find_orphans,
+    reconcile,
+)
 from veloz.execution.venues.sim import SimVenueConfig
 from veloz.journal.framing import EntryType, Record
 from veloz.journal.recovery import recover
@@ -86,6 +91,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     replay_file: str | None = None
     # A strategy callback running longer than this is interrupted and its strategy stopped.
     strategy_callback_deadline_s: float | None = 1.0
+    # Cancel orders found open at the venue that the journal does not know (else report
+    # them: VELOZ_AUTO_CANCEL_ORPHANED).
+    auto_cancel_orphaned: bool = False
 
     def core(self) -> CoreConfig:
         return CoreConfig(
@@ -154,6 +162,7 @@ class LiveEngine:
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
         self._checkpoint: EngineCheckpoint | None = None
+        self.reconciliation = Reconciliation()
 
     # -- what the core holds, for the views --------------------------------------------
 
@@ -229,7 +238,7 @@ class LiveEngine:
         if self.config.run_market:
             await self.market.start(self.market_source)
         self.phase = EnginePhase.RECONCILING
-        await self._reconcile()
+        await self.reconcile_with_venue()
         journal = self.gate.journal
         if journal is not None and journal.entries_since_checkpoint:
             await self.write_checkpoint()
@@ -374,21 +383,62 @@ class LiveEngine:
     def _orders_at_venue(self) -> list[Order]:
         return [o for o in self.oms.open_orders() if o.venue_order_id is not None]
 
-    async def _reconcile(self) -> None:
+    async def reconcile_with_venue(self) -> None:
+        """Bring the journal's live orders up to date with the venue, then look for what
+        the venue holds that we do not know. At start and after every venue reconnect."""
         live = self.oms.open_orders()
-        if not live:
-            return
         result = await reconcile(self.venue, live, self.clock.time_ns)
         for report in result.reports:
             self._on_report(report)
         for order in result.cancels_to_resend:
             self.execution.send_cancel(order.client_order_id, order.symbol)
+        orphans = await find_orphans(
+            self.venue, {order.client_order_id for order in self.oms.all_orders()}
+        )
+        cancelled = 0
+        for orphan in orphans:
+            logger.warning(
+                "order %s (%s %s %s at %s) is open at %s but unknown to the journal%s",
+                orphan.client_order_id,
+                orphan.symbol,
+                orphan.side,
+                orphan.order_qty,
+                orphan.price,
+                self.venue.name,
+                ": cancelling it" if self.config.auto_cancel_orphaned else "",
+            )
+            if self.config.auto_cancel_orphaned:
+                try:
+                    await self.venue.cancel(orphan.client_order_id, orphan.symbol)
+                    cancelled += 1
+                except Exception as exc:
+                    logger.error("cancelling orphan %s failed: %s", orphan.client_order_id, exc)
+        mismatches = balance_differences(
+            {b.asset: b.total for b in self.portfolio.balances()}, await self.venue.balances()
+        )
+        for asset, (ours, theirs) in mismatches.items():
+            logger.warning(
+                "balance of %s: %s in the journal, %s at %s; taking the venue's",
+                asset,
+                ours,
+                theirs,
+                self.venue.name,
+            )
+        if mismatches and self.gate.accepting:
+            # The venue holds the money: what it says is the balance (a deposit, a fee
+            # paid in another asset), journaled as a correction.
+            self.core.seed_balances({asset: theirs for asset, (_, theirs) in mismatches.items()})
+        self.reconciliation.record(self.clock.time_ns(), result, orphans, cancelled, mismatches)
         logger.info(
-            "reconciled %d live orders with %s: %d missed reports, %d cancels re-sent",
+            "reconciled %d live orders with %s: %d missed reports, %d cancels re-sent, "
+            "%d orphans (%d cancelled), %d balances corrected",
             result.checked,
             self.venue.name,
             len(result.reports),
             len(result.cancels_to_resend),
+            len(orphans),
+            cancelled,
+            len(mismatches),
         )
 
     # -- checkpoints ---------------------------------------------------------------------

@@ -50,6 +50,16 @@ async def test_ack_only_after_the_order_is_durable(engine, wal_dir):
     assert engine.portfolio.balances()[-1].locked == D("490.00")
 
 
+async def test_an_order_off_the_grid_is_journaled_and_answered_rounded(engine, wal_dir):
+    # The sim instrument's step is 0.00001 and its tick 0.01: size down, a buy's price down.
+    await engine.submit(limit("0.0100099", "49000.019", "round-1"))
+    order = engine.oms.get("round-1")
+    assert order is not None and (order.order_qty, order.limit_price) == (D("0.01"), D("49000.01"))
+    on_disk = [r for _, r in iterate_records(wal_dir) if r.entry_type == EntryType.OrderNew]
+    assert len(on_disk) == 1 and b"49000.01" in on_disk[0].payload
+    assert b"49000.019" not in on_disk[0].payload
+
+
 async def test_marketable_order_fills_and_updates_position(engine):
     await engine.submit(market("0.1", "m-1"))
     await wait_for_status(engine, "m-1", OrderStatus.FILLED)
@@ -103,7 +113,7 @@ async def test_missing_client_order_id_is_generated_and_unique(engine):
     [
         (limit("0.01", "49000", symbol="DOGEUSDT"), "unknown_symbol"),
         (limit("0.000001", "49000"), "bad_params"),  # below the step
-        (limit("0.01", "49000.001"), "bad_params"),  # off the tick
+        (limit("0.01", "0.001"), "bad_params"),  # rounds to a price of 0 on the tick
         (limit("0.00001", "49000"), "bad_params"),  # below the minimum notional
     ],
 )

@@ -124,6 +124,10 @@ class SimVenue:
         self._require_connected()
         return self._exchange.query(client_order_id, symbol)
 
+    async def open_orders(self) -> list[VenueOrderState]:
+        self._require_connected()
+        return self._exchange.open_orders()
+
     async def balances(self) -> dict[str, Decimal]:
         self._require_connected()
         return self._exchange.balances()
@@ -135,6 +139,10 @@ class SimVenue:
     async def ping(self) -> float:
         self._require_connected()
         return self._latency_s
+
+    def credit(self, asset: str, amount: Decimal) -> None:
+        """A deposit or withdrawal outside the engine (see `SimExchange.credit`)."""
+        self._exchange.credit(asset, amount)
 
     def balance_snapshot(self) -> list[Balance]:
         """Free and locked per asset: what the venue holds back for open orders."""

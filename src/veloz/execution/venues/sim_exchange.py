@@ -192,6 +192,14 @@ class SimExchange:
             return None
         return order.state()
 
+    def credit(self, asset: str, amount: Decimal) -> None:
+        """A deposit (or, negative, a withdrawal) made outside the engine, which it learns
+        of when it next reconciles balances."""
+        self._balances.set_total(asset, self._balances.total(asset) + amount)
+
+    def open_orders(self) -> list[VenueOrderState]:
+        return [order.state() for order in self._orders.values() if not order.status.is_final]
+
     def balances(self) -> dict[str, Decimal]:
         """Total balance per asset."""
         return {balance.asset: balance.total for balance in self._balances.snapshot()}

@@ -98,6 +98,10 @@ class SimOrder(msgspec.Struct, gc=False, kw_only=True):
             executed_qty=self.executed_qty,
             fills=list(self.fills),
             reason=self.reason,
+            symbol=self.symbol,
+            side=self.side,
+            order_qty=self.qty,
+            price=self.price,
         )
 
 
