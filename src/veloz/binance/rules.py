@@ -1,0 +1,119 @@
+"""A symbol's trading rules from Binance's exchangeInfo: status, PRICE_FILTER, LOT_SIZE,
+MARKET_LOT_SIZE and the notional filters (MIN_NOTIONAL, or NOTIONAL where Binance lists
+it), turned into the `Instrument` every order is checked and rounded against before it is
+journaled. A bound of 0 means "disabled", as in filters.md."""
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from veloz.model.instruments import Instrument
+
+ZERO = Decimal(0)
+# What LOT_SIZE allows when Binance sets no maximum.
+_NO_MAX_QTY = Decimal(9_000_000_000)
+
+
+class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    tick_size: Decimal
+    min_price: Decimal | None
+    max_price: Decimal | None
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal | None
+    market_min_qty: Decimal | None
+    market_max_qty: Decimal | None
+    min_notional: Decimal
+    apply_min_to_market: bool
+    max_notional: Decimal | None
+    apply_max_to_market: bool
+
+    def instrument(self) -> Instrument:
+        return Instrument(
+            symbol=self.symbol,
+            base_asset=self.base_asset,
+            quote_asset=self.quote_asset,
+            price_increment=self.tick_size,
+            size_increment=self.step_size,
+            min_qty=self.min_qty,
+            max_qty=self.max_qty if self.max_qty is not None else _NO_MAX_QTY,
+            min_notional=self.min_notional,
+            status=self.status,
+            min_price=self.min_price,
+            max_price=self.max_price,
+            market_min_qty=self.market_min_qty,
+            market_max_qty=self.market_max_qty,
+            max_notional=self.max_notional,
+            min_notional_applies_to_market=self.apply_min_to_market,
+            max_notional_applies_to_market=self.apply_max_to_market,
+        )
+
+
+def parse_exchange_info(data: Any) -> dict[str, SymbolRules]:
+    """Symbol -> its rules. Raises ValueError naming the symbol and field that do not
+    parse (an answer we do not understand must not become an order we get wrong)."""
+    if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
+        raise ValueError("exchangeInfo answer has no `symbols` list")
+    rules: dict[str, SymbolRules] = {}
+    for entry in data["symbols"]:
+        symbol = str(entry.get("symbol", "?"))
+        try:
+            rules[symbol] = _symbol(entry)
+        except (KeyError, ArithmeticError, TypeError, ValueError) as exc:
+            raise ValueError(f"exchangeInfo entry for {symbol}: {exc!r}") from None
+    return rules
+
+
+def _symbol(entry: dict[str, Any]) -> SymbolRules:
+    filters = {f["filterType"]: f for f in entry.get("filters", [])}
+    price = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE")
+    notional = filters.get("NOTIONAL")
+    legacy = filters.get("MIN_NOTIONAL")
+    precision = Decimal(1).scaleb(-int(entry.get("baseAssetPrecision", 8)))
+    step = _enabled(lot.get("stepSize")) or precision
+    if notional is not None:
+        min_notional = Decimal(notional.get("minNotional", "0"))
+        apply_min = bool(notional.get("applyMinToMarket", True))
+        max_notional = _enabled(notional.get("maxNotional"))
+        apply_max = bool(notional.get("applyMaxToMarket", False))
+    else:
+        min_notional = Decimal(legacy["minNotional"]) if legacy else ZERO
+        apply_min = bool(legacy.get("applyToMarket", True)) if legacy else False
+        max_notional, apply_max = None, False
+    return SymbolRules(
+        symbol=entry["symbol"],
+        status=str(entry.get("status", "TRADING")),
+        base_asset=entry["baseAsset"],
+        quote_asset=entry["quoteAsset"],
+        tick_size=_enabled(price.get("tickSize"))
+        or Decimal(1).scaleb(-int(entry.get("quotePrecision", 8))),
+        min_price=_enabled(price.get("minPrice")),
+        max_price=_enabled(price.get("maxPrice")),
+        step_size=step,
+        min_qty=_enabled(lot.get("minQty")) or step,
+        max_qty=_enabled(lot.get("maxQty")),
+        market_min_qty=_enabled(market_lot.get("minQty")) if market_lot else None,
+        market_max_qty=_enabled(market_lot.get("maxQty")) if market_lot else None,
+        min_notional=min_notional,
+        apply_min_to_market=apply_min,
+        max_notional=max_notional,
+        apply_max_to_market=apply_max,
+    )
+
+
+def _enabled(text: object) -> Decimal | None:
+    """A filter value; None where Binance writes 0 (the rule is off)."""
+    if text is None:
+        return None
+    value = Decimal(str(text))
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"not a filter value: {text!r}")
+    # Plain notation (0.01, 100000), never 1E+5: these values end up in messages too.
+    return Decimal(format(value.normalize(), "f")) if value else None
