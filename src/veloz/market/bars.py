@@ -4,6 +4,10 @@ bounded history of closed ones.
 A bar closes when the first trade of a later minute arrives; minutes without trades
 produce no bar. Trades older than the open bar cannot change a closed bar, so they are
 counted in `late_trades` and otherwise ignored.
+
+A source that makes its own bars (a replay, Binance's klines) is the authority for its
+symbols: once one of its bars arrived, trades still show the bar being built, but the
+closed bars are the source's, each minute once.
 """
 
 import logging
@@ -27,6 +31,8 @@ class BarAggregator:
         self._history = history
         self._open: dict[str, Bar] = {}
         self._closed: dict[str, deque[Bar]] = {}
+        # Symbols whose closed bars come from the source, not from trades.
+        self._source_bars: set[str] = set()
         self.late_trades = 0
 
     def on_trade(self, trade: TradeTick) -> Bar | None:
@@ -43,14 +49,25 @@ class BarAggregator:
             self.late_trades += 1
             logger.debug("late trade %s for closed bar ignored", trade.trade_id)
             return None
+        self._open[trade.symbol] = _new_bar(trade, open_ns)
+        if trade.symbol in self._source_bars:
+            return None  # the source's own bar for that minute is the one kept
         current.closed = True
         self._closed_bars(trade.symbol).append(current)
-        self._open[trade.symbol] = _new_bar(trade, open_ns)
         return current
 
-    def on_bar(self, bar: Bar) -> None:
-        """Keep a closed bar a source made itself (a replay's)."""
-        self._closed_bars(bar.symbol).append(bar)
+    def on_bar(self, bar: Bar) -> bool:
+        """Keep a closed bar a source made itself (a replay's, a kline); False if that
+        minute is already kept (a repeat after a reconnect) or older than the newest."""
+        self._source_bars.add(bar.symbol)
+        closed = self._closed_bars(bar.symbol)
+        if closed and closed[-1].ts_ns >= bar.ts_ns:
+            return False
+        closed.append(bar)
+        current = self._open.get(bar.symbol)
+        if current is not None and current.ts_ns <= bar.ts_ns:
+            del self._open[bar.symbol]  # built from trades of the minute the source closed
+        return True
 
     def current(self, symbol: str) -> Bar | None:
         """A copy of the bar still being built, so callers never see it change under them."""

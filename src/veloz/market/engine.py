@@ -75,7 +75,8 @@ class MarketDataEngine:
         if isinstance(item, QuoteTick):
             self._quotes[item.symbol] = item
         elif isinstance(item, Bar):
-            self._bars.on_bar(item)
+            if not self._bars.on_bar(item):
+                return  # that minute was already published
         else:
             closed_bar = self._bars.on_trade(item)
             # The closed bar belongs to the previous minute, so it goes out first.

@@ -119,3 +119,28 @@ def test_returned_open_bar_does_not_change_under_the_caller() -> None:
 def test_history_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BarAggregator(history=0)
+
+
+def test_a_source_with_its_own_bars_is_the_authority_for_its_symbol():
+    aggregator = BarAggregator()
+    aggregator.on_trade(trade("100", "1", T0))
+    # The source's bar for that minute (a kline: Binance saw more trades than we did).
+    kline = bar(T0, ("99", "101", "98", "100.5"), "7", closed=True)
+    assert aggregator.on_bar(kline)
+    assert aggregator.bars("BTCUSDT") == [kline]  # the trade-built open bar is gone
+    # Trades of the next minute build the open bar; when it closes the source's bar counts.
+    aggregator.on_trade(trade("102", "1", T0 + MINUTE_NS))
+    assert aggregator.on_trade(trade("103", "1", T0 + 2 * MINUTE_NS)) is None
+    assert [b.ts_ns for b in aggregator.bars("BTCUSDT")] == [T0, T0 + 2 * MINUTE_NS]
+    next_kline = bar(T0 + MINUTE_NS, ("102", "102", "101", "101"), "3", closed=True)
+    assert aggregator.on_bar(next_kline)
+    assert aggregator.bars("BTCUSDT")[:2] == [kline, next_kline]
+
+
+def test_a_source_bar_for_a_minute_already_kept_is_refused():
+    aggregator = BarAggregator()
+    kline = bar(T0, ("99", "101", "98", "100.5"), "7", closed=True)
+    assert aggregator.on_bar(kline)
+    assert not aggregator.on_bar(kline)  # repeated after a reconnect
+    assert not aggregator.on_bar(bar(T0 - MINUTE_NS, ("1", "1", "1", "1"), "1", closed=True))
+    assert aggregator.bars("BTCUSDT") == [kline]

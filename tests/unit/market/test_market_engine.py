@@ -209,3 +209,23 @@ async def test_a_crashed_source_reads_disconnected_and_is_logged(
     await asyncio.sleep(0.01)
     assert engine.status("BTCUSDT", LiveClock().time_ns()) == "ok"
     await engine.stop()
+
+
+def test_a_source_bar_for_a_minute_already_published_is_not_published_again() -> None:
+    engine = MarketDataEngine()
+    seen: list[Bar] = []
+    engine.subscribe(lambda item: seen.append(item) if isinstance(item, Bar) else None)
+    kline = Bar(
+        symbol="BTCUSDT",
+        interval="1m",
+        ts_ns=60_000_000_000,
+        open=Decimal(1),
+        high=Decimal(2),
+        low=Decimal(1),
+        close=Decimal(2),
+        volume=Decimal(3),
+        closed=True,
+    )
+    engine.on_data(kline)
+    engine.on_data(kline)  # a gap fill that overlapped what the stream had delivered
+    assert seen == [kline] and engine.bars("BTCUSDT") == [kline]
