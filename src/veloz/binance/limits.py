@@ -8,6 +8,9 @@ raised to what Binance says it counted (`X-MBX-USED-WEIGHT-1m`, `X-MBX-ORDER-COU
 whenever an answer carries it, since other programs on the same IP use the same budget.
 A call that would go over waits for the next window; only a ban refuses outright (it may
 last from two minutes to three days).
+
+The clock is the wall clock (`time.time`), not a monotonic one: the windows must start
+when Binance's do, on the minute of the epoch.
 """
 
 import asyncio
@@ -46,7 +49,8 @@ DEFAULT_SPOT_BUDGETS = (
     RateBudget(kind="REQUEST_WEIGHT", interval="MINUTE", interval_num=1, limit=6000),
     RateBudget(kind="ORDERS", interval="SECOND", interval_num=10, limit=100),
     RateBudget(kind="ORDERS", interval="DAY", interval_num=1, limit=200_000),
-    RateBudget(kind="RAW_REQUESTS", interval="MINUTE", interval_num=5, limit=61_000),
+    # Raised from 61,000 on 2026-04-02 (CHANGELOG.md).
+    RateBudget(kind="RAW_REQUESTS", interval="MINUTE", interval_num=5, limit=300_000),
 )
 
 
@@ -138,6 +142,9 @@ class RateLimiter:
             for window in self._windows:
                 window.roll(now)
                 cost = self._cost(window.budget, weight, orders)
+                if cost > window.budget.limit:
+                    raise ValueError(f"a call costing {cost} never fits {window.budget.name}")
+                # A call heavier than our share still goes alone in an empty window.
                 if cost and window.used + cost > window.cap and window.used > 0:
                     wait_until = max(wait_until, window.end())
             if wait_until:
@@ -156,16 +163,27 @@ class RateLimiter:
             return orders
         return 1  # RAW_REQUESTS
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """What Binance says it counted in the current windows (never lowers ours)."""
+    def now(self) -> float:
+        """The limiter's clock: what a caller passes back as `observe(sent_at=...)`."""
+        return self._now()
+
+    def observe(self, headers: Mapping[str, str], *, sent_at: float | None = None) -> None:
+        """What Binance says it counted in the current windows (never lowers ours).
+
+        `sent_at` (the limiter's `now()` when the request left): an answer to a request
+        sent in an earlier window reports that window's count, not this one's, and is
+        not applied to a window that has since begun.
+        """
         now = self._now()
         for name, value in headers.items():
             lower = name.lower()
             for prefix, kind in _HEADER_KIND.items():
                 if lower.startswith(prefix):
-                    self._raise_to(kind, lower[len(prefix) :], value, now)
+                    self._raise_to(kind, lower[len(prefix) :], value, now, sent_at)
 
-    def _raise_to(self, kind: str, interval: str, value: str, now: float) -> None:
+    def _raise_to(
+        self, kind: str, interval: str, value: str, now: float, sent_at: float | None
+    ) -> None:
         try:
             counted = int(value)
         except ValueError:
@@ -174,7 +192,8 @@ class RateLimiter:
             budget = window.budget
             if budget.kind == kind and budget.name.lower() == f"{kind}_{interval}".lower():
                 window.roll(now)
-                window.used = max(window.used, counted)
+                if sent_at is None or sent_at >= window.start:
+                    window.used = max(window.used, counted)
 
     def back_off(self, retry_after_s: float, banned: bool) -> None:
         """A 429 (`banned` False: wait) or 418 (refuse every call) for `retry_after_s`."""

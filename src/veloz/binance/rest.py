@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
+from yarl import URL
 
 from veloz.binance.errors import (
     INVALID_TIMESTAMP,
@@ -37,12 +38,14 @@ def _wall_ms() -> int:
 
 def format_param(value: object) -> str:
     """A parameter as Binance reads it: decimals in plain notation (no exponent), enums by
-    value, booleans lower case."""
+    value, booleans lower case, lists (`symbols`) as a JSON array."""
     if isinstance(value, Decimal):
         text = format(value, "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return json.dumps([format_param(item) for item in value], separators=(",", ":"))
     return str(getattr(value, "value", value))
 
 
@@ -100,9 +103,15 @@ class BinanceRest:
         except BinanceError as error:
             if error.code != INVALID_TIMESTAMP:
                 raise
+            stale = error
         # Our clock drifted outside recvWindow: learn Binance's time again and retry once
         # (a -1021 means the request was refused, so sending it again is safe).
-        await self.sync_time()
+        try:
+            await self.sync_time()
+        except BinanceError:
+            # Still refused, and certainly not done: say so, not "unknown outcome" of
+            # the time request.
+            raise stale from None
         await self.limiter.acquire(weight, orders)
         return await self._send(method, path, self._signed_query(params), signed=True)
 
@@ -114,7 +123,8 @@ class BinanceRest:
             ("timestamp", str(self._wall_ms() + self.offset_ms)),
         ]
         query = urlencode(items)
-        return f"{query}&signature={self.credentials.signer.sign(query)}"
+        # An Ed25519 signature is base64: its + / = must travel percent-encoded.
+        return f"{query}&signature={quote(self.credentials.signer.sign(query), safe='')}"
 
     def sign_params(self, params: Mapping[str, object]) -> dict[str, str]:
         """Parameters for a signed WebSocket API request: `apiKey` and `timestamp` added,
@@ -151,17 +161,20 @@ class BinanceRest:
     async def _send(self, method: str, path: str, query: str, *, signed: bool) -> Any:
         stats = self.stats
         stats.requests[path] += 1
-        url = f"{self.base_url}{path}"
         headers = {"X-MBX-APIKEY": self.credentials.api_key} if signed and self.credentials else {}
-        # Binance takes the parameters in the query string for every method.
-        if query:
-            url = f"{url}?{query}"
+        # Binance takes the parameters in the query string for every method. `encoded`:
+        # sent byte for byte as signed (aiohttp would otherwise re-quote it, e.g. turn
+        # %5B back into `[`, and Binance would check the signature against other bytes).
+        url = URL(
+            f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}", encoded=True
+        )
         started = time.perf_counter()
+        sent_at = self.limiter.now()
         try:
             async with self._session_now().request(
                 method, url, headers=headers, timeout=self._timeout
             ) as response:
-                self.limiter.observe(response.headers)
+                self.limiter.observe(response.headers, sent_at=sent_at)
                 body = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -194,7 +207,7 @@ class BinanceRest:
             error = UnknownOutcome(path, status, code, msg)
         else:
             error = BinanceError(path, status, code, msg)
-        kind = str(code) if code is not None else f"http_{status}"
+        kind = str(code) if code is not None else "5xx" if status >= 500 else f"http_{status}"
         return self._failed(path, kind, error)
 
     def _failed(self, path: str, kind: str, error: BinanceError) -> BinanceError:

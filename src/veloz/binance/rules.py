@@ -56,11 +56,14 @@ class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_exchange_info(data: Any) -> dict[str, SymbolRules]:
     """Symbol -> its rules. Raises ValueError naming the symbol and field that do not
-    parse (an answer we do not understand must not become an order we get wrong)."""
+    parse (an answer we do not understand must not become an order we get wrong); ask
+    for the symbols traded (`symbols=[...]`), not the whole exchange."""
     if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
         raise ValueError("exchangeInfo answer has no `symbols` list")
     rules: dict[str, SymbolRules] = {}
     for entry in data["symbols"]:
+        if not isinstance(entry, dict):
+            raise ValueError(f"exchangeInfo symbol entry is not an object: {entry!r:.80}")
         symbol = str(entry.get("symbol", "?"))
         try:
             rules[symbol] = _symbol(entry)
@@ -74,26 +77,26 @@ def _symbol(entry: dict[str, Any]) -> SymbolRules:
     price = filters.get("PRICE_FILTER", {})
     lot = filters.get("LOT_SIZE", {})
     market_lot = filters.get("MARKET_LOT_SIZE")
-    notional = filters.get("NOTIONAL")
-    legacy = filters.get("MIN_NOTIONAL")
-    precision = Decimal(1).scaleb(-int(entry.get("baseAssetPrecision", 8)))
-    step = _enabled(lot.get("stepSize")) or precision
-    if notional is not None:
-        min_notional = Decimal(notional.get("minNotional", "0"))
-        apply_min = bool(notional.get("applyMinToMarket", True))
-        max_notional = _enabled(notional.get("maxNotional"))
-        apply_max = bool(notional.get("applyMaxToMarket", False))
-    else:
-        min_notional = Decimal(legacy["minNotional"]) if legacy else ZERO
-        apply_min = bool(legacy.get("applyToMarket", True)) if legacy else False
-        max_notional, apply_max = None, False
+    notional = filters.get("NOTIONAL", {})
+    legacy = filters.get("MIN_NOTIONAL", {})
+    step = _enabled(lot.get("stepSize")) or _precision(entry, "baseAssetPrecision")
+    # Both notional filters may be listed; an order must pass each. The instrument has one
+    # minimum, so it takes the stricter, and applies it to market orders if either does.
+    minimums = [
+        (_enabled(notional.get("minNotional")), bool(notional.get("applyMinToMarket", True))),
+        (_enabled(legacy.get("minNotional")), bool(legacy.get("applyToMarket", True))),
+    ]
+    set_minimums = [(value, applies) for value, applies in minimums if value is not None]
+    min_notional = max((value for value, _ in set_minimums), default=ZERO)
+    apply_min = any(applies for _, applies in set_minimums)
+    max_notional = _enabled(notional.get("maxNotional"))
+    apply_max = max_notional is not None and bool(notional.get("applyMaxToMarket", False))
     return SymbolRules(
         symbol=entry["symbol"],
         status=str(entry.get("status", "TRADING")),
         base_asset=entry["baseAsset"],
         quote_asset=entry["quoteAsset"],
-        tick_size=_enabled(price.get("tickSize"))
-        or Decimal(1).scaleb(-int(entry.get("quotePrecision", 8))),
+        tick_size=_enabled(price.get("tickSize")) or _precision(entry, "quoteAssetPrecision"),
         min_price=_enabled(price.get("minPrice")),
         max_price=_enabled(price.get("maxPrice")),
         step_size=step,
@@ -106,6 +109,15 @@ def _symbol(entry: dict[str, Any]) -> SymbolRules:
         max_notional=max_notional,
         apply_max_to_market=apply_max,
     )
+
+
+def _precision(entry: dict[str, Any], field: str) -> Decimal:
+    """The grid where a filter sets none: the asset's precision in digits (quotePrecision
+    is the older name of quoteAssetPrecision, to be removed in v4)."""
+    digits = entry.get(field)
+    if digits is None and field == "quoteAssetPrecision":
+        digits = entry.get("quotePrecision")
+    return Decimal(1).scaleb(-int(8 if digits is None else digits))
 
 
 def _enabled(text: object) -> Decimal | None:

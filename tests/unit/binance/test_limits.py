@@ -2,6 +2,8 @@
 on a simulated clock), takes Binance's own counts from the headers, waits out a 429's
 Retry-After and refuses every call during a 418 ban."""
 
+import asyncio
+
 import pytest
 
 from veloz.binance.errors import RateLimited
@@ -52,6 +54,72 @@ async def test_a_ten_minute_burst_never_exceeds_the_budget_in_any_window():
     assert limits.waits > 0
 
 
+class SimulatedBinance:
+    """Binance's own count per fixed minute, as it reports it in X-MBX-USED-WEIGHT-1m,
+    with another program on the same IP spending weight we never see ourselves: a burst
+    at the start of every minute."""
+
+    def __init__(self, clock: FakeTime, neighbour_burst: int) -> None:
+        self.clock = clock
+        self.neighbour_burst = neighbour_burst
+        self.counted: dict[int, int] = {}
+
+    def request(self, weight: int) -> dict[str, str]:
+        minute = int(self.clock.now // 60)
+        used = self.counted.get(minute, self.neighbour_burst) + weight
+        self.counted[minute] = used
+        return {"X-MBX-USED-WEIGHT-1m": str(used)}
+
+
+async def test_a_burst_with_a_neighbour_on_the_ip_stays_inside_binances_own_count():
+    clock = FakeTime()
+    limits = limiter(clock)
+    binance = SimulatedBinance(clock, neighbour_burst=2000)  # unseen but in the headers
+    start = clock.now
+    while clock.now < start + 600:
+        await limits.acquire(10)
+        sent_at = limits.now()
+        headers = binance.request(10)
+        clock.now += 0.001  # the round trip
+        limits.observe(headers, sent_at=sent_at)
+    assert max(binance.counted.values()) <= 6000
+    assert sum(binance.counted.values()) > 10 * 5000  # and it kept going
+
+
+async def test_concurrent_callers_share_one_budget():
+    clock = FakeTime()
+    limits = limiter(clock)
+    granted: dict[int, int] = {}
+
+    async def caller() -> None:
+        for _ in range(100):
+            await limits.acquire(30)
+            minute = int(clock.now // 60)
+            granted[minute] = granted.get(minute, 0) + 30
+
+    await asyncio.gather(*(caller() for _ in range(5)))
+    assert max(granted.values()) <= 5400
+    assert sum(granted.values()) == 5 * 100 * 30
+
+
+async def test_an_answer_from_the_previous_window_does_not_count_in_this_one():
+    clock = FakeTime(1_700_000_039.9)  # 1_700_000_040 is a minute boundary
+    limits = limiter(clock)
+    await limits.acquire(10)
+    sent_at = limits.now()
+    clock.now += 0.2  # the answer arrives in the next minute
+    limits.observe({"X-MBX-USED-WEIGHT-1m": "5300"}, sent_at=sent_at)
+    assert limits.headroom()["REQUEST_WEIGHT_1m"] == 1.0
+    limits.observe({"X-MBX-USED-WEIGHT-1m": "600"}, sent_at=limits.now())
+    assert limits.headroom()["REQUEST_WEIGHT_1m"] == pytest.approx(0.9)
+
+
+async def test_a_call_that_can_never_fit_is_refused():
+    limits = limiter(FakeTime())
+    with pytest.raises(ValueError, match="REQUEST_WEIGHT_1m"):
+        await limits.acquire(6001)
+
+
 async def test_binances_header_counts_raise_ours():
     clock = FakeTime(1_700_000_040.0)  # 40 s into a minute
     limits = limiter(clock)
@@ -75,7 +143,10 @@ async def test_429_waits_out_retry_after():
     clock = FakeTime()
     limits = limiter(clock)
     limits.back_off(30, banned=False)
+    assert not limits.banned
     await limits.acquire(1)
+    assert clock.slept == pytest.approx(30)
+    await limits.acquire(1)  # over: no more waiting
     assert clock.slept == pytest.approx(30)
 
 

@@ -162,3 +162,57 @@ def test_orders_are_rounded_and_refused_by_binances_filters():
 def test_an_answer_that_does_not_parse_is_refused(broken):
     with pytest.raises(ValueError):
         parse_exchange_info(broken)
+
+
+def symbol_entry(*filters: dict[str, object], **fields: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "symbol": "ETHBTC",
+        "status": "TRADING",
+        "baseAsset": "ETH",
+        "baseAssetPrecision": 8,
+        "quoteAsset": "BTC",
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 6,
+        "filters": list(filters),
+    }
+    entry.update(fields)
+    return entry
+
+
+def test_both_notional_filters_apply_so_the_stricter_minimum_wins():
+    info = {
+        "symbols": [
+            symbol_entry(
+                {"filterType": "MIN_NOTIONAL", "minNotional": "0.002", "applyToMarket": False},
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": "0.001",
+                    "applyMinToMarket": True,
+                    "maxNotional": "0",
+                    "applyMaxToMarket": True,
+                },
+            )
+        ]
+    }
+    rules = parse_exchange_info(info)["ETHBTC"]
+    assert rules.min_notional == D("0.002") and rules.apply_min_to_market
+    assert rules.max_notional is None and not rules.apply_max_to_market  # 0: no maximum
+
+
+def test_missing_filters_fall_back_to_the_assets_precision():
+    rules = parse_exchange_info({"symbols": [symbol_entry()]})["ETHBTC"]
+    assert rules.tick_size == D("0.000001")  # quoteAssetPrecision 6
+    assert rules.step_size == D("0.00000001") and rules.min_qty == rules.step_size
+    assert (rules.max_qty, rules.min_notional, rules.apply_min_to_market) == (None, D(0), False)
+    instrument = rules.instrument()
+    assert instrument.max_qty > D(1_000_000) and instrument.min_notional == 0
+
+
+def test_a_new_status_is_kept_and_means_not_trading():
+    rules = parse_exchange_info({"symbols": [symbol_entry(status="CANCEL_ONLY")]})["ETHBTC"]
+    assert rules.status == "CANCEL_ONLY" and not rules.instrument().trading
+
+
+def test_a_symbol_entry_that_is_not_an_object_is_refused():
+    with pytest.raises(ValueError, match="not an object"):
+        parse_exchange_info({"symbols": ["BTCUSDT"]})

@@ -4,6 +4,7 @@ documented example, Ed25519 verified with the public key; keys never shown."""
 import base64
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -71,3 +72,11 @@ def test_empty_key_or_secret_is_refused():
         Credentials("", HmacSigner(DOC_SECRET))
     with pytest.raises(ValueError):
         HmacSigner("")
+
+
+def test_a_pem_key_of_another_kind_is_refused_without_showing_it():
+    other = ec.generate_private_key(ec.SECP256R1())
+    pem = other.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    with pytest.raises(ValueError, match="not an Ed25519 key") as refused:
+        signer_for(pem)
+    assert pem.splitlines()[1] not in str(refused.value)
