@@ -128,19 +128,89 @@ def test_the_secret_in_an_env_file_never_appears_in_an_error(tmp_path):
     assert SECRET not in str(refused.value)
 
 
-def test_non_sim_sources_are_refused_when_building_the_engine_config(clean_env):
-    for variable, value in [
-        ("VELOZ_MARKET_SOURCE", "binance_ws"),
-        ("VELOZ_MARKET_SOURCE", "binance_rest"),
-    ]:
-        clean_env.setenv(variable, value)
-        settings = load_settings()  # a valid setting, but not a runnable one yet
-        with pytest.raises(SettingsError, match="VELOZ_MARKET_SOURCE"):
-            engine_config(settings)
-    clean_env.setenv("VELOZ_MARKET_SOURCE", "sim")
+def test_binance_execution_on_simulated_prices_is_refused(clean_env):
     clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
-    with pytest.raises(SettingsError, match="VELOZ_EXECUTION_MODE"):
+    clean_env.setenv("VELOZ_BINANCE_API_KEY", "k")
+    clean_env.setenv("VELOZ_BINANCE_API_SECRET", "s")
+    with pytest.raises(SettingsError, match="VELOZ_MARKET_SOURCE=binance_ws"):
         engine_config(load_settings())
+
+
+@pytest.mark.parametrize("mode", ["binance_spot", "binance_testnet_spot"])
+@pytest.mark.parametrize(
+    ("key", "secret", "missing"),
+    [
+        (None, None, "VELOZ_BINANCE_API_KEY and VELOZ_BINANCE_API_SECRET"),
+        ("k", None, "VELOZ_BINANCE_API_SECRET"),
+        (None, SECRET, "VELOZ_BINANCE_API_KEY"),
+    ],
+)
+def test_trading_at_binance_needs_both_keys(clean_env, mode, key, secret, missing):
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", mode)
+    for name, value in (("VELOZ_BINANCE_API_KEY", key), ("VELOZ_BINANCE_API_SECRET", secret)):
+        if value:
+            clean_env.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        engine_config(load_settings())
+    assert f"needs {missing} " in str(refused.value)
+    assert SECRET not in str(refused.value)
+
+
+def test_an_unusable_ed25519_key_is_refused_without_showing_it(clean_env):
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
+    clean_env.setenv("VELOZ_BINANCE_API_KEY", "k")
+    broken = "-----BEGIN PRIVATE KEY-----\nsecretbits\n-----END PRIVATE KEY-----"
+    clean_env.setenv("VELOZ_BINANCE_API_SECRET", broken)
+    with pytest.raises(SettingsError, match="VELOZ_BINANCE_API_SECRET") as refused:
+        engine_config(load_settings())
+    assert "secretbits" not in str(refused.value)
+
+
+def test_paper_trading_needs_no_keys_and_reads_production_prices(clean_env):
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    config = engine_config(load_settings())
+    assert config.execution_mode == "sim_engine" and config.binance is not None
+    assert config.binance.credentials is None and not config.binance.live
+    assert config.binance.endpoints.streams == "wss://stream.binance.com:9443/ws"
+    assert config.binance.endpoints.rest == "https://api.binance.com"
+
+
+def test_testnet_defaults_every_url_to_the_testnet_and_a_set_url_wins(clean_env):
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_testnet_spot")
+    clean_env.setenv("VELOZ_BINANCE_API_KEY", "k")
+    clean_env.setenv("VELOZ_BINANCE_API_SECRET", SECRET)
+    clean_env.setenv("VELOZ_BINANCE_TRADE_BASE_URL", "http://127.0.0.1:9/")
+    clean_env.setenv("VELOZ_WS_RECONNECT_DELAY", "250")
+    binance = engine_config(load_settings()).binance
+    assert binance is not None and not binance.live
+    endpoints = binance.endpoints
+    assert endpoints.rest == "https://testnet.binance.vision"
+    assert endpoints.streams == "wss://stream.testnet.binance.vision/ws"
+    assert endpoints.ws_api == "wss://ws-api.testnet.binance.vision/ws-api/v3"
+    assert endpoints.trade_rest == "http://127.0.0.1:9"  # set, so it wins
+    assert binance.reconnect_delay_ms == 250
+    assert binance.credentials is not None and binance.credentials.api_key == "k"
+    assert SECRET not in repr(binance)
+
+
+def test_live_binance_is_marked_live(clean_env):
+    clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
+    clean_env.setenv("VELOZ_BINANCE_API_KEY", "k")
+    clean_env.setenv("VELOZ_BINANCE_API_SECRET", SECRET)
+    binance = engine_config(load_settings()).binance
+    assert binance is not None and binance.live
+    assert binance.endpoints.trade_rest == "https://api.binance.com"
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "stream.binance.com", "https://"])
+def test_a_binance_url_needs_a_scheme_and_a_host(clean_env, url):
+    clean_env.setenv("VELOZ_BINANCE_WS_BASE_URL", url)
+    with pytest.raises(SettingsError, match="VELOZ_BINANCE_WS_BASE_URL"):
+        load_settings()
 
 
 def test_engine_config_maps_every_field(clean_env, tmp_path):
@@ -154,7 +224,9 @@ def test_engine_config_maps_every_field(clean_env, tmp_path):
     clean_env.setenv("VELOZ_SIM_TICK_INTERVAL_MS", "50")
     clean_env.setenv("VELOZ_SIM_LATENCY_MS", "2.5")
     clean_env.setenv("VELOZ_SIM_BALANCES", "usdt=1000.50,BTC=2")
+    clean_env.setenv("VELOZ_AUTO_CANCEL_ORPHANED", "true")
     config = engine_config(load_settings())
+    assert config.auto_cancel_orphaned and config.binance is None
     assert config.journal.directory == str(tmp_path / "wal")
     assert config.journal.max_segment_bytes == 8192
     assert config.journal.max_files == 3

@@ -36,7 +36,7 @@ def engine(
     from veloz.journal.segments import JournalLocked
     from veloz.observability.logs import configure_logging
     from veloz.runtime.engine_config import engine_config as build_engine_config
-    from veloz.runtime.live import LiveEngine
+    from veloz.runtime.live import LiveEngine, StartRefused
 
     try:
         settings = load_settings(env_file)
@@ -81,6 +81,11 @@ def engine(
     except JournalLocked as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(3) from None
+    except StartRefused as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        # 78 (EX_CONFIG): fix the configuration first, so a supervisor should not restart
+        # (systemd: RestartPreventExitStatus=78); 75 (EX_TEMPFAIL): worth trying again.
+        raise typer.Exit(78 if exc.permanent else 75) from None
     raise typer.Exit(code)
 
 

@@ -21,11 +21,16 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from veloz import __version__
+from veloz.binance.limits import RateLimiter
+from veloz.binance.stats import RestStats
 from veloz.clock import Clock
 from veloz.engine.core import TradingCore
 from veloz.engine.stats import EngineStats
+from veloz.execution.reconcile import Reconciliation
+from veloz.execution.venues.binance_stats import VenueStats
 from veloz.histogram import Histogram
 from veloz.journal.stats import JournalStats
+from veloz.market.binance_rest import MarketStats
 from veloz.market.engine import MarketDataEngine
 from veloz.model.enums import StrategyState, TradingMode
 from veloz.observability.loop import LoopLagMonitor
@@ -73,6 +78,20 @@ class EngineFigures(Protocol):
     def strategies(self) -> StrategyHost: ...
     @property
     def core(self) -> TradingCore: ...
+    @property
+    def reconciliation(self) -> Reconciliation: ...
+    @property
+    def exchange(self) -> "ExchangeLink | None": ...
+
+
+class ExchangeLink(Protocol):
+    """A real venue's connection, as the runtime wires it (`veloz.runtime.binance`)."""
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+    def rest_stats(self) -> list[RestStats]: ...
+    def feed_stats(self) -> MarketStats | None: ...
+    def venue_stats(self) -> VenueStats | None: ...
 
 
 class EngineCollector(Collector):
@@ -280,8 +299,25 @@ class EngineCollector(Collector):
             "1 while the market data feed is connected (the sim source: while it runs)",
             labels=["source"],
         )
-        connected.add_metric([engine.market_source_name], 1 if engine.market.running else 0)
+        exchange = engine.exchange
+        feed = exchange.feed_stats() if exchange is not None else None
+        up = feed.connected if feed is not None else engine.market.running
+        connected.add_metric([engine.market_source_name], 1 if up else 0)
         yield connected
+        found = engine.reconciliation
+        yield GaugeMetricFamily(
+            "veloz_reconcile_orphan_orders",
+            "Orders open at the venue that the journal does not know, at the last reconciliation",
+            value=len(found.orphans),
+        )
+        yield CounterMetricFamily(
+            "veloz_reconcile_runs", "Reconciliations with the venue", value=found.runs
+        )
+        yield CounterMetricFamily(
+            "veloz_reconcile_missed_reports",
+            "Venue reports reconciliation found the engine had missed",
+            value=found.missed_reports,
+        )
         yield CounterMetricFamily(
             "veloz_trades_closed", "Fills that closed position", value=engine.stats.trades_closed
         )
@@ -336,6 +372,126 @@ class StreamCollector(Collector):
             "veloz_stream_slow_clients_dropped",
             "Stream clients cut off for falling behind",
             value=slow,
+        )
+
+
+class ExchangeCollector(Collector):
+    """A real venue's connection: requests, errors and latency by endpoint, what is left of
+    each rate-limit budget, and whether the exchange has banned us."""
+
+    def __init__(self, source: str, link: ExchangeLink | None) -> None:
+        """`link` None: simulated market and venue, which never limit nor ban (the series
+        exist so that dashboards and alerts work the same)."""
+        self._source = source
+        self._link = link
+        self._limiter = link.limiter if link is not None else None
+        self._rest: Callable[[], list[RestStats]] = link.rest_stats if link is not None else list
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._feed()
+        yield from self._venue()
+        yield from self._requests()
+
+    def _feed(self) -> Iterator[Metric]:
+        feed = self._link.feed_stats() if self._link is not None else None
+        source = [self._source]
+        for name, help_text, value in (
+            (
+                "veloz_websocket_reconnects",
+                "Market data connections made again after a drop",
+                feed.reconnects if feed else 0,
+            ),
+            (
+                "veloz_market_gap_fills",
+                "Reconnects after which missed bars and trades were fetched over REST",
+                feed.gap_fills if feed else 0,
+            ),
+            (
+                "veloz_market_book_resyncs",
+                "Order books rebuilt from a snapshot after a gap in the depth updates",
+                feed.book_resyncs if feed else 0,
+            ),
+            (
+                "veloz_market_malformed_messages",
+                "Market data messages that could not be read (counted, skipped)",
+                feed.malformed if feed else 0,
+            ),
+        ):
+            family = CounterMetricFamily(name, help_text, labels=["source"])
+            family.add_metric(source, value)
+            yield family
+        stale = GaugeMetricFamily(
+            "veloz_market_stale_streams",
+            "Market streams silent past their limit",
+            labels=["source"],
+        )
+        stale.add_metric(source, len(feed.stale_streams) if feed else 0)
+        yield stale
+
+    def _venue(self) -> Iterator[Metric]:
+        venue = self._link.venue_stats() if self._link is not None else None
+        yield GaugeMetricFamily(
+            "veloz_user_stream_connected",
+            "1 while the venue's user data stream delivers (0 for a simulated venue)",
+            value=1 if venue is not None and venue.user_stream_connected else 0,
+        )
+        yield GaugeMetricFamily(
+            "veloz_venue_polling",
+            "1 while open orders are polled because the user data stream is down",
+            value=1 if venue is not None and venue.polling else 0,
+        )
+        yield CounterMetricFamily(
+            "veloz_venue_unknown_outcomes",
+            "Orders and cancels whose outcome the venue left unknown (timeout, 5xx, drop)",
+            value=venue.unknown_outcomes if venue else 0,
+        )
+        yield CounterMetricFamily(
+            "veloz_venue_resolved_by_query",
+            "Unknown outcomes settled by querying the client order id",
+            value=venue.resolved_by_query if venue else 0,
+        )
+
+    def _requests(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "veloz_exchange_requests", "REST calls to the exchange", labels=["endpoint"]
+        )
+        errors = CounterMetricFamily(
+            "veloz_exchange_errors",
+            "REST calls that failed, by the exchange's code (or timeout, connection, http_5xx)",
+            labels=["endpoint", "code"],
+        )
+        latency = HistogramMetricFamily(
+            "veloz_exchange_request_latency_seconds",
+            "Round trip of REST calls to the exchange",
+            labels=["endpoint"],
+        )
+        for stats in self._rest():
+            for endpoint, count in sorted(stats.requests.items()):
+                requests.add_metric([endpoint], count)
+            for (endpoint, code), count in sorted(stats.errors.items()):
+                errors.add_metric([endpoint, code], count)
+            for endpoint, histogram in sorted(stats.latency.items()):
+                buckets, total = prometheus_buckets(histogram)
+                latency.add_metric([endpoint], buckets, total)
+        yield from (requests, errors, latency)
+        limiter = self._limiter
+        headroom = GaugeMetricFamily(
+            "veloz_exchange_rate_limit_headroom",
+            "Share of each exchange rate-limit budget still unused in its window",
+            labels=["limit"],
+        )
+        for name, room in (limiter.headroom() if limiter else {}).items():
+            headroom.add_metric([name], room)
+        yield headroom
+        yield GaugeMetricFamily(
+            "veloz_exchange_banned",
+            "1 while the exchange refuses every call (HTTP 418) until the ban ends",
+            value=1 if limiter is not None and limiter.banned else 0,
+        )
+        yield CounterMetricFamily(
+            "veloz_exchange_rate_limit_waits",
+            "Calls held back to stay inside the exchange's rate limits",
+            value=limiter.waits if limiter else 0,
         )
 
 
@@ -397,6 +553,7 @@ def registry_for(
     process in tests and sweeps."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
+    registry.register(ExchangeCollector(engine.market_source_name, engine.exchange))
     if history is not None:
         registry.register(StoreCollector(history))
     # Memory, CPU and file descriptors of this process, as veloz_process_*.

@@ -2,7 +2,9 @@
 runs with, chosen by name (`VELOZ_MARKET_SOURCE`, `VELOZ_EXECUTION_MODE`).
 
 A new venue or data source adds its module beside the sim ones and one branch here; the
-trading core and the live runtime do not change.
+trading core and the live runtime do not change. Binance's adapters share one connection
+(`BinanceLink`: the rate limiter, the REST clients and the symbols' filters, which it
+loads before the engine replays its journal).
 """
 
 from collections.abc import Mapping
@@ -18,9 +20,12 @@ from veloz.market.replay import ReplayBarSource
 from veloz.market.sim import SimMarketConfig, SimMarketSource, sim_instruments
 from veloz.model.instruments import Instrument, default_instrument
 from veloz.model.market import QuoteTick
+from veloz.runtime.binance import BinanceLink
 
-MARKET_SOURCES = ("sim", "replay")
-EXECUTION_MODES = ("sim_engine",)
+BINANCE_MARKET = ("binance_ws", "binance_rest")
+BINANCE_EXECUTION = ("binance_testnet_spot", "binance_spot")
+MARKET_SOURCES = ("sim", "replay", *BINANCE_MARKET)
+EXECUTION_MODES = ("sim_engine", *BINANCE_EXECUTION)
 
 
 class MarketAdapters(NamedTuple):
@@ -30,13 +35,23 @@ class MarketAdapters(NamedTuple):
 
 
 def build_market(
-    name: str, sim: SimMarketConfig, clock: Clock, replay_file: str | None = None
+    name: str,
+    sim: SimMarketConfig,
+    clock: Clock,
+    replay_file: str | None = None,
+    *,
+    binance: BinanceLink | None = None,
 ) -> MarketAdapters:
+    """For Binance, `instruments` is the link's mapping, filled at start."""
     if name == "sim":
         instruments = sim_instruments(sim)
         return MarketAdapters(name, instruments, SimMarketSource(sim, clock, instruments))
     if name == "replay":
         return _replay(sim.symbols[0], replay_file, clock)
+    if name in BINANCE_MARKET:
+        if binance is None:
+            raise ValueError(f"the {name} market source needs Binance's settings")
+        return MarketAdapters(name, binance.instruments, binance.market_source(name))
     raise ValueError(f"unknown market source {name!r}; one of {', '.join(MARKET_SOURCES)}")
 
 
@@ -46,7 +61,13 @@ def build_venue(
     clock: Clock,
     instruments: Mapping[str, Instrument],
     market: MarketDataEngine,
+    *,
+    binance: BinanceLink | None = None,
 ) -> Venue:
+    if mode in BINANCE_EXECUTION:
+        if binance is None:
+            raise ValueError(f"the {mode} venue needs Binance's settings")
+        return binance.venue(clock)
     if mode == "sim_engine":
         venue = SimVenue(sim, clock, instruments, market.quote)
 

@@ -78,13 +78,36 @@ def market_health(engine: LiveEngine, symbol: str) -> ComponentHealth:
     detail = (
         f"{symbol} quote {age // 1_000_000} ms old" if age is not None else f"{symbol}: no quote"
     )
+    exchange = engine.exchange
+    feed = exchange.feed_stats() if exchange is not None else None
+    if feed is not None:
+        if not feed.connected:
+            # The last quote may still be young, but nothing new can arrive.
+            status = FeedStatus.DISCONNECTED
+            detail += f"; {engine.market_source_name} reconnecting ({feed.reconnects} so far)"
+        elif feed.stale_streams:
+            detail += f"; silent streams: {', '.join(sorted(feed.stale_streams))}"
+    if exchange is not None and exchange.limiter.banned:
+        detail += "; Binance has banned this IP (418)"
     return ComponentHealth(ok=status is FeedStatus.OK, status=status, detail=detail)
 
 
 def venue_health(engine: LiveEngine) -> ComponentHealth:
     connected = engine.venue.connected
+    name = engine.venue.name
+    exchange = engine.exchange
+    if exchange is not None and exchange.limiter.banned:
+        until = exchange.limiter.banned_until or 0.0
+        left = max(0.0, until - time.time())
+        detail = f"{name}: banned by Binance (HTTP 418) for another {left:.0f} s"
+        return ComponentHealth(ok=False, status="banned", detail=detail)
+    venue = exchange.venue_stats() if exchange is not None else None
+    if connected and venue is not None and not venue.user_stream_connected:
+        # Orders still go out and their state is polled, so trading goes on, slower.
+        detail = f"{name}: user data stream down, polling open orders"
+        return ComponentHealth(ok=True, status="polling", detail=detail)
     return ComponentHealth(
-        ok=connected, status="connected" if connected else "disconnected", detail=engine.venue.name
+        ok=connected, status="connected" if connected else "disconnected", detail=name
     )
 
 

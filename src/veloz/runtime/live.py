@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from veloz.binance.errors import BinanceError, error_code
 from veloz.clock import Clock, LiveClock
 from veloz.codec import PayloadError, decode_event, decode_msgpack
 from veloz.engine.activity import ActivityLog
@@ -60,11 +61,15 @@ from veloz.risk.checks import Denial
 from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits
 from veloz.risk.watcher import watch_file
+from veloz.runtime.binance import BinanceConfig, BinanceLink
 from veloz.runtime.durable import DurableGate, durable
 from veloz.runtime.factories import build_market, build_venue
 from veloz.strategy.host import RunningStrategy, StrategyHost, StrategySpec
 
 logger = logging.getLogger(__name__)
+
+# Requests on their way to a remote venue at once (see ExecutionEngine).
+REMOTE_IN_FLIGHT = 32
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +94,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     strategy_path: tuple[str, ...] = ()
     # The bars the `replay` market source plays (paper trading over history).
     replay_file: str | None = None
+    # Binance's URLs and keys, when the market source or the venue is Binance's.
+    binance: BinanceConfig | None = None
     # A strategy callback running longer than this is interrupted and its strategy stopped.
     strategy_callback_deadline_s: float | None = 1.0
     # Cancel orders found open at the venue that the journal does not know (else report
@@ -101,6 +108,16 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
             risk=self.risk,
             record_latency=self.record_latency,
         )
+
+
+class StartRefused(Exception):
+    """The engine cannot start: a venue refused us or is out of reach. `permanent`: the
+    configuration must change first (bad keys, an unknown symbol), so restarting as is
+    would only fail again."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class OrderAck(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -119,15 +136,34 @@ class LiveEngine:
         self.bus = EventBus()
         self.activity = ActivityLog(config.activity_events, config.activity_fills)
         self.bus.subscribe(self.activity.on_bus)
-        market = build_market(config.market_source, config.market, self.clock, config.replay_file)
+        self.binance = (
+            BinanceLink(config.binance, config.market.symbols) if config.binance else None
+        )
+        market = build_market(
+            config.market_source,
+            config.market,
+            self.clock,
+            config.replay_file,
+            binance=self.binance,
+        )
         self.market_source = market.source
         self.market_source_name = market.name
         self.instruments = market.instruments
         self.market = MarketDataEngine(config.market_data)
         self.venue = build_venue(
-            config.execution_mode, config.venue, self.clock, self.instruments, self.market
+            config.execution_mode,
+            config.venue,
+            self.clock,
+            self.instruments,
+            self.market,
+            binance=self.binance,
         )
-        self.execution = ExecutionEngine(self.venue, self._on_send_error)
+        # A remote venue answers each request in a round trip: keep many on their way (its
+        # rate limiter decides how fast they leave). The simulated one takes each at once.
+        remote = self.binance is not None and self.binance.trading is not None
+        self.execution = ExecutionEngine(
+            self.venue, self._on_send_error, max_in_flight=REMOTE_IN_FLIGHT if remote else 1
+        )
         self.gate = DurableGate(
             self.bus, self.execution, self.journal_stats, config.journal.checkpoint_interval
         )
@@ -169,6 +205,11 @@ class LiveEngine:
     @property
     def oms(self) -> OrderManager:
         return self.core.oms
+
+    @property
+    def exchange(self) -> BinanceLink | None:
+        """The real exchange's connection (rate limits, REST figures), if there is one."""
+        return self.binance
 
     @property
     def portfolio(self) -> Portfolio:
@@ -217,11 +258,21 @@ class LiveEngine:
     async def start(self) -> None:
         self.phase = EnginePhase.REPLAYING
         self.loop_lag.start()
+        await self._load_instruments()
         self._open_journal()
         if self.core.balances_seeded:
             self.venue.restore(self._orders_at_venue(), self.portfolio.balances())
         self.venue.set_report_handler(self._on_report)
-        await self.venue.connect()
+        try:
+            await self.venue.connect()
+        except (BinanceError, ConnectionError, OSError) as exc:
+            raise StartRefused(
+                f"cannot connect to the venue {self.venue.name}: {exc}",
+                permanent=isinstance(exc, BinanceError)
+                and error_code(exc) is ErrorCode.UNAUTHORIZED,
+            ) from None
+        if self.binance is not None:
+            self.binance.announce(self.venue.name)
         self.execution.start()
         if self.gate.accepting and not self.core.balances_seeded:
             self.core.seed_balances(await self.venue.balances())
@@ -248,6 +299,8 @@ class LiveEngine:
         self.phase = EnginePhase.READY
         self.core.acting = True
         self._resume_strategies()
+        if self.binance is not None:
+            self.binance.watch_reconnects(self._reconcile_after_reconnect)
         logger.info(
             "engine ready: %d orders (%d open), mode %s",
             len(self.oms),
@@ -274,6 +327,8 @@ class LiveEngine:
             await asyncio.sleep(0.01)
         await self.execution.stop()
         await self.venue.close()
+        if self.binance is not None:
+            await self.binance.close()
         journal = self.gate.journal
         if journal is not None:
             if journal.failure is None:
@@ -284,12 +339,30 @@ class LiveEngine:
 
     async def checkpoint_offline(self) -> int:
         """Replay the journal and write a checkpoint without starting trading."""
+        await self._load_instruments()
         self._open_journal()
         try:
             return await self.write_checkpoint()
         finally:
             if self.gate.journal is not None:
                 await self.gate.journal.close()
+            if self.binance is not None:
+                await self.binance.close()
+
+    async def _load_instruments(self) -> None:
+        """A venue that lists its symbols' filters (Binance's exchangeInfo) is asked for
+        them before the journal is replayed: replay and every order are checked against
+        them. Refreshed while the engine runs."""
+        if self.binance is None:
+            return
+        try:
+            await self.binance.load_instruments()
+        except (BinanceError, ValueError) as exc:
+            raise StartRefused(
+                f"cannot load the symbols' filters from Binance: {exc}",
+                permanent=isinstance(exc, ValueError),
+            ) from None
+        self.binance.start_refreshing()
 
     def _open_journal(self) -> None:
         started = time.perf_counter()
@@ -383,9 +456,11 @@ class LiveEngine:
     def _orders_at_venue(self) -> list[Order]:
         return [o for o in self.oms.open_orders() if o.venue_order_id is not None]
 
-    async def reconcile_with_venue(self) -> None:
+    async def reconcile_with_venue(self, *, correct_balances: bool = True) -> None:
         """Bring the journal's live orders up to date with the venue, then look for what
-        the venue holds that we do not know. At start and after every venue reconnect."""
+        the venue holds that we do not know. At start and after every venue reconnect;
+        balances are corrected to the venue's only when nothing can be in flight (at
+        start): while trading, a fill on its way would be counted twice."""
         live = self.oms.open_orders()
         result = await reconcile(self.venue, live, self.clock.time_ns)
         for report in result.reports:
@@ -418,20 +493,21 @@ class LiveEngine:
         )
         for asset, (ours, theirs) in mismatches.items():
             logger.warning(
-                "balance of %s: %s in the journal, %s at %s; taking the venue's",
+                "balance of %s: %s in the journal, %s at %s%s",
                 asset,
                 ours,
                 theirs,
                 self.venue.name,
+                "; taking the venue's" if correct_balances else "",
             )
-        if mismatches and self.gate.accepting:
+        if mismatches and correct_balances and self.gate.accepting:
             # The venue holds the money: what it says is the balance (a deposit, a fee
             # paid in another asset), journaled as a correction.
             self.core.seed_balances({asset: theirs for asset, (_, theirs) in mismatches.items()})
         self.reconciliation.record(self.clock.time_ns(), result, orphans, cancelled, mismatches)
         logger.info(
             "reconciled %d live orders with %s: %d missed reports, %d cancels re-sent, "
-            "%d orphans (%d cancelled), %d balances corrected",
+            "%d orphans (%d cancelled), %d balances differed",
             result.checked,
             self.venue.name,
             len(result.reports),
@@ -440,6 +516,9 @@ class LiveEngine:
             cancelled,
             len(mismatches),
         )
+
+    async def _reconcile_after_reconnect(self) -> None:
+        await self.reconcile_with_venue(correct_balances=False)
 
     # -- checkpoints ---------------------------------------------------------------------
 

@@ -38,9 +38,11 @@ HANDBOOK = {
     "VelozLowWinRate",
     "VelozWalCorruption",
     "VelozMarketDataStale",
-    # Beyond the handbook: the history store.
+    # Beyond the handbook: the history store, the exchange.
     "VelozStoreDown",
     "VelozStoreLagging",
+    "VelozExchangeBanned",
+    "VelozOrphanOrders",
 }
 
 

@@ -227,12 +227,14 @@ def test_engine_with_an_invalid_setting_exits_2_naming_the_variable(runner, clea
     assert not (tmp_path / "wal").exists()
 
 
-def test_engine_with_a_source_not_built_yet_exits_2(runner, clean_env, tmp_path):
+def test_engine_trading_at_binance_without_keys_exits_2_naming_them(runner, clean_env, tmp_path):
     clean_env.setenv("VELOZ_WAL_DIR", str(tmp_path / "wal"))
     clean_env.setenv("VELOZ_MARKET_SOURCE", "binance_ws")
+    clean_env.setenv("VELOZ_EXECUTION_MODE", "binance_spot")
     result = runner.invoke(app, ["engine"])
     assert result.exit_code == 2
-    assert "VELOZ_MARKET_SOURCE" in result.stderr
+    assert "VELOZ_BINANCE_API_KEY and VELOZ_BINANCE_API_SECRET" in result.stderr
+    assert not (tmp_path / "wal").exists()
 
 
 def test_engine_errors_never_show_the_secret(runner, clean_env):
