@@ -5,6 +5,7 @@ journaled then placed under our client order id, fills applied, a restart that p
 what happened while the engine was down, orphans reported, bad keys refused at start."""
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -242,5 +243,22 @@ async def test_after_the_user_stream_comes_back_the_engine_reconciles(fake, wal_
         assert engine.reconciliation.runs > runs
         order = engine.oms.get("gap-1")
         assert order is not None and len(order.trade_ids) == 1
+    finally:
+        await engine.stop()
+
+
+async def test_refreshed_filters_reach_the_engine_in_place(fake, wal_dir):
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    try:
+        await quoted(engine, fake)
+        market = fake.markets["BTCUSDT"]
+        market.rules = dataclasses.replace(market.rules, status="BREAK", step_size=D("0.001"))
+        assert engine.binance is not None
+        await engine.binance.load_instruments()  # what the hourly refresh does
+        assert engine.instruments["BTCUSDT"].size_increment == D("0.001")
+        with pytest.raises(CommandRejected) as refused:
+            await engine.submit(limit_buy("break-1"))
+        assert refused.value.code == "trading_disabled" and "BREAK" in refused.value.message
     finally:
         await engine.stop()
