@@ -19,6 +19,7 @@ from yarl import URL
 
 from veloz.binance.errors import (
     INVALID_TIMESTAMP,
+    UNAUTHORIZED_CODES,
     UNKNOWN_OUTCOME_CODES,
     BinanceError,
     RateLimited,
@@ -189,8 +190,15 @@ class BinanceRest:
         finally:
             stats.latency[path].observe(time.perf_counter() - started)
         if status < 300:
+            if signed:
+                stats.key_refused = None  # the key works (again)
             return _json(body, path, status)
-        raise self._refused(path, status, body, retry_after)
+        error = self._refused(path, status, body, retry_after)
+        if signed and error.code in UNAUTHORIZED_CODES:
+            # Revoked, expired, or no longer allowed from this IP: health says so until a
+            # signed call succeeds again.
+            stats.key_refused = str(error)
+        raise error
 
     def _refused(
         self, path: str, status: int, body: bytes, retry_after: str | None

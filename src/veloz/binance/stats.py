@@ -19,5 +19,7 @@ class RestStats:
     latency: dict[str, Histogram] = field(default_factory=lambda: defaultdict(_latency))
     # The newest refusal per endpoint, as text (never a secret), for health and logs.
     last_error: dict[str, str] = field(default_factory=dict)
+    # Binance's refusal of the API key on the newest signed call (None once one succeeds).
+    key_refused: str | None = None
     time_offset_ms: int = 0
     time_syncs: int = 0

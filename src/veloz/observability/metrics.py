@@ -488,6 +488,11 @@ class ExchangeCollector(Collector):
             "1 while the exchange refuses every call (HTTP 418) until the ban ends",
             value=1 if limiter is not None and limiter.banned else 0,
         )
+        yield GaugeMetricFamily(
+            "veloz_exchange_key_refused",
+            "1 while the exchange refuses the API key (revoked, expired, IP not allowed)",
+            value=1 if any(stats.key_refused for stats in self._rest()) else 0,
+        )
         yield CounterMetricFamily(
             "veloz_exchange_rate_limit_waits",
             "Calls held back to stay inside the exchange's rate limits",

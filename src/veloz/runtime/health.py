@@ -101,6 +101,10 @@ def venue_health(engine: LiveEngine) -> ComponentHealth:
         left = max(0.0, until - time.time())
         detail = f"{name}: banned by Binance (HTTP 418) for another {left:.0f} s"
         return ComponentHealth(ok=False, status="banned", detail=detail)
+    refused = [stats.key_refused for stats in exchange.rest_stats()] if exchange else []
+    if any(refused):
+        detail = f"{name}: Binance refuses the API key: {next(r for r in refused if r)}"
+        return ComponentHealth(ok=False, status="unauthorized", detail=detail)
     venue = exchange.venue_stats() if exchange is not None else None
     if connected and venue is not None and not venue.user_stream_connected:
         # Orders still go out and their state is polled, so trading goes on, slower.

@@ -12,10 +12,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from tests.support.engine import NO_LIMITS, wait_for_status
-from tests.support.fake_binance import FakeBinance
-from veloz.binance.signing import Credentials, HmacSigner
+from tests.support.fake_binance import FakeBinance, Fault
+from veloz.binance.errors import BinanceError
+from veloz.binance.signing import Credentials, HmacSigner, signer_for
 from veloz.journal.writer import JournalConfig
 from veloz.market.sim import SimMarketConfig
 from veloz.model.commands import SubmitOrder
@@ -114,8 +122,19 @@ async def test_fills_made_while_the_engine_was_down_are_applied_once_at_restart(
         order = again.oms.get("down-1")
         assert order is not None and order.status is OrderStatus.FILLED
         assert order.executed_qty == D("0.01") and len(order.trade_ids) == 1
-        assert [o for o in fake.orders.values() if o.client_order_id == "down-1"]
         assert len(fake.orders) == 1  # reconciled by query, never sent again
+        # NautilusTrader's four invariants: order state, filled quantity, average price
+        # and position match the venue.
+        at_venue = fake.order("down-1")
+        assert (at_venue.status, at_venue.executed_qty) == ("FILLED", order.executed_qty)
+        (trade,) = fake.trades
+        assert order.avg_price == trade.price
+        position = again.portfolio.position("BTCUSDT")
+        assert position is not None
+        assert position.qty == trade.qty - trade.commission  # the fee is paid in BTC
+        assert {b.asset: b.total for b in again.portfolio.balances()} == {
+            asset: balance.free + balance.locked for asset, balance in fake.balances.items()
+        }
     finally:
         await again.stop()
 
@@ -262,3 +281,76 @@ async def test_refreshed_filters_reach_the_engine_in_place(fake, wal_dir):
         assert refused.value.code == "trading_disabled" and "BREAK" in refused.value.message
     finally:
         await engine.stop()
+
+
+async def test_a_ban_shows_in_readiness_and_refuses_orders_without_losing_them(fake, wal_dir):
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    try:
+        await quoted(engine, fake)
+        fake.fail_next("/api/v3/order", Fault.BAN_418)
+        await engine.submit(limit_buy("ban-1"))
+        await wait_for_status(engine, "ban-1", OrderStatus.REJECTED)
+        order = engine.oms.get("ban-1")
+        assert order is not None and "banned" in order.reason.lower()
+        ready = await LocalEngineClient(engine).readiness("BTCUSDT")
+        assert not ready.ok and ready.components["venue"].status == "banned"
+        # Later orders are refused at once, without a call to Binance.
+        calls = len(fake.requests)
+        await engine.submit(limit_buy("ban-2"))
+        await wait_for_status(engine, "ban-2", OrderStatus.REJECTED)
+        assert not [r for r in fake.requests[calls:] if r.path == "/api/v3/order"]
+    finally:
+        await engine.stop()
+
+
+async def test_a_revoked_key_shows_in_readiness(fake, wal_dir):
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    try:
+        await quoted(engine, fake)
+        fake.replace_key(secret="rotated-by-someone-else")
+        with pytest.raises(BinanceError):
+            await engine.reconcile_with_venue()  # any signed call
+        ready = await LocalEngineClient(engine).readiness("BTCUSDT")
+        venue = ready.components["venue"]
+        assert not ready.ok and venue.status == "unauthorized"
+        assert "-1022" in venue.detail and SECRET not in venue.detail
+        fake.replace_key(secret=SECRET)  # back: the next signed call clears it
+        await engine.reconcile_with_venue()
+        ready = await LocalEngineClient(engine).readiness("BTCUSDT")
+        assert ready.components["venue"].status != "unauthorized"
+    finally:
+        await engine.stop()
+
+
+async def test_an_ed25519_key_trades_as_an_hmac_one_does(wal_dir):
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    public = (
+        private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    )
+    ed_fake = FakeBinance(KEY, symbols=("BTCUSDT",), ed25519_public_key_pem=public)
+    await ed_fake.start()
+    engine_config = msgspec.structs.replace(
+        config(ed_fake, wal_dir),
+        binance=BinanceConfig(
+            endpoints=ed_fake.endpoints(),
+            credentials=Credentials(KEY, signer_for(pem)),
+            reconnect_delay_ms=50,
+        ),
+    )
+    engine = LiveEngine(engine_config)
+    await engine.start()
+    try:
+        await quoted(engine, ed_fake)
+        await engine.submit(limit_buy("ed-1"))
+        await wait_for_status(engine, "ed-1", OrderStatus.ACCEPTED)
+        await ed_fake.fill("ed-1", D("0.01"))  # reaches us over the user data stream
+        await wait_for_status(engine, "ed-1", OrderStatus.FILLED)
+        assert engine.binance is not None and engine.binance.venue_stats() is not None
+        assert engine.binance.trading is not None
+        assert engine.binance.trading.stats.user_stream_connected
+    finally:
+        await engine.stop()
+        await ed_fake.stop()

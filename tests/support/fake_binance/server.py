@@ -329,6 +329,17 @@ class FakeBinance:
 
     # -- misbehaving -----------------------------------------------------------------
 
+    def replace_key(
+        self, *, secret: str | None = None, ed25519_public_key_pem: str | None = None
+    ) -> None:
+        """The account's key changed (revoked and replaced): requests signed with the old
+        one are refused from now on, as Binance refuses a revoked key."""
+        self.verifier = Verifier(
+            self.verifier.api_key, secret=secret, ed25519_public_key_pem=ed25519_public_key_pem
+        )
+        self.rest.verifier = self.verifier
+        self.ws_api.verifier = self.verifier
+
     def fail_next(
         self,
         path: str,
