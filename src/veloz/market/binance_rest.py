@@ -8,7 +8,6 @@ so market data never starves order placement.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -254,6 +253,7 @@ async def book_tickers(rest: BinanceRest, symbols: Sequence[str], ts_ns: int) ->
         listed = "[" + ",".join(f'"{symbol}"' for symbol in symbols) + "]"
         answer = await rest.public("GET", path, {"symbols": listed}, weight=BOOK_TICKER_WEIGHT_MANY)
     tickers: list[_BookTicker] = _convert(answer, list[_BookTicker], path)
+    # An empty side reads as price 0: no touch to show.
     return [
         QuoteTick(
             symbol=t.symbol,
@@ -264,6 +264,7 @@ async def book_tickers(rest: BinanceRest, symbols: Sequence[str], ts_ns: int) ->
             ts_ns=ts_ns,
         )
         for t in tickers
+        if t.bidPrice > 0 and t.askPrice > 0
     ]
 
 
@@ -317,14 +318,25 @@ class BinanceRestSource:
         self, publish: Callable[[QuoteTick | TradeTick | Bar], None], stop: asyncio.Event
     ) -> None:
         logger.info("Binance REST market source started: symbols=%s", ",".join(self._symbols))
-        while not stop.is_set():
+        polling = asyncio.create_task(self._poll_forever(publish), name="binance-rest-poll")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            # A poll may wait long on the rate limiter: stopping must not wait for it.
+            await asyncio.wait({polling, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            polling.cancel()
+            stopped.cancel()
+            await asyncio.gather(polling, stopped, return_exceptions=True)
+            self.stats.connected = False
+            logger.info("Binance REST market source stopped")
+        if not polling.cancelled() and (error := polling.exception()) is not None:
+            raise error
+
+    async def _poll_forever(self, publish: Callable[[QuoteTick | TradeTick | Bar], None]) -> None:
+        while True:
             await self.poll(publish)
             self.current_interval_s = self._next_interval()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.current_interval_s):
-                    await stop.wait()
-        self.stats.connected = False
-        logger.info("Binance REST market source stopped")
+            await asyncio.sleep(self.current_interval_s)
 
     def _begin(self) -> None:
         self._since_ms = self._now_ns() // MS
@@ -342,8 +354,10 @@ class BinanceRestSource:
                 await book_tickers(self._rest, self._symbols, self._now_ns())
             )
             for symbol in self._symbols:
-                news = [*await self._new_trades(symbol), *await self._new_bars(symbol)]
-                items.extend(sorted(news, key=time_order))
+                news: list[TradeTick | Bar] = [*await self._new_trades(symbol)]
+                news.extend(await self._new_bars(symbol))
+                news.sort(key=time_order)
+                items.extend(news)
         except (BinanceError, MalformedAnswer) as exc:
             self._failed(exc)
             return

@@ -171,12 +171,13 @@ class BinanceWsSource:
         "bookTicker", "depth", "kline"; kinds left out get the default)."""
         if not symbols or len(set(symbols)) != len(symbols):
             raise ValueError("symbols must be non-empty and without duplicates")
-        if reconnect_delay_ms <= 0 or max_reconnect_delay_ms < reconnect_delay_ms:
-            raise ValueError("reconnect delays must be positive, the cap not below the first")
+        if reconnect_delay_ms <= 0:
+            raise ValueError("reconnect_delay_ms must be positive")
         self._endpoints = endpoints
         self._rest = rest
         self._initial_delay_s = reconnect_delay_ms / 1000
-        self._max_delay_s = max_reconnect_delay_ms / 1000
+        # An initial delay above the cap (VELOZ_WS_RECONNECT_DELAY set high) raises the cap.
+        self._max_delay_s = max(max_reconnect_delay_ms, reconnect_delay_ms) / 1000
         self._healthy_after_s = healthy_after_s
         self._max_age_s = max_connection_age_s
         self._depth_limit = depth_limit
