@@ -354,3 +354,20 @@ async def test_an_ed25519_key_trades_as_an_hmac_one_does(wal_dir):
     finally:
         await engine.stop()
         await ed_fake.stop()
+
+
+async def test_ping_measures_the_venue_and_says_when_it_is_unreachable(fake, wal_dir):
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    try:
+        client = LocalEngineClient(engine)
+        calls = len([r for r in fake.requests if r.path == "/api/v3/ping"])
+        ping = await client.ping_venue()
+        assert ping.ok and ping.venue == "binance_testnet_spot" and ping.latency_ms > 0
+        assert len([r for r in fake.requests if r.path == "/api/v3/ping"]) == calls + 1
+        fake.fail_next("/api/v3/ping", Fault.HTTP_503)
+        with pytest.raises(CommandRejected) as unreachable:
+            await client.ping_venue()
+        assert unreachable.value.code == "venue_unreachable"
+    finally:
+        await engine.stop()
