@@ -371,3 +371,32 @@ async def test_ping_measures_the_venue_and_says_when_it_is_unreachable(fake, wal
         assert unreachable.value.code == "venue_unreachable"
     finally:
         await engine.stop()
+
+
+async def test_with_auto_cancel_an_orphan_is_cancelled_at_binance(fake, wal_dir):
+    cancelling = msgspec.structs.replace(config(fake, wal_dir), auto_cancel_orphaned=True)
+    engine = LiveEngine(cancelling)
+    await engine.start()
+    try:
+        assert engine.binance is not None and engine.binance.trade_rest is not None
+        await engine.binance.trade_rest.signed(
+            "POST",
+            "/api/v3/order",
+            {
+                "symbol": "BTCUSDT",
+                "side": "SELL",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.01",
+                "price": "60000",
+                "newClientOrderId": "by-hand-sell",
+            },
+            orders=1,
+        )
+        await engine.reconcile_with_venue()
+        found = await LocalEngineClient(engine).orphans()
+        assert found.orphans_cancelled_total == 1
+        assert fake.order("by-hand-sell").status == "CANCELED"
+        assert engine.oms.get("by-hand-sell") is None
+    finally:
+        await engine.stop()
