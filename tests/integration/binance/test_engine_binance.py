@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from tests.support.engine import NO_LIMITS, wait_for_status
 from tests.support.fake_binance import FakeBinance, Fault
+from tests.support.processes import free_port
 from veloz.binance.errors import BinanceError
 from veloz.binance.signing import Credentials, HmacSigner, signer_for
 from veloz.journal.writer import JournalConfig
@@ -400,3 +401,19 @@ async def test_with_auto_cancel_an_orphan_is_cancelled_at_binance(fake, wal_dir)
         assert engine.oms.get("by-hand-sell") is None
     finally:
         await engine.stop()
+
+
+async def test_an_unreachable_binance_stops_the_start_as_worth_retrying(fake, wal_dir):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    unreachable = msgspec.structs.replace(
+        config(fake, wal_dir),
+        binance=BinanceConfig(
+            endpoints=msgspec.structs.replace(fake.endpoints(), rest=closed, trade_rest=closed),
+            credentials=Credentials(KEY, HmacSigner(SECRET)),
+        ),
+    )
+    engine = LiveEngine(unreachable)
+    with pytest.raises(StartRefused, match="cannot load the symbols' filters") as refused:
+        await engine.start()
+    await engine.stop()
+    assert not refused.value.permanent  # exit 75: a supervisor may try again
