@@ -221,6 +221,10 @@ class Settings(BaseSettings):
         for name in SECRET_FIELDS:
             view[name] = "***" if view.get(name) else None
         view["database_url"] = redact(self.database_url)
+        # What is in force where the variable was left unset: the file actually read and
+        # whether authentication is on (the preset decides), not `null`.
+        view["risk_limits_file"] = str(self.risk_limits_path)
+        view["auth_enabled"] = self.auth_on
         return view
 
     def history_config(self) -> HistoryConfig | None:

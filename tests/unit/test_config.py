@@ -391,3 +391,15 @@ def test_auth_is_off_in_dev_and_on_in_release_by_default(clean_env):
     assert not load_settings().auth_on
     clean_env.setenv("VELOZ_PRESET", "release")
     assert load_settings().auth_on
+
+
+def test_the_public_view_shows_what_is_in_force_for_unset_variables(clean_env, tmp_path):
+    view = load_settings().public_view()
+    assert view["risk_limits_file"] == "config/risk_limits.yaml"  # dev default, not null
+    assert view["auth_enabled"] is False  # the dev preset's choice
+    clean_env.setenv("VELOZ_PRESET", "release")
+    release = load_settings().public_view()
+    assert release["risk_limits_file"] == "/etc/veloz/risk_limits.yaml"
+    assert release["auth_enabled"] is True
+    clean_env.setenv("VELOZ_RISK_LIMITS_FILE", str(tmp_path / "limits.yaml"))
+    assert load_settings().public_view()["risk_limits_file"] == str(tmp_path / "limits.yaml")

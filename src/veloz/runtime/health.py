@@ -42,7 +42,10 @@ def readiness(engine: LiveEngine, symbol: str, history: HistoryService | None) -
         "market": market_health(engine, symbol),
         "venue": venue_health(engine),
         "database": database_health(history),
-        "cache": ComponentHealth(ok=True, status="not_configured", detail="VELOZ_REDIS_URL unset"),
+        # No shared cache in this version (the Redis-backed gateways come later).
+        "cache": ComponentHealth(
+            ok=True, status="not_configured", detail="no cache in this version"
+        ),
     }
     ok = (
         engine.ready
