@@ -3,6 +3,7 @@ clean exit on SIGTERM."""
 
 import json
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -77,3 +78,21 @@ def test_runbook_curls_and_sigterm(seeded_wal):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_busy_port_is_one_line_naming_veloz_port_and_exit_75(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start_veloz(
+            ["engine", "--port", str(port), "--host", "127.0.0.1"],
+            veloz_env(tmp_path / "wal"),
+            stdin=subprocess.DEVNULL,
+        )
+        _, stderr = process.communicate(timeout=60)
+    text = stderr.decode()
+    assert process.returncode == 75, text
+    refusals = [line for line in text.splitlines() if line.startswith("veloz: ")]
+    assert len(refusals) == 1 and f"VELOZ_PORT {port}" in refusals[0], text
+    assert "Traceback" not in text and "never retrieved" not in text

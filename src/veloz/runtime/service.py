@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -20,7 +21,7 @@ from veloz.config import Settings
 from veloz.observability.metrics import registry_for
 from veloz.persistence.service import HistoryService, running_history
 from veloz.runtime.client import LocalEngineClient
-from veloz.runtime.live import LiveEngine
+from veloz.runtime.live import LiveEngine, StartRefused
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,15 @@ async def run_service(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_serving)
-    serving = loop.create_task(server.serve(), name="veloz-http")
+    try:
+        listening = _listen(host, port, config.backlog)
+    except OSError as exc:
+        # Before uvicorn binds it, so the refusal is one line, not its exit(3) and trace.
+        raise StartRefused(
+            f"VELOZ_PORT {port} on VELOZ_HOST {host} cannot be used: {exc.strerror or exc}",
+            permanent=False,
+        ) from None
+    serving = loop.create_task(server.serve(sockets=[listening]), name="veloz-http")
     # uvicorn offers no "started" event to await, only the flag.
     while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.005)
@@ -116,3 +125,8 @@ async def run_service(
         finally:
             await auth.stop()
     return 0
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=backlog)
