@@ -82,12 +82,32 @@ def configure_logging(
         adopted = logging.getLogger(name)
         adopted.handlers[:] = []
         adopted.propagate = True
+    # Libraries whose debug lines say nothing about trading (a file watcher's poll every
+    # few seconds, the schema generator's examples, every request a client library makes):
+    # `debug` is for VeloZ's own lines; theirs start at INFO, or WARNING for the chattiest.
+    for name, floor in _LIBRARY_FLOORS.items():
+        logging.getLogger(name).setLevel(floor)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+_LIBRARY_FLOORS = {
+    "watchfiles": logging.WARNING,
+    "faker": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+    "asyncio": logging.INFO,
+    "aiohttp": logging.INFO,
+    "httpx": logging.INFO,
+    "httpcore": logging.INFO,
+    "hpack": logging.INFO,
+    "multipart": logging.INFO,
+    "uvicorn": logging.INFO,
+    "litestar": logging.INFO,
+}
 
 
 def set_level(level: str) -> None:

@@ -38,3 +38,21 @@ async def test_request_context_is_bound_and_the_id_echoed(api, log_lines):
 async def test_a_missing_or_unusable_request_id_is_replaced(api):
     generated = (await api.get("/health", headers={"X-Request-ID": "bad id\n"})).headers
     assert len(generated["x-request-id"]) == 32 and " " not in generated["x-request-id"]
+
+
+def test_debug_is_for_veloz_lines_not_the_libraries_chatter():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    try:
+        logging.getLogger("veloz.market.binance_ws").debug("book synced")
+        logging.getLogger("watchfiles.main").debug("1 change detected")
+        logging.getLogger("faker.factory").debug("Not in REPLACEMENTS")
+        logging.getLogger("watchfiles.main").warning("watch failed")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    text = stream.getvalue()
+    assert "book synced" in text and "watch failed" in text
+    assert "change detected" not in text and "REPLACEMENTS" not in text
