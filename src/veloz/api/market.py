@@ -26,11 +26,16 @@ class MarketController(Controller):
 
     @get(
         "/{symbol:str}/book",
-        summary="Top of book (the sim source shows one level)",
+        summary="The order book, best levels first (the sim source shows its top level)",
         responses=error_responses(404),
     )
-    async def book(self, engine_client: Client, symbol: FromPath[str]) -> Book:
-        return await engine_client.book(symbol)
+    async def book(
+        self,
+        engine_client: Client,
+        symbol: FromPath[str],
+        depth: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
+    ) -> Book:
+        return await engine_client.book(symbol, depth)
 
     @get(
         "/{symbol:str}/bars",

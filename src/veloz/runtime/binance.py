@@ -26,6 +26,7 @@ from veloz.execution.venues.binance_stats import VenueStats
 from veloz.market.binance_rest import BinanceRestSource, MarketStats
 from veloz.market.binance_ws import BinanceWsSource
 from veloz.market.engine import MarketDataSource
+from veloz.market.order_book import OrderBook
 from veloz.model.instruments import Instrument
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ class BinanceLink:
             endpoints.ws_api,
             ", ".join(self.symbols),
         )
+
+    def order_book(self, symbol: str) -> OrderBook | None:
+        """The book the streams keep (binance_ws), None with polling or no such symbol."""
+        if isinstance(self.feed, BinanceWsSource) and symbol in self.symbols:
+            return self.feed.book(symbol)
+        return None
 
     def feed_stats(self) -> MarketStats | None:
         return self.feed.stats if self.feed is not None else None

@@ -17,7 +17,7 @@ from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditItem, AuditLog
 from veloz.engine.views.execution import BalanceMismatch, OrphanOrder, Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
-from veloz.engine.views.market import BAR_INTERVALS, Bars, Book, BookLevel, MarketState
+from veloz.engine.views.market import BAR_INTERVALS, Bars, Book, MarketState
 from veloz.engine.views.orders import (
     FillView,
     OrderEvents,
@@ -247,16 +247,27 @@ class LocalEngineClient:
             age_ms=None if age is None else age // 1_000_000,
         )
 
-    async def book(self, symbol: str) -> Book:
+    async def book(self, symbol: str, depth: int = 20) -> Book:
         symbol = self._traded(symbol)
         quote = self._engine.market.quote(symbol)
+        exchange = self._engine.exchange
+        book = exchange.order_book(symbol) if exchange is not None else None
+        if book is not None and book.synced:
+            return Book(
+                symbol=symbol,
+                ts_ns=quote.ts_ns if quote else None,
+                bids=[(price, qty) for price, qty in book.bids(depth)],
+                asks=[(price, qty) for price, qty in book.asks(depth)],
+                depth=depth,
+            )
         if quote is None:
-            return Book(symbol=symbol, ts_ns=None, bids=[], asks=[])
+            return Book(symbol=symbol, ts_ns=None, bids=[], asks=[], depth=depth)
         return Book(
             symbol=symbol,
             ts_ns=quote.ts_ns,
-            bids=[BookLevel(quote.bid, quote.bid_size)],
-            asks=[BookLevel(quote.ask, quote.ask_size)],
+            bids=[(quote.bid, quote.bid_size)],
+            asks=[(quote.ask, quote.ask_size)],
+            depth=depth,
         )
 
     async def bars(self, symbol: str, interval: str, limit: int) -> Bars:

@@ -49,6 +49,13 @@ async def test_market_routes(api, engine):
     assert (await api.get("/api/market/DOGEUSDT/book")).status_code == 404
     book = (await api.get("/api/market/BTCUSDT/book")).json()
     assert book["bids"] == [[50000, 5]] and book["asks"] == [[50002, 5]]
+    assert book["depth"] == 20
+    assert (await api.get("/api/market/BTCUSDT/book?depth=0")).status_code == 400
+    assert (await api.get("/api/market/BTCUSDT/book?depth=1001")).status_code == 400
+    # The schema says what the route answers: levels are [price, qty] arrays.
+    schema = (await api.get("/schema/openapi.json")).json()["components"]["schemas"]
+    level = schema["Book"]["properties"]["bids"]["items"]
+    assert level.get("type") == "array" and "properties" not in level, level
     assert (await api.get("/api/market/BTCUSDT/bars?interval=1m&limit=10")).status_code == 200
     assert (await api.get("/api/market/BTCUSDT/bars?interval=5m")).status_code == 400
     assert (await api.get("/api/market/BTCUSDT/bars?limit=0")).status_code == 400

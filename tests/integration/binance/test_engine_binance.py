@@ -417,3 +417,29 @@ async def test_an_unreachable_binance_stops_the_start_as_worth_retrying(fake, wa
         await engine.start()
     await engine.stop()
     assert not refused.value.permanent  # exit 75: a supervisor may try again
+
+
+async def test_the_book_route_shows_the_depth_the_streams_keep(fake, wal_dir):
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    try:
+        await quoted(engine, fake)
+        fake.set_book(  # sent to us as depth diffs
+            "BTCUSDT",
+            bids=[("50000", "1"), ("49999", "2"), ("49998", "3")],
+            asks=[("50001", "1"), ("50002", "2")],
+        )
+        await fake.publish_depth("BTCUSDT", bids=[("49997", "4")])  # one more level
+        client = LocalEngineClient(engine)
+        expected = [D("50000"), D("49999"), D("49998"), D("49997")]
+        for _ in range(250):
+            book = await client.book("BTCUSDT", depth=10)
+            if [p for p, _ in book.bids] == expected:
+                break
+            await asyncio.sleep(0.02)
+        assert [p for p, _ in book.bids] == expected
+        assert [p for p, _ in book.asks] == [D("50001"), D("50002")]
+        top = await client.book("BTCUSDT", depth=3)
+        assert [p for p, _ in top.bids] == expected[:3] and top.depth == 3
+    finally:
+        await engine.stop()

@@ -22,16 +22,18 @@ class MarketState(msgspec.Struct, frozen=True, kw_only=True):
     age_ms: int | None
 
 
-class BookLevel(msgspec.Struct, frozen=True, array_like=True):
-    price: Decimal
-    qty: Decimal
+# A level as `[price, qty]` (a tuple, so that the OpenAPI schema says an array too).
+BookLevel = tuple[Decimal, Decimal]
 
 
 class Book(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     ts_ns: int | None
+    # Best first. The order book where the source keeps one (Binance's depth stream),
+    # else the quote's top level.
     bids: list[BookLevel]
     asks: list[BookLevel]
+    depth: int
 
 
 class Bars(msgspec.Struct, frozen=True, kw_only=True):
