@@ -19,6 +19,7 @@ from litestar.status_codes import WS_1001_GOING_AWAY, WS_1008_POLICY_VIOLATION
 from litestar.types import ControllerRouterHandler
 
 from veloz.api.deps import Client
+from veloz.api.errors import error_responses
 from veloz.api.stream_hub import (
     MARKET_CHANNELS,
     SSE_TYPES,
@@ -101,6 +102,9 @@ async def _detach(hub: StreamHub, mailbox: Mailbox[bytes]) -> None:
     media_type="text/event-stream",
     summary="Server-Sent Events: market, order and account events; resumable by id",
     tags=["streams"],
+    # Without this the document shows Litestar's own 400 body, not the `{"error",
+    # "message"}` a bad `types` or `last_id` really gets.
+    responses=error_responses(),
 )
 async def event_stream(
     request: Request[Any, Any, Any],

@@ -256,8 +256,8 @@ class LocalEngineClient:
             return Book(
                 symbol=symbol,
                 ts_ns=quote.ts_ns if quote else None,
-                bids=[(price, qty) for price, qty in book.bids(depth)],
-                asks=[(price, qty) for price, qty in book.asks(depth)],
+                bids=[[price, qty] for price, qty in book.bids(depth)],
+                asks=[[price, qty] for price, qty in book.asks(depth)],
                 depth=depth,
             )
         if quote is None:
@@ -265,8 +265,8 @@ class LocalEngineClient:
         return Book(
             symbol=symbol,
             ts_ns=quote.ts_ns,
-            bids=[(quote.bid, quote.bid_size)],
-            asks=[(quote.ask, quote.ask_size)],
+            bids=[[quote.bid, quote.bid_size]],
+            asks=[[quote.ask, quote.ask_size]],
             depth=depth,
         )
 

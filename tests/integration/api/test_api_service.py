@@ -144,3 +144,14 @@ async def test_openapi_documents_every_route_with_its_errors(api):
     assert set(order_body) == {"application/json", "application/x-www-form-urlencoded"}
     positions = document["components"]["schemas"]["Positions"]["properties"]
     assert positions["equity"] == {"type": "number"}  # decimals are JSON numbers
+
+
+async def test_the_streams_documented_400_is_the_body_it_sends(api):
+    document = (await api.get("/schema/openapi.json")).json()
+    refused = document["paths"]["/api/stream"]["get"]["responses"]["400"]
+    schema = refused["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+    required = set(document["components"]["schemas"]["ErrorBody"]["required"])
+    answer = await api.get("/api/stream?types=nonsense")
+    assert answer.status_code == 400
+    assert required <= set(answer.json()) and answer.json()["error"] == "bad_params"

@@ -22,8 +22,9 @@ class MarketState(msgspec.Struct, frozen=True, kw_only=True):
     age_ms: int | None
 
 
-# A level as `[price, qty]` (a tuple, so that the OpenAPI schema says an array too).
-BookLevel = tuple[Decimal, Decimal]
+# A level as `[price, qty]`. A list, not a tuple: Litestar writes a tuple's schema in a
+# form OpenAPI 3.1 refuses (`items` as a list), and schemathesis then cannot check it.
+BookLevel = list[Decimal]
 
 
 class Book(msgspec.Struct, frozen=True, kw_only=True):
