@@ -65,9 +65,16 @@ def verify(directory: DirOption = None) -> None:
     for gap in report.gaps:
         console.print(f"[red]gap[/red] {gap}")
     for stranger in report.strangers:
-        console.print(f"[yellow]unexpected file[/yellow] {stranger.name}")
-    if report.damaged:
+        console.print(f"[yellow]unexpected file[/yellow] {stranger.name} (the engine ignores it)")
+    if report.damaged and report.start_affected:
         console.print("[red]DAMAGED[/red]: the engine will start READONLY on this journal")
+        raise typer.Exit(1)
+    if report.damaged:
+        console.print(
+            f"[yellow]DAMAGED (history only)[/yellow]: the damage lies before the newest "
+            f"checkpoint (seq {report.last_checkpoint_seq}); the engine starts ACTIVE from it, "
+            "and the records before it cannot be replayed or rebuilt"
+        )
         raise typer.Exit(1)
     console.print(f"[green]OK[/green]: {report.entries} records in {len(report.segments)} segments")
 

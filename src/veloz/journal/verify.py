@@ -18,11 +18,28 @@ class VerifyReport:
     gaps: list[str] = field(default_factory=list)
     strangers: list[Path] = field(default_factory=list)
     types: Counter[str] = field(default_factory=Counter)
+    # Sequence numbers right after which a gap was found (the last record before it).
+    gap_after: list[int] = field(default_factory=list)
 
     @property
     def damaged(self) -> bool:
-        completed_tails = any(s.tail and not s.segment.is_current for s in self.segments)
-        return bool(self.gaps) or completed_tails or any(s.damage for s in self.segments)
+        return bool(self.gaps) or any(_segment_damaged(s) for s in self.segments)
+
+    @property
+    def start_affected(self) -> bool:
+        """Whether the damage reaches what the engine replays at start, so that it starts
+        READONLY, as recovery decides: replay begins at the newest checkpoint, so damage
+        in older segments and gaps before it are history only. The newest checkpoint is
+        assumed readable (the engine falls back to an older one, or to sequence 1, if not).
+        Unexpected files are set aside by the engine and never count."""
+        checkpoint = self.last_checkpoint_seq
+        if checkpoint is None:
+            first = next((s.first_seq for s in self.segments if s.first_seq is not None), None)
+            return self.damaged or (first is not None and first != 1)
+        holder = max(i for i, s in enumerate(self.segments) if s.checkpoints)
+        if any(_segment_damaged(s) for s in self.segments[holder:]):
+            return True
+        return any(seq >= checkpoint for seq in self.gap_after)
 
     @property
     def entries(self) -> int:
@@ -36,6 +53,11 @@ class VerifyReport:
     def last_checkpoint_seq(self) -> int | None:
         seqs = [cp.seq for s in self.segments for cp in s.checkpoints]
         return max(seqs) if seqs else None
+
+
+def _segment_damaged(seg_scan: SegmentScan) -> bool:
+    # A torn tail of the current segment is repaired at start; anywhere else it is damage.
+    return bool(seg_scan.damage) or (seg_scan.tail is not None and not seg_scan.segment.is_current)
 
 
 def type_name(entry_type: int) -> str:
@@ -60,6 +82,7 @@ def verify_directory(directory: Path) -> VerifyReport:
                 report.gaps.append(
                     f"{segment.path.name}: expected sequence {expected}, found {item.seq}"
                 )
+                report.gap_after.append(expected - 1)
             expected = item.seq + 1
         # Records are not kept: a large journal is verified one file at a time.
         seg_scan.data = b""

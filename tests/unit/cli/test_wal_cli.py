@@ -13,7 +13,7 @@ import pytest
 from tests.support.engine import engine_config, quote, wait_for_status
 from veloz.cli.main import app
 from veloz.journal.framing import HEADER_SIZE, EntryType, encode_record
-from veloz.journal.segments import CURRENT_NAME
+from veloz.journal.segments import CURRENT_NAME, list_segments
 from veloz.journal.verify import iterate_records, type_name, verify_directory
 from veloz.model.commands import CancelOrder, SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -88,6 +88,67 @@ def test_verify_reports_a_flipped_byte_in_the_middle(runner, journal):
     assert "DAMAGED" in result.output
     assert "bad crc" in result.output
     assert not re.search(r"\bOK\b:", result.output)
+
+
+async def _trade_across_segments(directory: Path) -> None:
+    """Enough orders for several small segments, then a checkpoint in the newest."""
+    engine = LiveEngine(engine_config(directory, max_segment_bytes=4096))
+    await engine.start()
+    engine.market.on_data(quote())
+    for n in range(40):
+        await engine.submit(
+            SubmitOrder(
+                symbol="BTCUSDT",
+                side=OrderSide.BUY,
+                qty=D("0.01"),
+                price=D("49000"),
+                client_order_id=f"many-{n}",
+            )
+        )
+    await engine.write_checkpoint()
+    await engine.stop()
+
+
+async def _start_mode(directory: Path) -> tuple[str, list[str]]:
+    engine = LiveEngine(engine_config(directory))
+    await engine.start()
+    mode, problems = str(engine.mode), list(engine.journal_problems)
+    await engine.stop()
+    return mode, problems
+
+
+def test_damage_behind_the_newest_checkpoint_is_history_only_as_the_engine_finds(runner, tmp_path):
+    journal = tmp_path / "wal"
+    asyncio.run(_trade_across_segments(journal))
+    segments, _ = list_segments(journal)
+    assert len(segments) >= 3, "the trading should have filled several segments"
+    oldest = segments[0].path
+    data = bytearray(oldest.read_bytes())
+    data[HEADER_SIZE + 3] ^= 0xFF  # inside the first record of the oldest segment
+    oldest.write_bytes(bytes(data))
+    (journal / "notes.txt").write_text("an operator's file")
+
+    result = runner.invoke(app, ["wal", "verify", "--dir", str(journal)])
+    assert result.exit_code == 1, result.output
+    assert "DAMAGED (history only)" in result.output and "READONLY" not in result.output
+    assert "the engine ignores it" in result.output
+    mode, problems = asyncio.run(_start_mode(journal))
+    assert mode == "ACTIVE" and problems == []  # what verify said the engine would do
+
+
+def test_damage_in_what_the_engine_replays_means_readonly_as_the_engine_finds(runner, journal):
+    records = [record for _, record in iterate_records(journal)]
+    middle = records[len(records) // 2]  # in the segment holding the newest checkpoint
+    segment = journal / CURRENT_NAME
+    data = bytearray(segment.read_bytes())
+    data[middle.offset + HEADER_SIZE] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+    result = runner.invoke(app, ["wal", "verify", "--dir", str(journal)])
+    assert result.exit_code == 1, result.output
+    assert "the engine will start READONLY" in result.output
+    mode, problems = asyncio.run(_start_mode(journal))
+    assert mode == "READONLY" and problems
 
 
 def test_verify_without_a_journal_directory(runner, tmp_path):
