@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     sim_seed: int | None = None
     # Directories `module:Class` strategies are imported from, `:`-separated.
     strategy_path: str = ""
+    # Threads for blocking work (password hashing, file work handed off the event loop).
+    worker_threads: int = Field(4, ge=1, le=256)
     sim_tick_interval_ms: int = Field(200, gt=0)
     sim_latency_ms: float = Field(1.0, ge=0)
     sim_balances: str = "USDT=100000"

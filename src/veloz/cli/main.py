@@ -59,7 +59,10 @@ def engine(
         if stdio:
             from veloz.runtime.stdio import run_stdio
 
-            code = _run(run_stdio(engine, history=_history(history_config, engine)))
+            code = _run(
+                run_stdio(engine, history=_history(history_config, engine)),
+                settings.worker_threads,
+            )
         else:
             from veloz.runtime.service import run_service
 
@@ -77,7 +80,8 @@ def engine(
                     effective.host,
                     effective.port,
                     _history(history_config, engine),
-                )
+                ),
+                settings.worker_threads,
             )
     except JournalLocked as exc:
         typer.echo(f"veloz: {exc}", err=True)
@@ -96,10 +100,13 @@ def _history(config: "HistoryConfig | None", engine: "LiveEngine") -> "HistorySe
     return attach_history(config, engine) if config is not None else None
 
 
-def _run(main: "Coroutine[Any, Any, int]") -> int:
-    """Run on uvloop (installed with uvicorn[standard]): the order path is loop-bound."""
+def _run(main: "Coroutine[Any, Any, int]", worker_threads: int = 4) -> int:
+    """Run on uvloop (installed with uvicorn[standard]): the order path is loop-bound.
+    Blocking work handed to threads (`asyncio.to_thread`: password hashing, file work)
+    shares one pool of `worker_threads` (VELOZ_WORKER_THREADS)."""
     import asyncio
     import gc
+    from concurrent.futures import ThreadPoolExecutor
 
     import uvloop
 
@@ -107,6 +114,9 @@ def _run(main: "Coroutine[Any, Any, int]") -> int:
     # so a full collection does not pause order intake.
     gc.set_threshold(20_000, 50, 100)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.get_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=worker_threads, thread_name_prefix="veloz-worker")
+        )
         return runner.run(main)
 
 
