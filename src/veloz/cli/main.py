@@ -33,6 +33,12 @@ def engine(
     env_file: Annotated[Path | None, typer.Option(help="Read VELOZ_* from this file too")] = None,
 ) -> None:
     """Start the engine: replay the journal, reconcile with the venue, then serve."""
+    if sys.platform == "linux":
+        import ctypes
+
+        # The runbooks find the engine by name: `pgrep veloz_engine`, `pkill -9 veloz_engine`.
+        # PR_SET_NAME (15) names the calling thread; the main thread's name is the process's.
+        ctypes.CDLL(None).prctl(15, b"veloz_engine", 0, 0, 0)
     from veloz.config import SettingsError, load_settings
     from veloz.journal.segments import JournalLocked
     from veloz.observability.logs import configure_logging
