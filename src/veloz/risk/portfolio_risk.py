@@ -88,8 +88,16 @@ def exposures(notionals: Sequence[Decimal], equity: Decimal) -> Exposures:
     net = sum(notionals, ZERO)
     shares = [abs(n) / gross for n in notionals] if gross > 0 else []
     return Exposures(
-        gross_leverage=gross / equity if equity > 0 else ZERO,
-        net_leverage=net / equity if equity > 0 else ZERO,
+        gross_leverage=_ratio(gross, equity),
+        net_leverage=_ratio(net, equity),
         largest_share=max(shares, default=ZERO),
         hhi=sum((s * s for s in shares), ZERO),
     )
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal:
+    """`part / whole`, and a plain 0 without a position: Decimal's 0 / 100000.00 is 0E+5,
+    which the API would show as is."""
+    if not part or whole <= 0:
+        return ZERO
+    return part / whole

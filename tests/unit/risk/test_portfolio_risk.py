@@ -50,3 +50,9 @@ def test_leverage_and_concentration():
     assert result.largest_share == D("0.75")
     assert result.hhi == D("0.625")  # 0.75^2 + 0.25^2
     assert exposures([], D(100)).gross_leverage == 0
+
+
+def test_no_position_is_a_plain_zero_leverage_not_zero_with_an_exponent():
+    flat = exposures([D("0.00")], D("100000.00000"))
+    assert str(flat.gross_leverage) == "0" and str(flat.net_leverage) == "0"
+    assert exposures([D("5000")], D("100000")).gross_leverage == D("0.05")
