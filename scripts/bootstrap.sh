@@ -17,7 +17,7 @@ wanted=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ] && .venv/bin/python -c 'import veloz' 2>/dev/null; then
     exit 0
 fi
-echo "bootstrap: installing VeloZ into .venv" >&2
+echo "bootstrap: installing VeloZ and its locked dependencies into .venv (a minute or so the first time)" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     --constraint requirements.lock --editable '.[dev]'
