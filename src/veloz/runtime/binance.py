@@ -98,24 +98,36 @@ class BinanceLink:
         )
         return self.trading
 
-    def announce(self, venue: str) -> None:
-        """The one line at start that says where this engine trades (never a key)."""
+    async def announce(self, venue: str) -> None:
+        """The one line at start that says where and as which account this engine trades
+        (Binance's account id, never a key)."""
         endpoints = self.config.endpoints
-        if self.trading is None:
+        if self.trading is None or self.trade_rest is None:
             logger.info(
                 "paper trading: Binance market data from %s, orders filled by the simulated venue",
                 endpoints.streams,
             )
             return
+        try:
+            account = await self.trade_rest.signed(
+                "GET", "/api/v3/account", {"omitZeroBalances": "true"}, weight=20
+            )
+        except BinanceError as exc:
+            account = {"uid": f"unknown ({exc})"}
+        uid = account.get("uid", "?")
         money = "REAL MONEY" if self.config.live else "testnet, no real money"
         logger.warning(
-            "trading on Binance %s (%s) at %s, user data from %s, symbols %s",
+            "trading on Binance %s (%s) as account %s (%s) at %s, user data from %s, symbols %s",
             venue,
             money,
+            uid,
+            account.get("accountType", "?"),
             endpoints.trade_rest,
             endpoints.ws_api,
             ", ".join(self.symbols),
         )
+        if account.get("canTrade") is False:
+            logger.error("Binance says account %s may not trade: orders will be refused", uid)
 
     def order_book(self, symbol: str) -> OrderBook | None:
         """The book the streams keep (binance_ws), None with polling or no such symbol."""

@@ -272,7 +272,7 @@ class LiveEngine:
                 and error_code(exc) is ErrorCode.UNAUTHORIZED,
             ) from None
         if self.binance is not None:
-            self.binance.announce(self.venue.name)
+            await self.binance.announce(self.venue.name)
         self.execution.start()
         if self.gate.accepting and not self.core.balances_seeded:
             self.core.seed_balances(await self.venue.balances())

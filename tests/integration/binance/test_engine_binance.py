@@ -443,3 +443,17 @@ async def test_the_book_route_shows_the_depth_the_streams_keep(fake, wal_dir):
         assert [p for p, _ in top.bids] == expected[:3] and top.depth == 3
     finally:
         await engine.stop()
+
+
+async def test_one_line_at_start_says_which_venue_and_account_it_trades(fake, wal_dir, caplog):
+    caplog.set_level("INFO", logger="veloz.runtime.binance")
+    engine = LiveEngine(config(fake, wal_dir))
+    await engine.start()
+    await engine.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "veloz.runtime.binance"]
+    trading = [line for line in lines if line.startswith("trading on Binance")]
+    assert len(trading) == 1
+    assert (
+        "binance_testnet_spot (testnet, no real money) as account 354937868 (SPOT)" in (trading[0])
+    )
+    assert KEY not in trading[0] and SECRET not in trading[0]
