@@ -37,7 +37,6 @@ class ExecutionEngine:
         self._sending: set[asyncio.Task[None]] = set()
         # The order requests still on their way, by client order id: a cancel waits on them.
         self._submits: dict[str, asyncio.Task[None]] = {}
-        self.max_in_flight = max_in_flight
         self.sent_orders = 0
         self.sent_cancels = 0
         self.send_errors = 0

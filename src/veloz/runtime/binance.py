@@ -150,7 +150,7 @@ class BinanceLink:
         symbol Binance does not list, so the engine does not start on a typo."""
         try:
             info = await self.market_rest.public(
-                "GET", "/api/v3/exchangeInfo", {"symbols": _json_list(self.symbols)}, weight=20
+                "GET", "/api/v3/exchangeInfo", {"symbols": list(self.symbols)}, weight=20
             )
         except BinanceError as exc:
             if exc.code != BAD_SYMBOL:
@@ -236,8 +236,3 @@ class BinanceLink:
 def _back_after(reconnects: int) -> Callable[[VenueStats], bool]:
     """Whether the user data stream is up again after more than `reconnects` reconnects."""
     return lambda stats: stats.reconnects > reconnects and stats.user_stream_connected
-
-
-def _json_list(symbols: Sequence[str]) -> str:
-    """exchangeInfo's `symbols` parameter: a JSON array without spaces."""
-    return "[" + ",".join(f'"{symbol}"' for symbol in symbols) + "]"

@@ -101,7 +101,7 @@ def venue_health(engine: LiveEngine) -> ComponentHealth:
     exchange = engine.exchange
     if exchange is not None and exchange.limiter.banned:
         until = exchange.limiter.banned_until or 0.0
-        left = max(0.0, until - time.time())
+        left = max(0.0, until - exchange.limiter.now())  # the limiter's own clock
         detail = f"{name}: banned by Binance (HTTP 418) for another {left:.0f} s"
         return ComponentHealth(ok=False, status="banned", detail=detail)
     refused = [stats.key_refused for stats in exchange.rest_stats()] if exchange else []

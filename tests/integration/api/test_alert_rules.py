@@ -3,9 +3,7 @@ Alertmanager configs and the routing; the rule unit tests pass; and every metric
 recording rule or dashboard query uses exists on a running engine's /metrics."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.tools import tool
 from veloz.config import Settings
 from veloz.persistence.service import HistoryConfig
 from veloz.runtime.history import attach_history
@@ -44,15 +43,6 @@ HANDBOOK = {
     "VelozExchangeBanned",
     "VelozOrphanOrders",
 }
-
-
-def tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing; .ci/run installs Debian's {package} package")
-        pytest.skip(f"{name} is not installed (apt-get install {package})")
-    return found
 
 
 def run(*command: str) -> str:

@@ -17,20 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.tools import tool
+
 ROOT = Path(__file__).resolve().parents[3]
 UNIT = ROOT / "deploy" / "systemd" / "veloz.service"
 LOGROTATE = ROOT / "deploy" / "logrotate" / "veloz"
 NGINX = ROOT / "deploy" / "nginx" / "veloz.conf"
-
-
-def tool(name: str, package: str) -> str:
-    """The tool's path; in CI a missing tool fails the test (.ci/run installs it)."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing; .ci/run installs Debian's {package} package")
-        pytest.skip(f"{name} is not installed (apt-get install {package})")
-    return found
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
