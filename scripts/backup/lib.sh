@@ -1,0 +1,87 @@
+# Shared by scripts/backup/*.sh (sourced, not run): settings, one log line per step, a lock
+# against a second run of the same script, manifests, and the exit codes every script
+# documents:
+#   0 done
+#   1 a step failed (the last line names it)
+#   2 bad usage or a bad setting
+#   3 refused: the engine holds the journal, or the target is in use
+#   4 another run of this script holds its lock
+#   5 verification failed (checksum, age, count, or a test restore)
+# Settings come from the environment, then from VELOZ_ENV_FILE (default
+# /etc/veloz/veloz.env, the file the systemd unit reads), so cron runs see the engine's own
+# VELOZ_WAL_DIR and VELOZ_DATABASE_URL. Nothing here prints a secret: database URLs are
+# logged without their password.
+
+readonly EXIT_FAILED=1 EXIT_USAGE=2 EXIT_REFUSED=3 EXIT_LOCKED=4 EXIT_VERIFY=5
+SCRIPT_NAME=$(basename "$0" .sh)
+BACKUP_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VELOZ_HOME=${VELOZ_HOME:-$(cd "$BACKUP_SCRIPTS/../.." && pwd)}
+
+log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SCRIPT_NAME" "$*" >&2; }
+die() {
+    local code=$1
+    shift
+    log "FAILED: $*"
+    exit "$code"
+}
+
+# Read VELOZ_*/AWS_* assignments the environment does not already set from the env file,
+# without executing it (it is data, not a script).
+load_env_file() {
+    local file=${VELOZ_ENV_FILE:-/etc/veloz/veloz.env} line key value
+    [ -r "$file" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line#"${line%%[![:space:]]*}"}
+        case $line in '' | '#'*) continue ;; esac
+        line=${line#export }
+        key=${line%%=*}
+        value=${line#*=}
+        case $key in VELOZ_* | AWS_* | PG*) ;; *) continue ;; esac
+        [[ $key =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+        value=${value%\"}
+        value=${value#\"}
+        value=${value%\'}
+        value=${value#\'}
+        [ -n "${!key+set}" ] || export "$key=$value"
+    done <"$file"
+}
+load_env_file
+
+VELOZ_BACKUP_DIR=${VELOZ_BACKUP_DIR:-/backup}
+VELOZ_WAL_DIR=${VELOZ_WAL_DIR:-/var/lib/veloz/wal}
+VELOZ_DATABASE_URL=${VELOZ_DATABASE_URL:-sqlite:////var/lib/veloz/veloz.db}
+VELOZ_CONFIG_DIR=${VELOZ_CONFIG_DIR:-/etc/veloz}
+VELOZ_BIN=${VELOZ_BIN:-$VELOZ_HOME/.venv/bin/veloz}
+export VELOZ_BACKUP_DIR VELOZ_WAL_DIR VELOZ_DATABASE_URL VELOZ_CONFIG_DIR
+
+# A URL as it may appear in a log: the password replaced by ***.
+redact_url() { printf '%s' "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+
+# One run at a time per script: flock on a file beside the backups (or VELOZ_LOCK_DIR).
+take_lock() {
+    local dir=${VELOZ_LOCK_DIR:-$VELOZ_BACKUP_DIR}
+    mkdir -p "$dir" || die $EXIT_FAILED "cannot create $dir"
+    exec 9>"$dir/.$SCRIPT_NAME.lock"
+    flock -n 9 || die $EXIT_LOCKED "another $SCRIPT_NAME is running (lock $dir/.$SCRIPT_NAME.lock)"
+}
+
+# UTC stamp naming one backup: sorts by time, no characters a shell or S3 key minds.
+backup_stamp() { date -u +%Y%m%dT%H%M%SZ; }
+
+veloz_cli() {
+    [ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+    "$VELOZ_BIN" "$@"
+}
+
+# MANIFEST.sha256 in DIR: sha256sum lines for every file below it, relative paths.
+write_manifest() {
+    (cd "$1" && find . -type f ! -name MANIFEST.sha256 -printf '%P\n' | LC_ALL=C sort \
+        | xargs -r -d '\n' sha256sum >MANIFEST.sha256)
+}
+check_manifest() {
+    [ -f "$1/MANIFEST.sha256" ] || return 1
+    (cd "$1" && sha256sum --quiet --strict -c MANIFEST.sha256)
+}
+
+# --help prints the script's leading comment block (after the shebang).
+print_help() { sed -n '2,/^[^#]/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
