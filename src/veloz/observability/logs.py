@@ -2,8 +2,10 @@
 Litestar's) goes through the same processors, so every line has a timestamp, level, logger
 and any context bound for the request or order (`bind_contextvars`).
 
-Service mode writes to stdout, or to `<VELOZ_LOG_DIR>/veloz.log`; stdio mode writes to
-stderr because its stdout carries the events. Known secret values are replaced with
+Service mode writes to stdout (the journal under systemd) and, with VELOZ_LOG_DIR, to
+`<VELOZ_LOG_DIR>/veloz.log` as well: the runbooks read both (`journalctl -u veloz`, `grep
+… /var/log/veloz/*.log`). stdio mode writes to stderr because its stdout carries the
+events. Known secret values are replaced with
 `***` in every line as a last guard: secrets are never meant to reach a log at all.
 """
 
@@ -69,14 +71,14 @@ def configure_logging(
             structlog.processors.JSONRenderer(),
         ],
     )
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stdout)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(log_dir / "veloz.log")
-    else:
-        handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(formatter)
+        handlers.append(logging.FileHandler(log_dir / "veloz.log"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(LEVELS[level])
     for name in _ADOPTED:
         adopted = logging.getLogger(name)
