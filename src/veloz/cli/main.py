@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import backtest, credentials, db, strategy, validate, wal
+from veloz.cli import backtest, config, credentials, db, strategy, validate, wal
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryConfig, HistoryService
@@ -18,6 +18,7 @@ app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(strategy.app, name="strategy")
+app.add_typer(config.app, name="config")
 app.add_typer(credentials.keys_app, name="keys")
 app.add_typer(credentials.users_app, name="users")
 app.command("validate-deployment")(validate.validate_deployment)
