@@ -9,7 +9,7 @@ from tests.support.engine import engine_config, quote
 from veloz.runtime.live import LiveEngine
 
 # PostgreSQL fixtures (a database on the local server, a throwaway cluster).
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.s3"]
 
 
 @pytest.fixture
