@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_service_mode import wait_until_serving
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import SHIPPED_RISK_LIMITS, free_port, start_veloz, veloz_env
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "validate_deployment.sh"
 
@@ -24,11 +24,12 @@ def validate(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 @pytest.fixture
-def engine(tmp_path: Path):
+def engine(tmp_path: Path, request: pytest.FixtureRequest):
     port = free_port()
+    extra = getattr(request, "param", {})
     process = start_veloz(
         ["engine", "--port", str(port), "--host", "127.0.0.1"],
-        veloz_env(tmp_path / "wal"),
+        veloz_env(tmp_path / "wal", **extra),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -39,6 +40,13 @@ def engine(tmp_path: Path):
     process.wait(20)
 
 
+# With the shipped limits the test order must sit inside their 10 % price band.
+@pytest.mark.parametrize(
+    "engine",
+    [{}, {"VELOZ_RISK_LIMITS_FILE": str(SHIPPED_RISK_LIMITS)}],
+    ids=["open-limits", "shipped-limits"],
+    indirect=True,
+)
 def test_every_step_passes_against_a_running_engine(engine):
     done = validate(f"http://127.0.0.1:{engine}", "--symbol", "BTCUSDT")
     assert done.returncode == 0, done.stdout + done.stderr

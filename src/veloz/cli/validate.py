@@ -8,7 +8,8 @@ TARGET is a URL, or an environment name whose URL is in `VELOZ_<NAME>_URL` (e.g.
 `TEST_TOKEN` (as in the runbook) or `VELOZ_API_KEY`, never from the command line.
 
 Steps: the three health probes, `/metrics`, `/api/market`, an order round trip (a limit
-buy at half the bid, seen in `/api/order_state`, then cancelled), the SSE stream and the
+buy below the bid by half the price band in force (half the bid without a band), seen in
+`/api/order_state`, then cancelled), the SSE stream and the
 market WebSocket. `--skip-order` leaves the order out (a production account without a test
 symbol). Exit codes: 0 every step passed, 1 a step failed, 2 a bad target.
 """
@@ -133,8 +134,11 @@ class _Checks:
         if self._bid is None:
             raise StepFailed("no bid to price the test order at")
         coid = f"validate-{uuid.uuid4().hex[:12]}"
-        # Half the bid: it rests and never trades; the engine rounds it onto the tick.
-        price = (self._bid / 2).quantize(Decimal("0.01"), ROUND_DOWN)
+        # Below the bid by half the price band: it rests and does not trade, yet passes the
+        # band check (half the bid when no band applies); the engine rounds onto the tick.
+        band_pct = await self._price_band_pct()
+        discount = band_pct / 200 if band_pct else Decimal("0.5")
+        price = (self._bid * (1 - discount)).quantize(Decimal("0.01"), ROUND_DOWN)
         order = {
             "side": "BUY",
             "symbol": self._symbol,
@@ -149,6 +153,16 @@ class _Checks:
         await self._json("POST", "/api/cancel", {"client_order_id": coid})
         final = await self._wait_status(coid, ("CANCELLED", "FILLED"))
         return f"{coid} {state} then {final}"
+
+    async def _price_band_pct(self) -> Decimal | None:
+        """The LIMIT price band (%) for the test symbol in the limits in force, if any."""
+        limits = (await self._json("GET", "/api/risk/limits")).get("limits") or {}
+        own = (limits.get("symbols") or {}).get(self._symbol)
+        for scope in (own, limits.get("defaults")):
+            band = (scope or {}).get("price_band_pct")
+            if band is not None:
+                return Decimal(str(band))
+        return None
 
     async def _wait_status(self, coid: str, wanted: tuple[str, ...]) -> str:
         deadline = time.monotonic() + self._timeout
