@@ -1,5 +1,8 @@
 """Watching the risk limits file: a change reloads it. The directory is watched, not the
-file, because an editor's or a deploy's atomic replace gives the file a new inode."""
+file, because an editor's or a deploy's atomic replace gives the file a new inode. A
+Kubernetes ConfigMap volume never touches the file itself: the kubelet writes a new
+hidden folder and swaps the `..data` symlink the file resolves through, so a change of
+`..data` counts too."""
 
 import asyncio
 import logging
@@ -19,7 +22,7 @@ async def watch_file(path: Path, on_change: Callable[[], None], stop: asyncio.Ev
         return
 
     def changes_of_ours(_: Change, changed: str) -> bool:
-        return Path(changed).name == path.name
+        return Path(changed).name in (path.name, "..data")
 
     async for _ in awatch(
         directory,

@@ -99,6 +99,36 @@ async def test_an_atomic_replace_of_the_file_is_picked_up_by_the_watcher(tmp_pat
         await engine.stop()
 
 
+async def test_a_configmap_update_is_picked_up_by_the_watcher(tmp_path):
+    """The kubelet's layout: risk_limits.yaml -> ..data/risk_limits.yaml, ..data -> a
+    timestamped folder; an update writes a new folder and renames a new ..data over the
+    old one, and the file's own name never changes."""
+    mount = tmp_path / "limits"
+    (mount / "..2026_11_29_01").mkdir(parents=True)
+    (mount / "..2026_11_29_01" / "risk_limits.yaml").write_text(LIMITS)
+    (mount / "..data").symlink_to("..2026_11_29_01")
+    path = mount / "risk_limits.yaml"
+    path.symlink_to("..data/risk_limits.yaml")
+    risk = RiskConfig(limits=load_limits(path), limits_path=str(path), watch=True)
+    engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
+    await engine.start()
+    try:
+        await asyncio.sleep(0.3)  # the watcher is up
+        (mount / "..2026_11_29_02").mkdir()
+        (mount / "..2026_11_29_02" / "risk_limits.yaml").write_text(
+            LIMITS.replace("max_qty: 1", "max_qty: 9")
+        )
+        (mount / "..data_tmp").symlink_to("..2026_11_29_02")
+        (mount / "..data_tmp").replace(mount / "..data")
+        for _ in range(200):
+            if engine.risk.loaded.limits.defaults.max_qty == 9:
+                break
+            await asyncio.sleep(0.025)
+        assert engine.risk.loaded.limits.defaults.max_qty == 9
+    finally:
+        await engine.stop()
+
+
 async def test_status_reports_var_leverage_and_concentration(tmp_path):
     risk = RiskConfig(equity_sample_interval_s=0)  # every quote is a sample
     engine = LiveEngine(engine_config(tmp_path / "wal", risk=risk))
