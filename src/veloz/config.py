@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +23,8 @@ from veloz.auth.service import AuthConfig
 from veloz.auth.tokens import MIN_SECRET_BYTES
 from veloz.journal.writer import JournalConfig
 from veloz.model.instruments import split_symbol
+from veloz.observability.memory import DEFAULT_BYTES as DEFAULT_POOL_BYTES
+from veloz.observability.memory import MIN_BYTES as MIN_POOL_BYTES
 from veloz.persistence.service import HistoryConfig
 from veloz.persistence.urls import dialect_of, redact
 from veloz.risk.engine import RiskConfig
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     strategy_path: str = ""
     # Threads for blocking work (password hashing, file work handed off the event loop).
     worker_threads: int = Field(4, ge=1, le=256)
+    # Bytes the engine's in-memory buffers (replay ring, retained final orders, stream
+    # queues) may hold together; see veloz.observability.memory.
+    memory_pool_size: int = Field(DEFAULT_POOL_BYTES, ge=MIN_POOL_BYTES, le=1 << 40)
     sim_tick_interval_ms: int = Field(200, gt=0)
     sim_latency_ms: float = Field(1.0, ge=0)
     sim_balances: str = "USDT=100000"
@@ -273,14 +279,21 @@ def parse_balances(text: str) -> dict[str, Decimal]:
     return balances
 
 
-def _from_files() -> dict[str, str]:
-    """Secrets named by VELOZ_<NAME>_FILE: the file's content, without its final newline."""
+def _from_files(env_file: Path | None = None) -> dict[str, str]:
+    """Secrets named by VELOZ_<NAME>_FILE, in the environment or in `env_file` (the
+    environment wins, as for every setting): the file's content, without its final
+    newline."""
+    variables = {
+        key: value
+        for key, value in (dotenv_values(env_file) if env_file is not None else {}).items()
+        if value is not None
+    } | dict(os.environ)
     found: dict[str, str] = {}
     for name in sorted(FILE_FIELDS):
-        path = os.environ.get(f"VELOZ_{name.upper()}_FILE")
+        path = variables.get(f"VELOZ_{name.upper()}_FILE")
         if not path:
             continue
-        if os.environ.get(f"VELOZ_{name.upper()}"):
+        if variables.get(f"VELOZ_{name.upper()}"):
             raise SettingsError(f"VELOZ_{name.upper()} and VELOZ_{name.upper()}_FILE are both set")
         try:
             found[name] = Path(path).read_text().rstrip("\r\n")
@@ -293,7 +306,7 @@ def _from_files() -> dict[str, str]:
 
 def load_settings(env_file: Path | None = None) -> Settings:
     """Read the environment (and `env_file`); raise SettingsError with one clear line."""
-    from_files = _from_files()
+    from_files = _from_files(env_file)
     try:
         return Settings(_env_file=env_file, **from_files)  # type: ignore[arg-type]
     except ValidationError as exc:

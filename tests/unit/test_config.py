@@ -352,6 +352,20 @@ def test_secrets_never_show_in_a_repr(clean_env, tmp_path):
     assert {SECRET + "-admin", SECRET + "-db"} <= set(settings.secret_values())
 
 
+def test_a_secret_file_named_in_the_env_file_is_read(clean_env, tmp_path):
+    # What install.sh writes: /etc/veloz/veloz.env names the secret's file, not the secret.
+    secret_file = tmp_path / "jwt_secret"
+    secret_file.write_text("Zq81f0c9b27d4e6a8c3b5d7f9e1a2c4b6d8f0e2a4c6b8d\n")
+    env_file = tmp_path / "veloz.env"
+    env_file.write_text(f"VELOZ_PRESET=release\nVELOZ_JWT_SECRET_FILE={secret_file}\n")
+    settings = load_settings(env_file)
+    assert settings.jwt_secret == "Zq81f0c9b27d4e6a8c3b5d7f9e1a2c4b6d8f0e2a4c6b8d"
+    assert settings.auth_config().enabled
+    clean_env.setenv("VELOZ_JWT_SECRET", "from-the-environment")
+    with pytest.raises(SettingsError, match="both set"):
+        load_settings(env_file)
+
+
 def test_a_secret_file_and_its_variable_together_are_refused(clean_env, tmp_path):
     secret_file = tmp_path / "jwt"
     secret_file.write_text("x")
