@@ -47,6 +47,15 @@ load_env_file() {
 }
 load_env_file
 
+# The database URL may come as a file (VELOZ_DATABASE_URL_FILE, as in containers and in
+# install.sh's secrets): read it once here, and pass the URL alone to what runs below.
+if [ -z "${VELOZ_DATABASE_URL:-}" ] && [ -n "${VELOZ_DATABASE_URL_FILE:-}" ]; then
+    [ -r "$VELOZ_DATABASE_URL_FILE" ] \
+        || die $EXIT_USAGE "VELOZ_DATABASE_URL_FILE: cannot read $VELOZ_DATABASE_URL_FILE"
+    VELOZ_DATABASE_URL=$(<"$VELOZ_DATABASE_URL_FILE")
+fi
+unset VELOZ_DATABASE_URL_FILE
+
 VELOZ_BACKUP_DIR=${VELOZ_BACKUP_DIR:-/backup}
 VELOZ_WAL_DIR=${VELOZ_WAL_DIR:-/var/lib/veloz/wal}
 VELOZ_DATABASE_URL=${VELOZ_DATABASE_URL:-sqlite:////var/lib/veloz/veloz.db}

@@ -31,6 +31,7 @@ NOT_REPLAYED = {
     "remote": "reaches a host other than this machine",
     "host": "changes the machine itself (packages, git checkout, certificates, firewall)",
     "follow": "runs until interrupted",
+    "example": "sets a value you choose (a version, a URL, a time); the replay sets its own",
 }
 
 _SETUP = re.compile(r"^\s*<!-- replay: (?P<command>.+) -->\s*$")
