@@ -1,5 +1,6 @@
-"""The one place that encodes and decodes: JSON for the API, stdio and logs (decimals as
-JSON numbers with their exact digits), MessagePack for journal payloads (decimals as
+"""The one place that encodes and decodes: JSON for the API, streams and stdio (decimals
+as JSON numbers in plain notation at the precision of what they measure, see
+`veloz.model.numbers`), MessagePack for journal payloads (decimals as
 strings), and the mapping between events and journal entry types."""
 
 from decimal import Decimal
@@ -23,6 +24,7 @@ from veloz.model.events import (
     StrategyChanged,
     TradingModeChanged,
 )
+from veloz.model.numbers import render
 
 ENTRY_TYPE_OF: dict[type[Event], EntryType] = {
     OrderSubmitted: EntryType.OrderNew,
@@ -88,7 +90,8 @@ def decode_msgpack(payload: bytes, kind: type[_T]) -> _T:
 
 
 def encode_json(value: Any) -> bytes:
-    return _json_encoder.encode(value)
+    """`value` as JSON, its decimals rendered by the one rule (`numbers.render`)."""
+    return _json_encoder.encode(render(to_builtins(value)))
 
 
 def to_builtins(value: Any) -> Any:

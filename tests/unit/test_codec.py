@@ -254,11 +254,12 @@ def test_arbitrary_bytes_decode_or_raise_payload_error(payload, entry_type):
         ("50000", b"50000"),
         ("50000.00", b"50000.00"),
         ("-1.5", b"-1.5"),
-        ("0.00000001", b"1E-8"),
+        ("0.00000001", b"0.00000001"),  # plain notation, never 1E-8
+        ("1E+2", b"100"),
         ("123456789012345678901234567890.123", b"123456789012345678901234567890.123"),
     ],
 )
-def test_encode_json_writes_decimals_as_numbers_with_exact_digits(value, text):
+def test_encode_json_writes_decimals_as_plain_numbers_with_exact_digits(value, text):
     assert encode_json({"qty": D(value)}) == b'{"qty":' + text + b"}"
 
 

@@ -35,11 +35,17 @@ from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings, split_list
 from veloz.engine.client import EngineClient
 from veloz.model.errors import VelozError
+from veloz.observability.memory import MemoryPool
 from veloz.observability.metrics import AccessCollector, StreamCollector
 from veloz.persistence.store import AuditRecord
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+def _queued_bytes(app: Litestar) -> int:
+    hub = app.state.get("stream_hub")
+    return hub.queued_bytes if hub is not None else 0
 
 
 def _stream_counts(app: Litestar) -> tuple[int, int, int]:
@@ -57,12 +63,14 @@ def create_app(
     auth: AuthService | None = None,
     metrics: CollectorRegistry | None = None,
     record_audit: Callable[[AuditRecord], None] | None = None,
+    memory: MemoryPool | None = None,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open. Without `auth` (or with it off) every caller may do everything: the
     dev preset, bound to loopback. `metrics` is the registry `/metrics` exposes (the
     runtime registers the engine's collectors in it; the app adds its own), and
-    `record_audit` keeps the audit trail (it is logged in any case)."""
+    `record_audit` keeps the audit trail (it is logged in any case). `memory` (the
+    engine's VELOZ_MEMORY_POOL_SIZE budget) bounds what the streams queue."""
     settings = settings or Settings()
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
     access = AccessControl(
@@ -114,6 +122,9 @@ def create_app(
     )
     app.state.shutdown = shutdown or asyncio.Event()
     app.state.metrics = metrics
+    app.state.memory = memory
+    if memory is not None:
+        memory.watch("streams", lambda: _queued_bytes(app))
     metrics.register(StreamCollector(lambda: _stream_counts(app)))
     metrics.register(AccessCollector(lambda: dict(access.refused)))
     return app

@@ -1,5 +1,6 @@
-"""JSON as `api.md` specifies it: decimals are JSON numbers with their exact digits, and
-the OpenAPI schema says `number` for them, so documents and answers agree."""
+"""JSON as `api.md` specifies it: decimals are JSON numbers (in plain notation, at the
+precision of what they measure: `veloz.model.numbers`), and the OpenAPI schema says
+`number` for them, so documents and answers agree."""
 
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ class DecimalAsNumber(OpenAPISchemaPlugin):
 
 
 class NumberJSONResponse(Response[Any]):
-    """Litestar's own encoder writes decimals as strings; ours writes exact numbers."""
+    """Litestar's own encoder writes decimals as strings; ours writes numbers."""
 
     def render(self, content: Any, media_type: str, enc_hook: Any = None) -> bytes:
         if isinstance(content, bytes):

@@ -5,6 +5,10 @@ to the clients that want it through their bounded mailboxes. Offering never wait
 client whose mailbox is full is detached and its stream ends (`slow_dropped` counts
 them), so a slow client can block neither the publisher nor the other clients.
 
+The frames queued for all clients together are bounded too, by `max_queued_bytes` (the
+streams' share of VELOZ_MEMORY_POOL_SIZE): a client whose next frame would take the
+total over it is detached like a slow one, and resumes from the replay ring.
+
 Waking the clients is coalesced: the clients offered to are woken once, after the
 callbacks of the current loop iteration, so what is published together (a journal batch)
 leaves in one write per client, and a client that falls behind gets everything queued in
@@ -17,7 +21,7 @@ event contains is `veloz.engine.views`' business; resuming reads `engine.activit
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -52,6 +56,7 @@ DEFAULT_FLUSH_INTERVAL_S = 0.0
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
 T = TypeVar("T")
+Frame = TypeVar("Frame", bound=Sized)  # what a mailbox queues: bytes (SSE) or str (WS)
 MarketKey = tuple[str, str]  # (symbol, channel)
 
 
@@ -63,29 +68,51 @@ class Closed(StrEnum):
     SHUTDOWN = "shutdown"  # the service is stopping
 
 
-class Mailbox(Generic[T]):
-    """One client's bounded queue. The hub offers without waiting and wakes the client
-    when it chooses; the client takes what has accumulated in one batch."""
+class QueuedBytes:
+    """What every mailbox of a hub holds together, in bytes, and how much it may."""
 
-    __slots__ = ("_items", "_limit", "_waiter", "closed")
+    __slots__ = ("bytes", "limit")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.bytes = 0
+        self.limit = limit
+
+
+class Mailbox(Generic[Frame]):
+    """One client's bounded queue (by count, and by the bytes all the hub's mailboxes
+    hold together). The hub offers without waiting and wakes the client when it chooses;
+    the client takes what has accumulated in one batch."""
+
+    __slots__ = ("_bytes", "_items", "_limit", "_queued", "_waiter", "closed")
+
+    def __init__(self, limit: int, queued: QueuedBytes | None = None) -> None:
         if limit < 1:
             raise ValueError("a mailbox holds at least one item")
-        self._items: list[T] = []
+        self._items: list[Frame] = []
         self._limit = limit
+        self._queued = queued or QueuedBytes()
+        self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.closed: Closed | None = None
 
-    def offer(self, item: T) -> bool:
-        """Queue `item` without waking the taker; False only when the mailbox is full.
-        A closed mailbox ignores it."""
+    def offer(self, item: Frame) -> bool:
+        """Queue `item` without waking the taker; False only when the mailbox is full or
+        the hub's mailboxes hold all the bytes they may. A closed mailbox ignores it."""
         if self.closed is not None:
             return True
         if len(self._items) >= self._limit:
             return False
+        size, queued = len(item), self._queued
+        if queued.limit is not None and queued.bytes + size > queued.limit:
+            return False
         self._items.append(item)
+        self._bytes += size
+        queued.bytes += size
         return True
+
+    def _release(self) -> None:
+        self._queued.bytes -= self._bytes
+        self._bytes = 0
 
     def wake(self) -> None:
         """Let a waiting `take` return what is queued."""
@@ -97,9 +124,10 @@ class Mailbox(Generic[T]):
         if self.closed is None:
             self.closed = reason
             self._items = []
+            self._release()
             self.wake()
 
-    async def take(self) -> list[T]:
+    async def take(self) -> list[Frame]:
         """Every queued item, oldest first: at once if there are some, else once woken
         with some; [] once closed."""
         while not self._items and self.closed is None:
@@ -109,6 +137,7 @@ class Mailbox(Generic[T]):
             finally:
                 self._waiter = None
         items, self._items = self._items, []
+        self._release()
         return items
 
 
@@ -196,8 +225,10 @@ class StreamHub:
         mailbox_size: int = DEFAULT_MAILBOX_SIZE,
         keepalive_s: float = DEFAULT_KEEPALIVE_S,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        max_queued_bytes: int | None = None,
     ) -> None:
         self._client = client
+        self._queued = QueuedBytes(max_queued_bytes)
         self._shutdown = shutdown
         self._mailbox_size = mailbox_size
         self._keepalive_s = keepalive_s
@@ -221,13 +252,18 @@ class StreamHub:
     def ws_clients(self) -> int:
         return len(self._orders) + len(self._market)
 
+    @property
+    def queued_bytes(self) -> int:
+        """The frames waiting in every client's mailbox, in bytes."""
+        return self._queued.bytes
+
     # -- opening and closing -----------------------------------------------------------
 
     def open_sse(self, types: frozenset[str] | None, last_id: int | None) -> SseClient:
         """Attach an SSE client, then read its backlog (the events after `last_id`) with
         no await in between: an event is either in the backlog or queued live, and a live
         one the backlog already holds is dropped by its sequence."""
-        client = SseClient(Mailbox(self._mailbox_size), types)
+        client = SseClient(Mailbox(self._mailbox_size, self._queued), types)
         self._sse[client.mailbox] = client
         self._attached(client.mailbox)
         if last_id is not None:
@@ -235,13 +271,13 @@ class StreamHub:
         return client
 
     def open_orders(self) -> Mailbox[str]:
-        mailbox: Mailbox[str] = Mailbox(self._mailbox_size)
+        mailbox: Mailbox[str] = Mailbox(self._mailbox_size, self._queued)
         self._orders[mailbox] = None
         self._attached(mailbox)
         return mailbox
 
     def open_market(self) -> Mailbox[str]:
-        mailbox: Mailbox[str] = Mailbox(self._mailbox_size)
+        mailbox: Mailbox[str] = Mailbox(self._mailbox_size, self._queued)
         self._market[mailbox] = set()
         self._attached(mailbox)
         return mailbox

@@ -31,6 +31,7 @@ from veloz.api.stream_hub import (
 )
 from veloz.engine.client import EngineClient
 from veloz.model.errors import CommandRejected, ErrorCode
+from veloz.observability.memory import MemoryPool
 
 BACKLOG_FRAMES_PER_CHUNK = 256
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -45,7 +46,12 @@ def hub_of(app: Litestar, client: EngineClient) -> StreamHub:
     (tests and benches install their own to shorten the keep-alive or the mailboxes)."""
     hub: StreamHub | None = app.state.get("stream_hub")
     if hub is None:
-        hub = app.state.stream_hub = StreamHub(client, app.state.shutdown)
+        memory: MemoryPool | None = app.state.get("memory")
+        hub = app.state.stream_hub = StreamHub(
+            client,
+            app.state.shutdown,
+            max_queued_bytes=memory.share("streams") if memory is not None else None,
+        )
     return hub
 
 

@@ -3,9 +3,16 @@ logs people in and out, rotates refresh tokens, and manages API keys and users.
 
 Authentication of an ordinary request reads memory only: API keys and users are cached and
 re-read from the store every `reload_s` (so a key created or revoked with the CLI while
-the engine runs counts within that time; through the API, at once). Login, refresh and
-changes go to the store, and fail with 503 while it is down; requests with an access
-token or an API key keep working through an outage.
+the engine runs counts within that time; through the API, at once: every write through
+the service updates the cache). Login, refresh and changes go to the store, and fail with
+503 while it is down; requests with an access token or an API key keep working through an
+outage.
+
+Until the first load (the bootstrap admin written, then users and keys read) nothing is
+trusted: `ready` is False (the readiness probe says so), a request with a credential is
+answered 503, not 401, and a login first does that load itself. So once the service is
+ready, or as soon as a login is answered, the configured credentials work. A store that
+is down at start is retried quickly, not only every `reload_s`.
 """
 
 import asyncio
@@ -44,6 +51,8 @@ BOOTSTRAP_ADMIN = "admin"
 USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Expired and revoked refresh tokens are deleted this often (one row per login otherwise).
 PURGE_EVERY_NS = 3600 * 1_000_000_000
+# Until the first load works, it is retried after this, doubling up to `reload_s`.
+FIRST_LOAD_RETRY_S = 0.1
 
 
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,11 +142,20 @@ class AuthService:
         self._locked_until: dict[str, int] = {}
         self._last_used: dict[str, int] = {}
         self._reloader: asyncio.Task[None] | None = None
+        self._admin_set = False
         self._loaded = False
+        self._loading = asyncio.Lock()
+        self.load_error = ""  # why the first load has not worked yet
 
     @property
     def enabled(self) -> bool:
         return self.config.enabled
+
+    @property
+    def ready(self) -> bool:
+        """The configured credentials work: auth is off, or the bootstrap admin is written
+        and users and keys are loaded."""
+        return not self.enabled or self._loaded
 
     def now_ns(self) -> int:
         return self._now_ns()
@@ -167,22 +185,48 @@ class AuthService:
             await self._flush_last_used()
 
     async def _load(self) -> None:
-        if not self._loaded and self.config.admin_password:
-            await self._ensure_admin(self.config.admin_password)
-        await self.reload()
-        self._loaded = True
+        async with self._loading:  # the reloader and a first login may both ask
+            try:
+                await self.reload()
+            except StoreUnavailable as exc:
+                if not self._loaded:
+                    self.load_error = str(exc)
+                raise
+            self.load_error = ""
+
+    async def _loaded_now(self) -> None:
+        """Do the first load now if it has not happened; 503 if the store cannot answer."""
+        if self._loaded:
+            return
+        try:
+            await self._load()
+        except StoreUnavailable as exc:
+            raise AuthError(
+                ErrorCode.STORE_UNAVAILABLE, f"users and keys cannot be loaded yet: {exc}"
+            ) from None
 
     async def reload(self) -> None:
+        """Read users and keys into memory; the first time, write the bootstrap admin
+        first (so what is read has it)."""
         store = self._require_store()
+        if not self._admin_set and self.config.admin_password:
+            await self._ensure_admin(self.config.admin_password)
+        self._admin_set = True
         keys = await store.api_keys()
         users = await store.users()
         self._keys = {k.key_hash: k for k in keys}
         self._users = {u.user_id: u for u in users}
+        self._loaded = True
 
     async def _reload_forever(self) -> None:
         purged_at = 0
+        retry_s = FIRST_LOAD_RETRY_S
         while True:
-            await asyncio.sleep(self.config.reload_s)
+            if self._loaded:
+                await asyncio.sleep(self.config.reload_s)
+            else:
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, self.config.reload_s)
             try:
                 await self._flush_last_used()
                 await self._load()
@@ -212,16 +256,16 @@ class AuthService:
         ):
             return
         now = self._now_ns()
-        await store.save_user(
-            UserRecord(
-                user_id=BOOTSTRAP_ADMIN,
-                role=Role.ADMIN.value,
-                password_hash=await asyncio.to_thread(hash_password, password),
-                disabled=False,
-                created_ns=existing.created_ns if existing else now,
-                updated_ns=now,
-            )
+        admin = UserRecord(
+            user_id=BOOTSTRAP_ADMIN,
+            role=Role.ADMIN.value,
+            password_hash=await asyncio.to_thread(hash_password, password),
+            disabled=False,
+            created_ns=existing.created_ns if existing else now,
+            updated_ns=now,
         )
+        await store.save_user(admin)
+        self._users[BOOTSTRAP_ADMIN] = admin
         logger.info("auth: bootstrap user %r set from VELOZ_ADMIN_PASSWORD", BOOTSTRAP_ADMIN)
 
     def _require_store(self) -> CredentialStore:
@@ -252,6 +296,12 @@ class AuthService:
             credential = query_token
         if not credential:
             return None
+        if not self._loaded:
+            raise AuthError(
+                ErrorCode.STORE_UNAVAILABLE,
+                "users and keys are not loaded yet; try again shortly",
+                retry_after_s=1,
+            )
         if credential.startswith("vz_"):
             return self._by_api_key(credential, client_ip)
         return self._by_access_token(credential)
@@ -286,6 +336,7 @@ class AuthService:
     # -- login, refresh, logout ------------------------------------------------------
 
     async def login(self, user_id: str, password: str) -> TokenPair:
+        await self._loaded_now()  # the bootstrap admin is written before it is checked
         now = self._now_ns()
         locked_until = self._locked_until.get(user_id, 0)
         if locked_until > now:

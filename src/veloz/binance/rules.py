@@ -32,6 +32,8 @@ class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
     apply_min_to_market: bool
     max_notional: Decimal | None
     apply_max_to_market: bool
+    base_asset_precision: int = 8
+    quote_asset_precision: int = 8
 
     def instrument(self) -> Instrument:
         return Instrument(
@@ -51,6 +53,8 @@ class SymbolRules(msgspec.Struct, frozen=True, kw_only=True):
             max_notional=self.max_notional,
             min_notional_applies_to_market=self.apply_min_to_market,
             max_notional_applies_to_market=self.apply_max_to_market,
+            base_asset_precision=self.base_asset_precision,
+            quote_asset_precision=self.quote_asset_precision,
         )
 
 
@@ -108,16 +112,23 @@ def _symbol(entry: dict[str, Any]) -> SymbolRules:
         apply_min_to_market=apply_min,
         max_notional=max_notional,
         apply_max_to_market=apply_max,
+        base_asset_precision=_digits(entry, "baseAssetPrecision"),
+        quote_asset_precision=_digits(entry, "quoteAssetPrecision"),
     )
 
 
 def _precision(entry: dict[str, Any], field: str) -> Decimal:
-    """The grid where a filter sets none: the asset's precision in digits (quotePrecision
-    is the older name of quoteAssetPrecision, to be removed in v4)."""
+    """The grid where a filter sets none: one unit in the asset's last digit."""
+    return Decimal(1).scaleb(-_digits(entry, field))
+
+
+def _digits(entry: dict[str, Any], field: str) -> int:
+    """An asset's precision in digits, 8 where not listed (quotePrecision is the older
+    name of quoteAssetPrecision, to be removed in v4)."""
     digits = entry.get(field)
     if digits is None and field == "quoteAssetPrecision":
         digits = entry.get("quotePrecision")
-    return Decimal(1).scaleb(-int(8 if digits is None else digits))
+    return int(8 if digits is None else digits)
 
 
 def _enabled(text: object) -> Decimal | None:

@@ -88,6 +88,8 @@ class CoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Final orders kept in memory and in every checkpoint, so the engine shows the same
     # orders before and after a restart; older ones stay in the journal and the store.
     retained_final_orders: int = 5_000
+    # ...and at most this many bytes of them (estimated; None: no bound in bytes).
+    retained_final_bytes: int | None = None
     risk: RiskConfig = RiskConfig()
     # Time risk decisions for the latency metrics (VELOZ_METRICS).
     record_latency: bool = True
@@ -110,7 +112,7 @@ class TradingCore:
         self._sink = sink
         self._router = router
         self._on_alert = on_alert
-        self.oms = OrderManager(config.retained_final_orders)
+        self.oms = OrderManager(config.retained_final_orders, config.retained_final_bytes)
         self.portfolio = Portfolio(instruments)
         self.risk = RiskEngine(config.risk, clock.time_ns)
         self.monitor = RiskMonitor(self.risk)

@@ -36,6 +36,10 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     # Whether the notional bounds apply to market orders too (at the reference price).
     min_notional_applies_to_market: bool = True
     max_notional_applies_to_market: bool = False
+    # Decimal places of the base and quote assets' amounts (balances, fees): Binance's
+    # baseAssetPrecision / quoteAssetPrecision, 8 for every spot symbol it lists.
+    base_asset_precision: int = 8
+    quote_asset_precision: int = 8
 
     @property
     def trading(self) -> bool:

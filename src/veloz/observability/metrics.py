@@ -34,6 +34,7 @@ from veloz.market.binance_rest import MarketStats
 from veloz.market.engine import MarketDataEngine
 from veloz.model.enums import StrategyState, TradingMode
 from veloz.observability.loop import LoopLagMonitor
+from veloz.observability.memory import MemoryPool, MemoryPoolCollector
 from veloz.oms.manager import OrderManager
 from veloz.portfolio.portfolio import Portfolio
 from veloz.risk.breaker import CircuitBreaker
@@ -82,6 +83,8 @@ class EngineFigures(Protocol):
     def reconciliation(self) -> Reconciliation: ...
     @property
     def exchange(self) -> "ExchangeLink | None": ...
+    @property
+    def memory(self) -> MemoryPool: ...
 
 
 class ExchangeLink(Protocol):
@@ -559,6 +562,7 @@ def registry_for(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     registry.register(ExchangeCollector(engine.market_source_name, engine.exchange))
+    registry.register(MemoryPoolCollector(engine.memory))
     if history is not None:
         registry.register(StoreCollector(history))
     # Memory, CPU and file descriptors of this process, as veloz_process_*.

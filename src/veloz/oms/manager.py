@@ -9,6 +9,7 @@ from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderSide, OrderSta
 from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import OrderEvent, OrderSubmitted
 from veloz.model.orders import Order
+from veloz.model.sizes import ItemSize
 
 # Read once for the hot paths: on Python 3.11 reading a member off its enum class
 # (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
@@ -16,12 +17,30 @@ BUY, SELL = OrderSide.BUY, OrderSide.SELL
 
 
 class OrderManager:
-    """Orders in memory: all open ones, and the most recent `retained_final` final ones
-    (older final orders live in the journal and the history store)."""
+    """Orders in memory: all open ones, and the most recent `retained_final` final ones,
+    fewer if they would take more than `retained_final_bytes` (estimated; the engine's
+    share of VELOZ_MEMORY_POOL_SIZE). Older final orders live in the journal and the
+    history store."""
 
-    def __init__(self, retained_final: int = 20_000) -> None:
+    def __init__(
+        self, retained_final: int = 20_000, retained_final_bytes: int | None = None
+    ) -> None:
         self._retained_final = retained_final
+        self._final_cap = retained_final
+        self._final_bytes = retained_final_bytes
+        self._final_size = ItemSize()
         self._clear()
+
+    @property
+    def final_bytes_used(self) -> int:
+        """What the retained final orders take, estimated."""
+        return len(self._final) * self._final_size.bytes
+
+    def _sized(self, order: Order) -> None:
+        """Count a final order toward the size estimate, and fit the cap to it."""
+        if self._final_size.observe(order) and self._final_bytes is not None:
+            fit = self._final_bytes // self._final_size.bytes
+            self._final_cap = min(self._retained_final, max(1, fit))
 
     def _clear(self) -> None:
         self._orders: dict[str, Order] = {}
@@ -128,7 +147,8 @@ class OrderManager:
                 self._final[client_order_id] = None
                 self._open_count -= 1
                 self._open_by_symbol[order.symbol] -= 1
-                if len(self._final) > self._retained_final:
+                self._sized(order)
+                if len(self._final) > self._final_cap:
                     self._evict()
         return order
 
@@ -147,7 +167,7 @@ class OrderManager:
         self._leaves[(order.symbol, order.side)] += sign * order.leaves_qty
 
     def _evict(self) -> None:
-        while len(self._final) > self._retained_final:
+        while len(self._final) > self._final_cap:
             client_order_id, _ = self._final.popitem(last=False)
             order = self._orders.pop(client_order_id)
             del self._by_status[order.status][client_order_id]
@@ -166,5 +186,7 @@ class OrderManager:
             self._by_status[order.status][order.client_order_id] = order
             if order.is_final:
                 self._final[order.client_order_id] = None
+                self._sized(order)
             else:
                 self._count_open(order, +1)
+        self._evict()

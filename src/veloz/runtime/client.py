@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import msgspec
 
+from veloz.auth.service import AuthService
 from veloz.engine.bus import BusMessage
 from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
@@ -54,9 +55,15 @@ ZERO = Decimal(0)
 
 
 class LocalEngineClient:
-    def __init__(self, engine: LiveEngine, history: HistoryService | None = None) -> None:
+    def __init__(
+        self,
+        engine: LiveEngine,
+        history: HistoryService | None = None,
+        auth: AuthService | None = None,
+    ) -> None:
         self._engine = engine
         self._history = history
+        self._auth = auth  # for readiness: the configured credentials work
 
     # -- orders --------------------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class LocalEngineClient:
             positions=engine.portfolio.positions(),
             open_orders=engine.oms.open_count(),
             orders=len(engine.oms),
-            equity=str(engine.portfolio.equity()),
+            equity=engine.portfolio.equity(),
         )
 
     async def ping_venue(self) -> Ping:
@@ -345,7 +352,7 @@ class LocalEngineClient:
         return health.startup(self._engine)
 
     async def readiness(self, symbol: str) -> Readiness:
-        return health.readiness(self._engine, symbol, self._history)
+        return health.readiness(self._engine, symbol, self._history, self._auth)
 
     # -- admin -----------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         record_latency=settings.metrics,
         strategy_path=tuple(p for p in settings.strategy_path.split(os.pathsep) if p),
         auto_cancel_orphaned=settings.auto_cancel_orphaned,
+        memory_pool_bytes=settings.memory_pool_size,
     )
 
 

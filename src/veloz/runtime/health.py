@@ -4,6 +4,7 @@ engine, and whether it is started, live and ready to trade."""
 import time
 
 from veloz import __version__
+from veloz.auth.service import AuthService
 from veloz.engine.views.health import ComponentHealth, Health, Probe, Readiness
 from veloz.market.engine import FeedStatus
 from veloz.model.enums import EnginePhase, TradingMode
@@ -34,14 +35,21 @@ def startup(engine: LiveEngine) -> Probe:
     return Probe(ok=engine.ready, status=engine.phase)
 
 
-def readiness(engine: LiveEngine, symbol: str, history: HistoryService | None) -> Readiness:
-    """Ready to trade: started, journal writable, market data fresh, venue connected, not
-    in maintenance. READONLY is ready (reads and cancels work); the mode is reported."""
+def readiness(
+    engine: LiveEngine,
+    symbol: str,
+    history: HistoryService | None,
+    auth: AuthService | None = None,
+) -> Readiness:
+    """Ready to trade: started, journal writable, market data fresh, venue connected, the
+    configured credentials in force (auth on), not in maintenance. READONLY is ready
+    (reads and cancels work); the mode is reported."""
     components = {
         "journal": journal_health(engine),
         "market": market_health(engine, symbol),
         "venue": venue_health(engine),
         "database": database_health(history),
+        "auth": auth_health(auth),
         # No shared cache in this version (the Redis-backed gateways come later).
         "cache": ComponentHealth(
             ok=True, status="not_configured", detail="no cache in this version"
@@ -130,3 +138,13 @@ def database_health(history: HistoryService | None) -> ComponentHealth:
     return ComponentHealth(
         ok=True, status="ok", detail=f"{history.name}; {lag} journal entries behind"
     )
+
+
+def auth_health(auth: AuthService | None) -> ComponentHealth:
+    """Whether a client can authenticate: with auth on, only once the bootstrap admin is
+    written and users and keys are loaded."""
+    if auth is None or not auth.enabled:
+        return ComponentHealth(ok=True, status="disabled", detail="VELOZ_AUTH_ENABLED=false")
+    if not auth.ready:
+        return ComponentHealth(ok=False, status="loading", detail=auth.load_error)
+    return ComponentHealth(ok=True, status="ok", detail="users and keys loaded")

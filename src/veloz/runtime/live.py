@@ -51,8 +51,11 @@ from veloz.model.enums import EnginePhase, ModeAction, OrderStatus, TradingMode
 from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import OrderEvent, OrderReport, OrderSubmitted
 from veloz.model.market import Bar, PriceBar, QuoteTick, TradeTick
+from veloz.model.numbers import Precisions, show_with
 from veloz.model.orders import Order
 from veloz.observability.loop import LoopLagMonitor
+from veloz.observability.memory import DEFAULT_BYTES as DEFAULT_POOL_BYTES
+from veloz.observability.memory import MemoryPool
 from veloz.oms.manager import OrderManager
 from veloz.portfolio.portfolio import Portfolio
 from veloz.portfolio.positions import Position
@@ -88,6 +91,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Recent order events and fills kept for /api/orders, /api/trades and stream resume.
     activity_events: int = 10_000
     activity_fills: int = 1_000
+    # VELOZ_MEMORY_POOL_SIZE: the bytes the replay ring, the retained final orders and the
+    # streams' queues may hold together (`veloz.observability.memory`).
+    memory_pool_bytes: int = DEFAULT_POOL_BYTES
     # Run the market source's own timer; tests and benchmarks may feed quotes themselves.
     run_market: bool = True
     # Directories `module:Class` strategies are imported from (VELOZ_STRATEGY_PATH).
@@ -134,7 +140,11 @@ class LiveEngine:
         self.clock: Clock = clock or LiveClock()
         self.journal_stats = JournalStats()
         self.bus = EventBus()
-        self.activity = ActivityLog(config.activity_events, config.activity_fills)
+        self.memory = MemoryPool(config.memory_pool_bytes)
+        self.activity = ActivityLog(
+            config.activity_events, config.activity_fills, self.memory.share("replay")
+        )
+        self.memory.watch("replay", lambda: self.activity.bytes_used)
         self.bus.subscribe(self.activity.on_bus)
         self.binance = (
             BinanceLink(config.binance, config.market.symbols) if config.binance else None
@@ -169,7 +179,9 @@ class LiveEngine:
         )
         self.gate.record_latency = config.record_latency
         self.core = TradingCore(
-            config.core(),
+            msgspec.structs.replace(
+                config.core(), retained_final_bytes=self.memory.share("orders")
+            ),
             self.clock,
             self.instruments,
             self.gate,
@@ -177,6 +189,10 @@ class LiveEngine:
             on_alert=self.bus.publish,
         )
         self.gate.bind(self.core)
+        self.memory.watch("orders", lambda: self.core.oms.final_bytes_used)
+        # What this process writes (HTTP, streams, stdio) shows this engine's decimals at
+        # its instruments' and assets' precisions.
+        show_with(Precisions(self.instruments, self.core.portfolio.valuation_asset))
         self.strategies = StrategyHost(
             _StrategyOrders(self),
             self.instruments,

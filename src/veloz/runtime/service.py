@@ -48,7 +48,7 @@ def service_app(
     """The HTTP API on `engine`: the in-process client, the engine's metrics, and the
     audit trail into the history store (if there is one)."""
     return create_app(
-        LocalEngineClient(engine, history),
+        LocalEngineClient(engine, history, auth),
         settings,
         shutdown=shutdown,
         max_body_bytes=max_body_bytes,
@@ -56,6 +56,7 @@ def service_app(
         auth=auth,
         metrics=registry_for(engine, history),
         record_audit=history.record_audit if history is not None else None,
+        memory=engine.memory,
     )
 
 

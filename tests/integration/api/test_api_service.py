@@ -12,7 +12,7 @@ async def test_health_probes(api, engine):
     ready = await api.get("/health/ready")
     assert ready.status_code == 200, ready.text
     body = ready.json()
-    assert set(body["components"]) == {"journal", "market", "venue", "database", "cache"}
+    assert set(body["components"]) == {"journal", "market", "venue", "database", "auth", "cache"}
     assert body["mode"] == "ACTIVE"
     await api.post("/api/admin/maintenance")
     in_maintenance = await api.get("/health/ready")

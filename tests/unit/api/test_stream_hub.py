@@ -12,7 +12,14 @@ import msgspec
 import pytest
 
 from tests.support.engine import engine_config, journaled, quote, wait_for_status
-from veloz.api.stream_hub import KEEPALIVE_FRAME, Closed, Mailbox, StreamHub
+from veloz.api.stream_hub import (
+    KEEPALIVE_FRAME,
+    Closed,
+    Mailbox,
+    QueuedBytes,
+    StreamHub,
+    sse_frame,
+)
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from veloz.runtime.client import LocalEngineClient
@@ -59,28 +66,41 @@ def journal_seqs(engine: LiveEngine) -> list[int]:
 
 
 def test_a_mailbox_is_bounded_taken_in_batches_and_empty_once_closed():
-    mailbox: Mailbox[int] = Mailbox(2)
-    assert mailbox.offer(1) and mailbox.offer(2)
-    assert not mailbox.offer(3)
+    mailbox: Mailbox[bytes] = Mailbox(2)
+    assert mailbox.offer(b"1") and mailbox.offer(b"2")
+    assert not mailbox.offer(b"3")
     mailbox.close(Closed.SLOW)
     mailbox.close(Closed.CLIENT)
     assert mailbox.closed is Closed.SLOW
-    assert mailbox.offer(4)  # ignored, not "full"
+    assert mailbox.offer(b"4")  # ignored, not "full"
     assert asyncio.run(mailbox.take()) == []
 
 
+async def test_the_hubs_mailboxes_together_hold_at_most_their_bytes():
+    queued = QueuedBytes(limit=10)
+    first: Mailbox[bytes] = Mailbox(100, queued)
+    second: Mailbox[str] = Mailbox(100, queued)
+    assert first.offer(b"abcd") and second.offer("efgh")
+    assert queued.bytes == 8
+    assert not second.offer("ijk")  # 11 bytes: over, whoever asks
+    assert first.offer(b"ij")
+    assert await second.take() == ["efgh"] and queued.bytes == 6
+    first.close(Closed.SLOW)  # a dropped client's frames are freed
+    assert queued.bytes == 0 and second.offer("0123456789")
+
+
 async def test_take_returns_what_is_queued_once_woken():
-    mailbox: Mailbox[int] = Mailbox(10)
+    mailbox: Mailbox[bytes] = Mailbox(10)
     taking = asyncio.create_task(mailbox.take())
     await asyncio.sleep(0)
-    mailbox.offer(1)
-    mailbox.offer(2)
+    mailbox.offer(b"1")
+    mailbox.offer(b"2")
     await asyncio.sleep(0)
     assert not taking.done()  # offering does not wake: the hub decides when
     mailbox.wake()
-    assert await taking == [1, 2]
-    mailbox.offer(3)
-    assert await mailbox.take() == [3]  # something queued: no waiting at all
+    assert await taking == [b"1", b"2"]
+    mailbox.offer(b"3")
+    assert await mailbox.take() == [b"3"]  # something queued: no waiting at all
 
 
 async def test_after_a_quiet_spell_an_event_goes_out_at_once_then_wakes_are_batched(engine):
@@ -162,6 +182,19 @@ async def test_a_full_mailbox_drops_only_that_client_and_never_blocks_the_publis
     assert hub.slow_dropped == 2 and hub.sse_clients == 1 and hub.ws_clients == 1
     hub.close(fast.mailbox)
     hub.close(orders)
+
+
+async def test_frames_over_the_streams_share_drop_the_client_that_would_exceed_it(engine):
+    frame = len(sse_frame("market", {"symbol": "BTCUSDT"}))  # roughly one quote's frame
+    hub = StreamHub(LocalEngineClient(engine), asyncio.Event(), max_queued_bytes=frame * 40)
+    reader, idle = hub.open_sse(None, None), hub.open_sse(None, None)
+    for i in range(100):  # mailboxes hold 1,000 frames each: only the bytes bind
+        engine.market.on_data(quote(bid=str(50000 + i), ask="50200"))
+        await reader.mailbox.take()
+        assert hub.queued_bytes <= frame * 40
+    assert idle.mailbox.closed is Closed.SLOW and reader.mailbox.closed is None
+    assert hub.queued_bytes == 0 and hub.slow_dropped == 1
+    hub.close(reader.mailbox)
 
 
 async def test_a_client_gets_only_the_types_it_asked_for(engine):

@@ -6,6 +6,7 @@ from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import Journaled
 from veloz.model.enums import LiquiditySide, OrderSide, TradingMode
 from veloz.model.events import OrderAccepted, OrderFilled, TradingModeChanged
+from veloz.model.sizes import deep_size
 
 
 def accepted(seq: int) -> Journaled:
@@ -69,3 +70,17 @@ def test_after_a_replay_from_a_checkpoint_older_ids_must_reset():
     log.record(accepted(41))
     assert log.since(12) is None
     assert [m.seq for m in log.since(40) or []] == [41]
+
+
+def test_a_byte_budget_keeps_the_newest_that_fit_and_resume_knows_what_left():
+    one = deep_size(filled(1))
+    log = ActivityLog(max_events=10_000, max_fills=10_000, max_bytes=one * 50)
+    for seq in range(1, 1_001):
+        log.record(filled(seq))
+    events, fills = log.capacity
+    assert 0 < events < 50 and 0 < fills < 10
+    assert log.bytes_used <= one * 50 * 1.1  # an estimate, within its sampling error
+    assert [m.seq for m in log.recent_events(1)] == [1_000]
+    oldest_held = log.recent_events(10_000)[-1].seq
+    assert log.since(oldest_held - 2) is None  # the client must re-fetch state
+    assert [m.seq for m in log.since(oldest_held) or []][-1] == 1_000

@@ -24,6 +24,7 @@ from veloz.model.enums import FINAL_STATUSES, OPEN_STATUSES, OrderSide, OrderSta
 from veloz.model.errors import CommandRejected, InvalidTransition
 from veloz.model.events import OrderSubmitted
 from veloz.model.orders import Order
+from veloz.model.sizes import deep_size
 from veloz.oms.manager import OrderManager
 
 S = OrderStatus
@@ -334,3 +335,19 @@ def test_any_event_sequence_keeps_the_book_consistent(retained, sequence):
         # Open orders are never evicted: an order open before the event is still known
         # unless this very event made it final (and retention then dropped it).
         assert was_open - still_known <= {event.client_order_id} - newly_final
+
+
+def test_a_byte_budget_bounds_the_retained_final_orders_never_the_open_ones():
+    sample = book("sample")
+    sample.apply(cancelled("sample"))
+    one = deep_size(get(sample, "sample"))
+    oms = OrderManager(retained_final=1_000, retained_final_bytes=one * 10)
+    for n in range(300):
+        oms.add(submitted(f"open-{n}"))
+        oms.add(submitted(f"final-{n}"))
+        oms.apply(cancelled(f"final-{n}"))
+    final = oms.with_status(FINAL_STATUSES)
+    assert 5 <= len(final) <= 10 and oms.open_count() == 300
+    assert oms.final_bytes_used <= one * 10 * 1.1  # an estimate, within its sampling error
+    assert oms.get("final-299") is not None and oms.get("final-0") is None
+    assert_indexes_consistent(oms)

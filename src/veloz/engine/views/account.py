@@ -30,7 +30,7 @@ class AccountStatus(msgspec.Struct, frozen=True, kw_only=True):
     positions: list[PositionView]
     open_orders: int
     orders: int
-    equity: str
+    equity: Decimal
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True):
