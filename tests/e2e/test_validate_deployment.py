@@ -43,7 +43,14 @@ def engine(tmp_path: Path, request: pytest.FixtureRequest):
 # With the shipped limits the test order must sit inside their 10 % price band.
 @pytest.mark.parametrize(
     "engine",
-    [{}, {"VELOZ_RISK_LIMITS_FILE": str(SHIPPED_RISK_LIMITS)}],
+    # A small account, so that the sim market's moves stay under the breaker's loss limit.
+    [
+        {},
+        {
+            "VELOZ_RISK_LIMITS_FILE": str(SHIPPED_RISK_LIMITS),
+            "VELOZ_SIM_BALANCES": "USDT=100000,BTC=1",
+        },
+    ],
     ids=["open-limits", "shipped-limits"],
     indirect=True,
 )
