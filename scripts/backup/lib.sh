@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables it sets are its callers'
 # Shared by scripts/backup/*.sh (sourced, not run): settings, one log line per step, a lock
 # against a second run of the same script, manifests, and the exit codes every script
 # documents:
@@ -84,8 +85,10 @@ veloz_cli() {
 
 # MANIFEST.sha256 in DIR: sha256sum lines for every file below it, relative paths.
 write_manifest() {
-    (cd "$1" && find . -type f ! -name MANIFEST.sha256 -printf '%P\n' | LC_ALL=C sort \
-        | xargs -r -d '\n' sha256sum >MANIFEST.sha256)
+    # shellcheck disable=SC2094  # the list excludes the file being written
+    (cd "$1" && find . -type f ! -name MANIFEST.sha256 ! -name .MANIFEST.partial -printf '%P\n' \
+        | LC_ALL=C sort | xargs -r -d '\n' sha256sum >.MANIFEST.partial \
+        && mv .MANIFEST.partial MANIFEST.sha256)
 }
 check_manifest() {
     [ -f "$1/MANIFEST.sha256" ] || return 1
