@@ -168,6 +168,10 @@ VELOZ_RISK_LIMITS_FILE=/etc/veloz/risk_limits.yaml
 VELOZ_BACKUP_DIR=/backup
 #VELOZ_S3_BUCKET=s3://veloz-backups/prod
 #VELOZ_S3_ENDPOINT_URL=https://s3.example.com
+# PITR of a PostgreSQL history store (scripts/backup/restore_postgres.sh -t pitr): the
+# cluster's data directory and its systemd unit (Debian's names for PostgreSQL 15)
+#VELOZ_PGDATA=/var/lib/postgresql/15/main
+#VELOZ_PG_SERVICE=postgresql@15-main
 
 # Secrets come from files (made once by install.sh, mode 640 root:veloz), never from this
 # file's text, so that a copy of it (backups, tickets) shows none.
