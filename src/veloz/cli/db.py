@@ -145,3 +145,111 @@ def rebuild(
         lock.release()
     shown = ", ".join(f"{counts[t]} {t}" for t in ("orders", "fills", "mode_changes"))
     typer.echo(f"rebuilt through journal sequence {high_water}: {shown}")
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Argument(help="The copy to write (a new file)")],
+    url: UrlOption = None,
+    info: Annotated[
+        Path | None,
+        typer.Option(help="Also write this JSON file: source, time, rows per table of the copy"),
+    ] = None,
+) -> None:
+    """Copy the SQLite history store with SQLite's online backup API while the engine
+    runs. PostgreSQL is backed up by scripts/backup/backup_postgres.sh (pg_dump)."""
+    import json
+    import sqlite3
+    import time
+
+    from veloz.backup.sqlite_copy import backup_sqlite, describe_copy
+    from veloz.persistence.urls import redact, sqlite_path
+
+    chosen = _chosen_url(url)
+    if _dialect(chosen) != "sqlite":
+        typer.echo(
+            f"veloz: {redact(chosen)} is PostgreSQL: back it up with "
+            "scripts/backup/backup_postgres.sh -t full (pg_dump)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        backup_sqlite(Path(sqlite_path(chosen)), out)
+        if info is not None:
+            facts = {"url": redact(chosen), "created_ns": time.time_ns(), **describe_copy(out)}
+            info.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+    except (OSError, sqlite3.Error) as exc:
+        typer.echo(f"veloz: backup failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backed up {redact(chosen)} to {out}")
+
+
+@app.command()
+def counts(
+    url: UrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+    expect: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON file with the counts to find (an object of table: rows, or one "
+            "with a 'counts' member, as info.json has): exit 1 naming each difference"
+        ),
+    ] = None,
+) -> None:
+    """Rows per table, every table the store holds (what backups record and
+    verify_backup.sh -t compares a test restore with)."""
+    import json
+
+    from veloz.backup.counts import differences, table_counts
+
+    chosen = _chosen_url(url)
+    _dialect(chosen)
+    try:
+        found = table_counts(chosen)
+    except OSError as exc:
+        typer.echo(f"veloz: history store unavailable: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(found, sort_keys=True))
+    elif expect is None:
+        for table, rows in found.items():
+            typer.echo(f"{table} {rows}")
+    if expect is not None:
+        try:
+            wanted = json.loads(expect.read_text())
+        except (OSError, ValueError) as exc:
+            typer.echo(f"veloz: cannot read {expect}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        wanted = wanted.get("counts", wanted) if isinstance(wanted, dict) else None
+        if not isinstance(wanted, dict):
+            typer.echo(f"veloz: {expect} holds no table counts", err=True)
+            raise typer.Exit(2)
+        problems = differences({k: int(v) for k, v in wanted.items()}, found)
+        for problem in problems:
+            typer.echo(f"veloz: count differs: {problem}", err=True)
+        if problems:
+            raise typer.Exit(1)
+        if not as_json:
+            typer.echo(f"counts match {expect}: {len(wanted)} tables")
+
+
+def _chosen_url(url: str | None) -> str:
+    from veloz.config import SettingsError, load_settings
+
+    try:
+        return url if url is not None else load_settings().database_url
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _dialect(url: str) -> str:
+    from veloz.persistence.urls import DatabaseUrlError, dialect_of
+
+    try:
+        if url.lower() == "none":
+            raise DatabaseUrlError("VELOZ_DATABASE_URL=none: there is no history store")
+        return dialect_of(url)
+    except DatabaseUrlError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None

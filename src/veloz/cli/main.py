@@ -7,15 +7,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import backtest, config, credentials, db, strategy, validate, wal
+from veloz.cli import backtest, backup, config, credentials, db, strategy, validate, wal
+from veloz.cli.help import PlainHelpGroup
 
 if TYPE_CHECKING:
     from veloz.persistence.service import HistoryConfig, HistoryService
     from veloz.runtime.live import LiveEngine
 
-app = typer.Typer(help="VeloZ trading engine.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="VeloZ trading engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=PlainHelpGroup,  # every command's help without type tags or cut sentences
+)
 app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
+app.add_typer(backup.app, name="backup")
 app.add_typer(backtest.app, name="backtest")
 app.add_typer(strategy.app, name="strategy")
 app.add_typer(config.app, name="config")

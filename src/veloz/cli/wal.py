@@ -1,6 +1,8 @@
-"""`veloz wal inspect|verify|stats|checkpoint`: look into the journal, read-only except
-`checkpoint`, which needs the engine stopped (it takes the journal's lock)."""
+"""`veloz wal inspect|verify|stats|checkpoint|snapshot`: look into the journal, read-only
+except `checkpoint`, which needs the engine stopped (it takes the journal's lock).
+`snapshot` copies it consistently while the engine runs (scripts/backup/backup_wal.sh)."""
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -80,7 +82,10 @@ def verify(directory: DirOption = None) -> None:
 
 
 @app.command()
-def stats(directory: DirOption = None) -> None:
+def stats(
+    directory: DirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+) -> None:
     """Entry counts by type, sizes, sequences and the newest checkpoint."""
     from veloz.journal.verify import verify_directory
 
@@ -97,6 +102,10 @@ def stats(directory: DirOption = None) -> None:
         ("newest checkpoint", report.last_checkpoint_seq),
         ("damaged", report.damaged),
     ]
+    if as_json:
+        figures = {name.replace(" ", "_"): value for name, value in rows}
+        typer.echo(json.dumps(figures | {"types": dict(sorted(report.types.items()))}, indent=2))
+        return
     rows += [(f"entries {name}", count) for name, count in sorted(report.types.items())]
     for name, value in rows:
         table.add_row(name, "-" if value is None else str(value))
@@ -118,8 +127,10 @@ def inspect(
     from veloz.journal.verify import iterate_records, type_name
 
     table = Table(title="journal entries")
-    for column in ("seq", "ts_ns", "type", "segment", "payload"):
-        table.add_column(column)
+    for column in ("seq", "ts_ns", "type", "segment"):
+        table.add_column(column, no_wrap=True)
+    # Never cut a payload: fold it over lines in a terminal (piped: see below).
+    table.add_column("payload", overflow="fold")
     records = iterate_records(journal_directory(directory), from_seq)
     for _, (path, record) in zip(range(limit), records, strict=False):
         if record.entry_type in (EntryType.Checkpoint, EntryType.Rotation):
@@ -146,10 +157,13 @@ def inspect(
                 str(record.ts_ns),
                 str(entry["type"]),
                 path.name,
-                encode_json(body).decode()[:160],
+                encode_json(body).decode(),
             )
     if not as_json:
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # piped (grep, less, a file): every row on one line
+            console = Console(width=1_000_000)
+        console.print(table)
 
 
 @app.command()
@@ -178,3 +192,28 @@ def checkpoint(directory: DirOption = None) -> None:
         typer.echo(f"veloz: {exc}; use POST /api/admin/checkpoint on the running engine", err=True)
         raise typer.Exit(3) from None
     typer.echo(f"checkpoint written at sequence {seq}")
+
+
+@app.command()
+def snapshot(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where the copy goes (created; must be empty)")
+    ],
+    directory: DirOption = None,
+) -> None:
+    """Copy the journal consistently while the engine runs (it does not take the engine's
+    lock): completed segments as they are, the current one up to its last complete
+    record, retried if a rotation races the copy; then verified and described in
+    snapshot.json. Exit 1 if no consistent copy could be taken."""
+    from veloz.journal.snapshot import SnapshotError, take_snapshot
+
+    try:
+        taken = take_snapshot(journal_directory(directory), out)
+    except (SnapshotError, OSError) as exc:
+        typer.echo(f"veloz: snapshot failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"snapshot {taken.directory}: sequences {taken.first_seq}..{taken.last_seq}, "
+        f"{taken.records} records in {len(taken.files)} files, newest checkpoint "
+        f"{taken.checkpoint_seq}"
+    )

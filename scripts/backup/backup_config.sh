@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# backup_config.sh: a copy of the engine's configuration directory.
+#
+# Usage: backup_config.sh [--help]
+#
+# Copies VELOZ_CONFIG_DIR (default /etc/veloz: veloz.env, risk_limits.yaml, tls/...) to
+# $VELOZ_BACKUP_DIR/config/<stamp>/ with modes, owners (when run as root) and times kept,
+# then MANIFEST.sha256 (written last). Nothing of the files' contents is printed (the env
+# file holds secrets); $VELOZ_BACKUP_DIR/config is created readable by its owner only. Uploaded to
+# VELOZ_S3_BUCKET when that is set; complete copies beyond the newest
+# VELOZ_BACKUP_KEEP_CONFIG (default 28: a week at every 6 hours) are removed.
+#
+# Settings (environment, then VELOZ_ENV_FILE, default /etc/veloz/veloz.env):
+#   VELOZ_CONFIG_DIR, VELOZ_BACKUP_DIR (/backup), VELOZ_BACKUP_KEEP_CONFIG,
+#   VELOZ_S3_BUCKET (optional), VELOZ_S3_ENDPOINT_URL, AWS_*, VELOZ_BIN.
+#
+# Exit codes: 0 done; 1 a step failed (the last line names it); 2 bad usage or setting;
+# 4 another backup_config.sh is running.
+set -euo pipefail
+# shellcheck source=scripts/backup/lib.sh
+source "$(dirname "$0")/lib.sh"
+umask 077
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h | --help) print_help; exit 0 ;;
+        *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
+    esac
+done
+keep=${VELOZ_BACKUP_KEEP_CONFIG:-28}
+[[ $keep =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "VELOZ_BACKUP_KEEP_CONFIG must be a positive number, not '$keep'"
+[ -d "$VELOZ_CONFIG_DIR" ] || die $EXIT_USAGE "no configuration directory at $VELOZ_CONFIG_DIR (set VELOZ_CONFIG_DIR)"
+[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+take_lock
+
+out=""
+cleanup() {
+    local code=$?
+    if [ $code -ne 0 ] && [ -n "$out" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
+        rm -rf -- "$out"
+    fi
+}
+trap cleanup EXIT
+
+parent=$VELOZ_BACKUP_DIR/config
+mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
+while :; do
+    out=$parent/$(backup_stamp)
+    mkdir "$out" 2>/dev/null && break
+    sleep 1
+done
+
+log "copying $VELOZ_CONFIG_DIR into $out"
+# Errors name files, never contents; a file we cannot read fails the backup.
+cp -a -- "$VELOZ_CONFIG_DIR/." "$out/" || die $EXIT_FAILED "cannot copy $VELOZ_CONFIG_DIR"
+write_manifest "$out" || die $EXIT_FAILED "cannot write $out/MANIFEST.sha256"
+log "$(find "$out" -type f ! -name MANIFEST.sha256 | wc -l) files copied"
+
+if [ -n "${VELOZ_S3_BUCKET:-}" ]; then
+    log "upload to $VELOZ_S3_BUCKET"
+    summary=$(veloz_cli backup upload "$out") || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
+    log "$summary"
+fi
+
+find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' | LC_ALL=C sort \
+    | head -n -"$keep" | while IFS= read -r old; do
+    log "removing $old (beyond the newest $keep)"
+    rm -rf -- "$old"
+done
+log "done: $out"
+printf '%s\n' "$out"

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# backup_wal.sh: a consistent copy of the engine's journal, taken while it runs.
+#
+# Usage: backup_wal.sh [--help]
+#
+# Writes $VELOZ_BACKUP_DIR/wal/<stamp>/ with `veloz wal snapshot` (completed segments as
+# they are, the current one up to its last complete record, retried if a rotation races
+# the copy, verified), snapshot.json (first/last sequence, newest checkpoint, files) and
+# MANIFEST.sha256, written last. Completed segments identical to the previous snapshot's
+# become hard links to it, so a snapshot every 5 minutes costs about one segment. Then
+# wal/latest points at it, it goes to VELOZ_S3_BUCKET when that is set, and complete
+# snapshots beyond the newest VELOZ_BACKUP_KEEP_WAL (default 288: a day at every 5
+# minutes) are removed. The engine's lock is not taken: it keeps running.
+#
+# Settings (environment, then VELOZ_ENV_FILE, default /etc/veloz/veloz.env):
+#   VELOZ_WAL_DIR (/var/lib/veloz/wal), VELOZ_BACKUP_DIR (/backup), VELOZ_BACKUP_KEEP_WAL,
+#   VELOZ_S3_BUCKET (s3://bucket[/prefix], optional), VELOZ_S3_ENDPOINT_URL, AWS_*, VELOZ_BIN.
+#
+# Exit codes: 0 done; 1 a step failed (the last line names it); 2 bad usage or setting;
+# 4 another backup_wal.sh is running.
+set -euo pipefail
+# shellcheck source=scripts/backup/lib.sh
+source "$(dirname "$0")/lib.sh"
+umask 077
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h | --help) print_help; exit 0 ;;
+        *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
+    esac
+done
+keep=${VELOZ_BACKUP_KEEP_WAL:-288}
+[[ $keep =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "VELOZ_BACKUP_KEEP_WAL must be a positive number, not '$keep'"
+[ -d "$VELOZ_WAL_DIR" ] || die $EXIT_USAGE "no journal directory at $VELOZ_WAL_DIR (set VELOZ_WAL_DIR)"
+[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+take_lock
+
+out=""
+cleanup() {
+    local code=$?
+    if [ $code -ne 0 ] && [ -n "$out" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
+        rm -rf -- "$out" # our own half-written backup, never a complete one
+    fi
+}
+trap cleanup EXIT
+
+parent=$VELOZ_BACKUP_DIR/wal
+mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
+while :; do # a fresh directory named by the UTC time; a second run in the same second waits
+    out=$parent/$(backup_stamp)
+    mkdir "$out" 2>/dev/null && break
+    sleep 1
+done
+previous=$(find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' \
+    | LC_ALL=C sort | tail -n 1)
+
+log "snapshot of $VELOZ_WAL_DIR into $out"
+summary=$(veloz_cli wal snapshot --dir "$VELOZ_WAL_DIR" --out "$out") || die $EXIT_FAILED "veloz wal snapshot failed"
+log "$summary"
+
+if [ -n "$previous" ]; then
+    linked=0
+    for segment in "$out"/orders_[0-9]*.wal; do
+        [ -f "$segment" ] || continue
+        same=$previous/$(basename "$segment")
+        if [ -f "$same" ] && cmp -s -- "$segment" "$same" && ln -f -- "$same" "$segment"; then
+            linked=$((linked + 1))
+        fi
+    done
+    log "$linked completed segments hard-linked to $(basename "$previous")"
+fi
+
+write_manifest "$out" || die $EXIT_FAILED "cannot write $out/MANIFEST.sha256"
+ln -sfn "$(basename "$out")" "$parent/latest" || die $EXIT_FAILED "cannot point $parent/latest at $out"
+
+if [ -n "${VELOZ_S3_BUCKET:-}" ]; then
+    log "upload to $VELOZ_S3_BUCKET"
+    summary=$(veloz_cli backup upload "$out") || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
+    log "$summary"
+fi
+
+find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' | LC_ALL=C sort \
+    | head -n -"$keep" | while IFS= read -r old; do
+    log "removing $old (beyond the newest $keep)"
+    rm -rf -- "$old"
+done
+log "done: $out"
+printf '%s\n' "$out"
