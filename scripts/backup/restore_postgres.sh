@@ -270,7 +270,8 @@ as_owner() {
     if [ "$(id -u)" = "$(id -u "$PG_OWNER")" ]; then
         "$@"
     else
-        runuser -u "$PG_OWNER" -- "$@"
+        # From /, which the server's user can enter (the caller's directory may be private).
+        (cd / && runuser -u "$PG_OWNER" -- "$@")
     fi
 }
 

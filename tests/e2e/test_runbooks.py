@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_service_mode import wait_until_serving
+from tests.support.postgres import PG_BIN
 from tests.support.processes import free_port, start_veloz, veloz_env
 from tests.support.runbook import NOT_REPLAYED, RUNBOOKS, Sandbox, blocks
 
@@ -164,24 +165,31 @@ def test_every_runbook_block_is_replayed_or_says_why():
 
 
 @pytest.mark.parametrize("page", RUNBOOK_PAGES, ids=lambda page: page.stem)
-def test_runbook_replays_as_written(page, tmp_path, pg_cluster, s3_server):
+def test_runbook_replays_as_written(page, tmp_path, archiving_cluster, s3_server):
     s3_server.create_bucket("veloz-backups")
+    # As docs/operations/postgres-backup.md asks of the role backups run as: CREATEDB (a
+    # restore goes into a new database, then takes the name) and REPLICATION (base backups).
+    archiving_cluster.psql("ALTER ROLE veloz CREATEDB REPLICATION")
     sandbox = Sandbox(
         tmp_path / "host",
         free_port(),
         settings={
             "VELOZ_PRESET": "release",
             "VELOZ_JWT_SECRET": SANDBOX_JWT_SECRET,
-            "VELOZ_DATABASE_URL": pg_cluster.url,
+            "VELOZ_DATABASE_URL": archiving_cluster.url,
+            "VELOZ_BACKUP_DIR": str(archiving_cluster.backup_dir),
             "VELOZ_S3_BUCKET": "s3://veloz-backups",
+            "VELOZ_PGDATA": str(archiving_cluster.data),
+            "VELOZ_PG_BIN": str(PG_BIN),
             "VELOZ_SIM_TICK_INTERVAL_MS": "50",
         },
         env={
             "PGHOST": "127.0.0.1",
-            "PGPORT": str(pg_cluster.port),
+            "PGPORT": str(archiving_cluster.port),
             "RUNBOOK_REDIS_DB": "15",
             **s3_server.env(),
         },
+        backup_dir=archiving_cluster.backup_dir,
     )
     try:
         for block in blocks(page):
@@ -190,7 +198,8 @@ def test_runbook_replays_as_written(page, tmp_path, pg_cluster, s3_server):
             done = sandbox.run(block)
             assert done.returncode == 0, (
                 f"{block} failed (exit {done.returncode}):\n{block.code}\n"
-                f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+                f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}\n"
+                f"--- the engine's last lines\n{sandbox.journal_tail()}"
             )
     finally:
         sandbox.stop()

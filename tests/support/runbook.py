@@ -87,18 +87,24 @@ def blocks(path: Path) -> list[Block]:
 class Sandbox:
     """The host a runbook is replayed on."""
 
-    def __init__(self, root: Path, port: int, settings: dict[str, str], env: dict[str, str]):
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        settings: dict[str, str],
+        env: dict[str, str],
+        backup_dir: Path | None = None,
+    ):
+        """`backup_dir`: where /backup really is (a PostgreSQL server archiving into it
+        must reach it); a folder of the sandbox by default."""
         self.root = root
         self.port = port
-        for folder in (
-            "etc/veloz",
-            "etc/logrotate.d",
-            "var/lib/veloz/wal",
-            "var/log/veloz",
-            "backup",
-            "run",
-        ):
+        for folder in ("etc/veloz", "etc/logrotate.d", "var/lib/veloz/wal", "var/log/veloz", "run"):
             (root / folder).mkdir(parents=True, exist_ok=True)
+        if backup_dir is None:
+            (root / "backup").mkdir()
+        else:
+            (root / "backup").symlink_to(backup_dir)
         shutil.copy(REPO / "config" / "risk_limits.yaml", root / "etc/veloz/risk_limits.yaml")
         logrotate = (REPO / "deploy" / "logrotate" / "veloz").read_text()
         (root / "etc/logrotate.d/veloz").write_text(
@@ -161,6 +167,11 @@ class Sandbox:
             timeout=timeout,
             check=False,
         )
+
+    def journal_tail(self, lines: int = 30) -> str:
+        """What the sandbox's engine wrote last (its stdout, as journald would keep it)."""
+        journal = self.root / "journal.log"
+        return "\n".join(journal.read_text().splitlines()[-lines:]) if journal.exists() else ""
 
     def stop(self) -> None:
         subprocess.run(["systemctl", "stop", "veloz"], env=self.env, timeout=60, check=False)

@@ -6,6 +6,7 @@ set -euo pipefail
 : "${ADMIN_KEY:?}"
 base=http://127.0.0.1:${VELOZ_PORT:?set the engine settings in the shell first}
 count=${1:-3}
+timeout 60 bash -c "until curl -fs -o /dev/null $base/health/ready; do sleep 0.5; done"
 for i in $(seq "$count"); do
     id="rb-$(date +%s%N)-$i"
     curl -fsS -X POST "$base/api/order" -H "X-API-Key: $ADMIN_KEY" -H "Content-Type: application/json" \

@@ -16,11 +16,8 @@ import pytest
 
 from tests.e2e.test_history_store import eventually, metric, place, runbook_psql
 from tests.e2e.test_service_mode import wait_until_serving
-from tests.integration.backup import pg_cluster
-from tests.integration.backup.pg_cluster import ArchivingCluster
+from tests.support.postgres import PG_BIN, ArchivingCluster
 from tests.support.processes import free_port, start_veloz, veloz_env
-
-archiving_cluster = pg_cluster.archiving_cluster
 
 REPO = Path(__file__).resolve().parents[3]
 BACKUP = REPO / "scripts" / "backup" / "backup_postgres.sh"
@@ -52,7 +49,7 @@ def restore_pitr(
 ) -> subprocess.CompletedProcess[str]:
     settings = {
         "VELOZ_PGDATA": str(cluster.data),
-        "VELOZ_PG_BIN": str(pg_cluster.PG_BIN),
+        "VELOZ_PG_BIN": str(PG_BIN),
         "VELOZ_DATABASE_URL": cluster.url,
     }
     return run(RESTORE, "-t", "pitr", *args, backup_dir=cluster.backup_dir, **(settings | env))
