@@ -27,31 +27,15 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 umask 077
 
-while [ $# -gt 0 ]; do
-    case $1 in
-        -h | --help) print_help; exit 0 ;;
-        *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
-    esac
-done
-keep=${VELOZ_BACKUP_KEEP_HISTORY:-14}
-[[ $keep =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "VELOZ_BACKUP_KEEP_HISTORY must be a positive number, not '$keep'"
-case $VELOZ_DATABASE_URL in
-    sqlite:///?*) store=sqlite ;;
-    postgres://* | postgresql://*) store=postgres ;;
-    none | NONE | None) store=none ;;
-    *) die $EXIT_USAGE "VELOZ_DATABASE_URL is neither sqlite:///PATH, postgresql://... nor none: $(redact_url "$VELOZ_DATABASE_URL")" ;;
-esac
-[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+only_help "$@"
+keep=$(keep_count VELOZ_BACKUP_KEEP_HISTORY 14)
+store=$(history_store_kind)
+require_veloz
 take_lock
 
 failed=()
 out=""
-cleanup() {
-    if [ -n "$out" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
-        rm -rf -- "$out"
-    fi
-}
-trap cleanup EXIT
+trap 'remove_incomplete_backup $?' EXIT
 
 # Run one of the other scripts; a concurrent run of it (exit 4, e.g. cron's backup_wal.sh)
 # is waited for, a few times.

@@ -70,9 +70,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
     done
     [ -z "$out" ] || rm -f -- "$out.log"
-    if [ $code -ne 0 ] && [ -n "$out" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
-        rm -rf -- "$out" # our own half-written backup, never a complete one
-    fi
+    remove_incomplete_backup "$code"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM

@@ -23,26 +23,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 umask 077
 
-while [ $# -gt 0 ]; do
-    case $1 in
-        -h | --help) print_help; exit 0 ;;
-        *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
-    esac
-done
-keep=${VELOZ_BACKUP_KEEP_WAL:-288}
-[[ $keep =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "VELOZ_BACKUP_KEEP_WAL must be a positive number, not '$keep'"
+only_help "$@"
+keep=$(keep_count VELOZ_BACKUP_KEEP_WAL 288)
 [ -d "$VELOZ_WAL_DIR" ] || die $EXIT_USAGE "no journal directory at $VELOZ_WAL_DIR (set VELOZ_WAL_DIR)"
-[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+require_veloz
 take_lock
 
 out=""
-cleanup() {
-    local code=$?
-    if [ $code -ne 0 ] && [ -n "$out" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
-        rm -rf -- "$out" # our own half-written backup, never a complete one
-    fi
-}
-trap cleanup EXIT
+trap 'remove_incomplete_backup $?' EXIT
 
 parent=$VELOZ_BACKUP_DIR/wal
 mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"

@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$source_root" ] || die $EXIT_USAGE "-s SOURCE is required (see --help)"
-[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+require_veloz
 case $source_root in
     s3://*) ;;
     *) [ -d "$source_root" ] || die $EXIT_USAGE "no backup directory at $source_root" ;;

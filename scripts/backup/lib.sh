@@ -78,9 +78,47 @@ take_lock() {
 # UTC stamp naming one backup: sorts by time, no characters a shell or S3 key minds.
 backup_stamp() { date -u +%Y%m%dT%H%M%SZ; }
 
-veloz_cli() {
+require_veloz() {
     [ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+}
+veloz_cli() {
+    require_veloz
     "$VELOZ_BIN" "$@"
+}
+
+# For a script that takes no options: --help, or one line refusing anything else.
+only_help() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+            -h | --help) print_help; exit 0 ;;
+            *) die $EXIT_USAGE "unknown argument '$1' (see --help)" ;;
+        esac
+    done
+}
+
+# How many backups to keep: the variable NAME's value, or DEFAULT; a positive number.
+keep_count() {
+    local value=${!1:-$2}
+    [[ $value =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "$1 must be a positive number, not '$value'"
+    printf '%s\n' "$value"
+}
+
+# The kind of history store VELOZ_DATABASE_URL names: sqlite, postgres or none.
+history_store_kind() {
+    case $VELOZ_DATABASE_URL in
+        sqlite:///?*) echo sqlite ;;
+        postgres://* | postgresql://*) echo postgres ;;
+        none | NONE | None) echo none ;;
+        *) die $EXIT_USAGE "VELOZ_DATABASE_URL is neither sqlite:///PATH, postgresql://... nor none: $(redact_url "$VELOZ_DATABASE_URL")" ;;
+    esac
+}
+
+# An EXIT trap's part: after a failure, the backup being written ($out, no manifest yet)
+# is removed; a complete one (manifest written last) never is.
+remove_incomplete_backup() {
+    if [ "$1" -ne 0 ] && [ -n "${out:-}" ] && [ -d "$out" ] && [ ! -f "$out/MANIFEST.sha256" ]; then
+        rm -rf -- "$out"
+    fi
 }
 
 # MANIFEST.sha256 in DIR: sha256sum lines for every file below it, relative paths.

@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
             ;;
     esac
 done
-[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+require_veloz
 if [ -z "$backup" ]; then
     backup=$({ find "$VELOZ_BACKUP_DIR/wal" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 \
         -printf '%h\n' 2>/dev/null || true; } | LC_ALL=C sort | tail -n 1)

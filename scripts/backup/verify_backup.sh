@@ -47,13 +47,8 @@ for name in VELOZ_VERIFY_MAX_AGE_WAL VELOZ_VERIFY_MAX_AGE_CONFIG VELOZ_VERIFY_MA
     value=${!name:-}
     [ -z "$value" ] || [[ $value =~ ^[1-9][0-9]*$ ]] || die $EXIT_USAGE "$name must be a number of seconds, not '$value'"
 done
-case $VELOZ_DATABASE_URL in
-    sqlite:///?*) store=sqlite ;;
-    postgres://* | postgresql://*) store=postgres ;;
-    none | NONE | None) store=none ;;
-    *) die $EXIT_USAGE "VELOZ_DATABASE_URL is neither sqlite:///PATH, postgresql://... nor none: $(redact_url "$VELOZ_DATABASE_URL")" ;;
-esac
-[ -x "$VELOZ_BIN" ] || die $EXIT_USAGE "no veloz at $VELOZ_BIN (set VELOZ_BIN or VELOZ_HOME)"
+store=$(history_store_kind)
+require_veloz
 if [ -n "$report_file" ]; then
     : >"$report_file" || die $EXIT_USAGE "cannot write the report to $report_file"
 fi
