@@ -3,6 +3,8 @@ scripts/backup/*.sh (VELOZ_S3_BUCKET, VELOZ_S3_ENDPOINT_URL, the AWS_* variables
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,7 +55,7 @@ def upload(
 ) -> None:
     """Upload a backup directory to the key its path has under the backup root
     (/backup/wal/<stamp> -> s3://bucket/prefix/wal/<stamp>/...), MANIFEST.sha256 last."""
-    from veloz.backup.s3 import S3Error, client, upload_dir
+    from veloz.backup.s3 import client, upload_dir
 
     target = _location(bucket)
     base = (root or Path(os.environ.get("VELOZ_BACKUP_DIR", "/backup"))).resolve()
@@ -61,13 +63,22 @@ def upload(
         key = directory.resolve().relative_to(base).as_posix()
     except ValueError:
         raise _fail(ValueError(f"{directory} is not under the backup root {base}"), 2) from None
-    try:
+    with _exit_codes():
         uploaded = upload_dir(client(), directory, target, key)
+    typer.echo(f"uploaded {len(uploaded)} files to {target}/{key}/")
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Bad input (ValueError) exits 2, the store failing (S3Error) exits 1: one line each."""
+    from veloz.backup.s3 import S3Error
+
+    try:
+        yield
     except ValueError as exc:
         raise _fail(exc, 2) from None
     except S3Error as exc:
         raise _fail(exc, 1) from None
-    typer.echo(f"uploaded {len(uploaded)} files to {target}/{key}/")
 
 
 @app.command(name="list")
@@ -100,13 +111,9 @@ def download(
     bucket: BucketOption = None,
 ) -> None:
     """Download one complete backup set, MANIFEST.sha256 last."""
-    from veloz.backup.s3 import S3Error, client, download_dir
+    from veloz.backup.s3 import client, download_dir
 
     source = _location(bucket)
-    try:
+    with _exit_codes():
         written = download_dir(client(), source, key, dest)
-    except ValueError as exc:
-        raise _fail(exc, 2) from None
-    except S3Error as exc:
-        raise _fail(exc, 1) from None
     typer.echo(f"downloaded {len(written)} files from {source}/{key}/ to {dest}")

@@ -23,6 +23,23 @@ VELOZ_BIN = REPO / ".venv" / "bin" / "veloz"
 SECRET = "jwt-secret-that-must-never-be-printed-7Qx"
 
 
+def run_script(
+    script: Path, *args: str, backup_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A backup script alone, outside any Host: no VELOZ_* from this process, no env file,
+    the settings given."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
+    environment |= {"VELOZ_ENV_FILE": "/dev/null", "VELOZ_BACKUP_DIR": str(backup_dir)} | env
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 @dataclass
 class Host:
     root: Path

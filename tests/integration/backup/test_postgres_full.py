@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.backup.host import run_script as run
 from tests.support.postgres import LOCAL_ADMIN_URL, unavailable
 from tests.support.processes import free_port
 
@@ -101,19 +102,6 @@ def source(prefix: str) -> str:
     assert migrate.returncode == 0, migrate.stderr
     psql(ROWS, name)
     return name
-
-
-def run(script: Path, *args: str, backup_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
-    environment |= {"VELOZ_ENV_FILE": "/dev/null", "VELOZ_BACKUP_DIR": str(backup_dir)} | env
-    return subprocess.run(
-        ["bash", str(script), *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def snapshot(database: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ first batch, and the engine started again re-projects the second from its journa
 Also what PITR refuses, and its usage errors."""
 
 import fcntl
-import os
 import re
 import signal
 import subprocess
@@ -16,25 +15,13 @@ import pytest
 
 from tests.e2e.test_history_store import eventually, metric, place, runbook_psql
 from tests.e2e.test_service_mode import wait_until_serving
+from tests.integration.backup.host import run_script as run
 from tests.support.postgres import PG_BIN, ArchivingCluster
 from tests.support.processes import free_port, start_veloz, veloz_env
 
 REPO = Path(__file__).resolve().parents[3]
 BACKUP = REPO / "scripts" / "backup" / "backup_postgres.sh"
 RESTORE = REPO / "scripts" / "backup" / "restore_postgres.sh"
-
-
-def run(script: Path, *args: str, backup_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
-    environment |= {"VELOZ_ENV_FILE": "/dev/null", "VELOZ_BACKUP_DIR": str(backup_dir)} | env
-    return subprocess.run(
-        ["bash", str(script), *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def base_backup(cluster: ArchivingCluster) -> None:
