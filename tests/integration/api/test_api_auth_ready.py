@@ -18,12 +18,14 @@ JWT_SECRET = "9f2c1e7a4b8d6f0e3a5c7b9d1f3e5a7c9b1d3f5e7a9c1b3d"
 ADMIN_PASSWORD = "correct horse battery"
 
 
-def config(**extra: object) -> AuthConfig:
-    return AuthConfig(enabled=True, jwt_secret=JWT_SECRET, admin_password=ADMIN_PASSWORD, **extra)
+def config(reload_s: float = AuthConfig.reload_s) -> AuthConfig:
+    return AuthConfig(
+        enabled=True, jwt_secret=JWT_SECRET, admin_password=ADMIN_PASSWORD, reload_s=reload_s
+    )
 
 
 def client(app) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="http://veloz.test")
 
 

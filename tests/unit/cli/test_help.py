@@ -4,7 +4,9 @@ used to read as a cut), in its own help and in its group's command list. And `ve
 inspect` prints every payload whole, however wide it is."""
 
 import re
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import typer
@@ -21,7 +23,8 @@ TAG = re.compile(r"<(bool|int|float|str|path|text|integer)>", re.IGNORECASE)
 WIDE = {"COLUMNS": "1000", "NO_COLOR": "1"}  # wide enough for any first sentence
 
 
-def _tree(cmd, path=()):
+# Any: typer builds its commands on the click it bundles, not on the `click` package.
+def _tree(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     yield path, cmd
     for name, sub in sorted(getattr(cmd, "commands", {}).items()):
         yield from _tree(sub, (*path, name))

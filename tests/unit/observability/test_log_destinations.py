@@ -30,6 +30,6 @@ def test_a_log_dir_adds_the_file_and_keeps_the_stream(tmp_path):
 
 
 def _untimed(line: str) -> dict[str, object]:
-    record = json.loads(line)
+    record: dict[str, object] = json.loads(line)
     del record["timestamp"]
     return record
