@@ -7,9 +7,11 @@ config, with its venue and market source, is built by the runtime
 An invalid value stops the start with one line naming the variable and what it accepts.
 """
 
+import difflib
 import ipaddress
 import logging
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -301,6 +303,49 @@ def _from_files(env_file: Path | None = None) -> dict[str, str]:
             raise SettingsError(
                 f"VELOZ_{name.upper()}_FILE: cannot read {path}: {exc.strerror or exc}"
             ) from None
+    return found
+
+
+# VELOZ_* names that are not the engine's but belong to the tools around it (the backup
+# scripts, `veloz validate-deployment`, the runbooks' shell, the tests): no warning.
+_OTHER_TOOLS = frozenset(
+    {
+        "VELOZ_BACKUP_DIR",
+        "VELOZ_S3_BUCKET",
+        "VELOZ_S3_ENDPOINT_URL",
+        "VELOZ_CONFIG_DIR",
+        "VELOZ_ENV_FILE",
+        "VELOZ_HOME",
+        "VELOZ_BIN",
+        "VELOZ_LOCK_DIR",
+        "VELOZ_PGDATA",
+        "VELOZ_API_KEY",
+        "VELOZ_KEY",
+        "VELOZ_DATA_DIR",
+    }
+)
+_OTHER_TOOLS_PATTERN = re.compile(
+    r"VELOZ_(BACKUP_KEEP_|VERIFY_MAX_AGE_|PG_|TEST_)[A-Z0-9_]+"
+    r"|VELOZ_[A-Z0-9]+_URL"  # validate-deployment's VELOZ_<ENV>_URL
+)
+
+
+def unknown_variables(env_file: Path | None = None) -> list[str]:
+    """One line for each VELOZ_* name in the environment (and `env_file`) that neither the
+    engine nor the tools around it read, with the setting it most likely meant: without
+    this a typo (`VELOZ_PROT=9090`) would be ignored without a word."""
+    names = set(os.environ)
+    if env_file is not None:
+        names |= set(dotenv_values(env_file))
+    known = {f"VELOZ_{name.upper()}" for name in Settings.model_fields}
+    known |= {f"VELOZ_{name.upper()}_FILE" for name in FILE_FIELDS}
+    found: list[str] = []
+    for name in sorted(n for n in names if n.startswith("VELOZ_")):
+        if name in known or name in _OTHER_TOOLS or _OTHER_TOOLS_PATTERN.fullmatch(name):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{name} is not a setting and is ignored{hint}")
     return found
 
 

@@ -21,7 +21,7 @@ def check(
 ) -> None:
     """Validate VELOZ_* (and the env file, the risk limits file and the security
     settings) as `veloz engine` would at start; exit 0 if it would start, 2 if not."""
-    from veloz.config import SettingsError, load_settings
+    from veloz.config import SettingsError, load_settings, unknown_variables
     from veloz.runtime.engine_config import engine_config
 
     if env_file is not None and not env_file.is_file():
@@ -36,4 +36,6 @@ def check(
         raise typer.Exit(2) from None
     if not quiet:
         typer.echo(json.dumps(settings.public_view(), indent=2, sort_keys=True))
+    for unknown in unknown_variables(env_file):
+        typer.echo(f"veloz: warning: {unknown}", err=True)
     typer.echo("settings OK", err=True)

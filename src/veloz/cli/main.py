@@ -1,5 +1,6 @@
 """`veloz`: run the engine (service or stdio mode) and work with the journal."""
 
+import logging
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -47,7 +48,7 @@ def engine(
         # The runbooks find the engine by name: `pgrep veloz_engine`, `pkill -9 veloz_engine`.
         # PR_SET_NAME (15) names the calling thread; the main thread's name is the process's.
         ctypes.CDLL(None).prctl(15, b"veloz_engine", 0, 0, 0)
-    from veloz.config import SettingsError, load_settings
+    from veloz.config import SettingsError, load_settings, unknown_variables
     from veloz.journal.segments import JournalLocked
     from veloz.observability.logs import configure_logging
     from veloz.runtime.engine_config import engine_config as build_engine_config
@@ -67,6 +68,8 @@ def engine(
         log_dir=settings.log_dir,
         secrets=settings.secret_values(),
     )
+    for unknown in unknown_variables(env_file):
+        logging.getLogger("veloz.config").warning(unknown)
     engine = LiveEngine(engine_config)
     history_config = settings.history_config()
     try:

@@ -48,3 +48,26 @@ def test_release_without_a_jwt_secret_is_refused_as_the_engine_would(tmp_path):
 def test_a_missing_env_file_is_named(tmp_path):
     done = check(tmp_path, "--env-file", str(tmp_path / "nope.env"))
     assert done.returncode == 2 and "no file at" in done.stderr
+
+
+def test_a_misspelt_variable_is_named_with_what_was_meant(tmp_path):
+    env_file = tmp_path / "veloz.env"
+    env_file.write_text("VELOZ_WAL_SINK=false\n")
+    done = check(
+        tmp_path,
+        "-q",
+        "--env-file",
+        str(env_file),
+        VELOZ_PROT="9090",
+        # The tools' own variables are not the engine's settings, and not typos either.
+        VELOZ_BACKUP_DIR=str(tmp_path),
+        VELOZ_STAGING_URL="http://127.0.0.1:1",
+        VELOZ_PG_SERVICE="postgresql@15-main",
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "veloz: warning: VELOZ_PROT is not a setting and is ignored (did you mean VELOZ_PORT?)",
+        "veloz: warning: VELOZ_WAL_SINK is not a setting and is ignored"
+        " (did you mean VELOZ_WAL_SYNC?)",
+    ]
