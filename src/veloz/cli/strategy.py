@@ -96,7 +96,9 @@ def catalog(url: UrlOption = None) -> None:
 def add(
     strategy_id: Annotated[str, typer.Argument(help="A name for this instance")],
     *,
-    strategy: Annotated[str, typer.Option(help="ema_cross, grid, or module:Class")],
+    strategy: Annotated[
+        str, typer.Option(help="A built-in (`veloz strategy catalog`) or module:Class")
+    ],
     symbol: Annotated[str, typer.Option(help="The symbol it trades")],
     param: Annotated[
         list[str] | None, typer.Option(help="A parameter NAME=VALUE (repeatable)")

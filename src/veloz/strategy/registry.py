@@ -16,10 +16,26 @@ import msgspec
 
 from veloz.model.errors import CommandRejected
 from veloz.strategy.base import Strategy, StrategyParams
+from veloz.strategy.builtin.bollinger_reversion import BollingerReversion
+from veloz.strategy.builtin.dca import Dca
+from veloz.strategy.builtin.donchian_breakout import DonchianBreakout
 from veloz.strategy.builtin.ema_cross import EmaCross
 from veloz.strategy.builtin.grid import Grid
+from veloz.strategy.builtin.market_making import MarketMaking
+from veloz.strategy.builtin.rsi_reversion import RsiReversion
 
-BUILTIN: dict[str, type[Strategy]] = {cls.name: cls for cls in (EmaCross, Grid)}
+BUILTIN: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (
+        EmaCross,
+        Grid,
+        RsiReversion,
+        BollingerReversion,
+        DonchianBreakout,
+        MarketMaking,
+        Dca,
+    )
+}
 
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _FIELD_PATH = re.compile(r"at `\$\.([A-Za-z0-9_]+)`")

@@ -57,7 +57,15 @@ async def test_lifecycle_routes(api: ApiClient) -> None:
 
 async def test_catalog_serves_the_parameter_schemas(api: ApiClient) -> None:
     kinds = {k["name"]: k for k in (await api.get("/api/strategies/catalog")).json()["strategies"]}
-    assert set(kinds) == {"ema_cross", "grid"}
+    assert set(kinds) == {
+        "ema_cross",
+        "grid",
+        "rsi_reversion",
+        "bollinger_reversion",
+        "donchian_breakout",
+        "market_making",
+        "dca",
+    }
     fields = kinds["ema_cross"]["params_schema"]["$defs"]["EmaCrossParams"]["properties"]
     assert fields["fast"]["minimum"] == 1 and fields["slow"]["default"] == 20
 

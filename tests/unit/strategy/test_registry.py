@@ -56,7 +56,11 @@ def test_grid_bounds_must_be_ordered() -> None:
 
 
 def test_unknown_strategy_lists_the_builtins() -> None:
-    with pytest.raises(CommandRejected, match="built-in ones are ema_cross, grid"):
+    with pytest.raises(
+        CommandRejected,
+        match="built-in ones are bollinger_reversion, dca, donchian_breakout, ema_cross, grid, "
+        "market_making, rsi_reversion,",
+    ):
         strategy_class("momentum")
 
 
