@@ -22,6 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import msgspec
+import numpy as np
 
 from veloz.backtest.data import BarSeries
 from veloz.clock import SimulatedClock
@@ -125,6 +126,10 @@ class _Feed:
     __slots__ = ("cached", "close", "high", "low", "open", "price", "symbol", "ts", "volume")
 
     def __init__(self, series: BarSeries) -> None:
+        if len(series) > 1 and bool((np.diff(series.ts_ns) < 0).any()):
+            # Checked once here: the bar loop then sets the clock without `advance_to`'s
+            # check on every bar.
+            raise ValueError(f"{series.symbol}: the bars are not in time order")
         self.symbol = series.symbol
         self.ts: list[int] = series.ts_ns.tolist()
         self.open: list[float] = series.open.tolist()
@@ -153,6 +158,10 @@ class _Feed:
                 ts_ns=ts_ns,
             )
         return quote
+
+
+# One bar of one feed: (its number in the run, feed, ts_ns, open, high, low, close, volume).
+_Row = tuple[int, "_Feed", int, float, float, float, float, float]
 
 
 class _Sink:
@@ -289,10 +298,17 @@ class BacktestEngine:
         """Every bar of every symbol in time order. The body runs once per bar, so it
         keeps to local names and does nothing a quiet bar does not need."""
         feeds = list(self._feeds.values())
-        order = _time_order(feeds)
+        rows = _time_order(feeds)
         total = sum(len(feed.ts) for feed in feeds)
-        advance = self.clock.advance_to
-        has_resting = self.exchange.has_resting
+        # The clock, timers and resting books are read directly rather than through
+        # `clock.advance_to`, `host.on_clock` and `exchange.has_resting`: three calls per
+        # bar that nearly always do nothing. The bars are in time order (`_Feed` checks).
+        clock = self.clock
+        first_ns = min(feed.ts[0] for feed in feeds)
+        if first_ns < clock.now_ns:  # a second run: what `advance_to` would refuse
+            raise ValueError(f"clock cannot go back from {clock.now_ns} to {first_ns}")
+        timed = self.host.timed
+        books = self.exchange.books
         held = self._router.held
         sink_events = self._sink.events
         host = self.host
@@ -301,33 +317,25 @@ class BacktestEngine:
         report_every = max(total // 100, 1)
         version = -1
         handlers: dict[str, tuple[tuple[RunningStrategy, BarHandler], ...]] = {}
-        for n, (feed, i) in enumerate(order):
-            ts = feed.ts[i]
-            advance(ts)
+        for n, feed, ts, open_, high, low, close, volume in rows:
+            clock.now_ns = ts
             symbol = feed.symbol
             if next_open and held:
-                feed.point(feed.open[i])
+                feed.point(open_)
                 self._router.release(symbol)
                 self._settle()
-            if has_resting(symbol):
-                self._walk(feed, i, high_first)
-            close = feed.close[i]
+            if books and books.get(symbol):
+                prices = (open_, high, low, close) if high_first else (open_, low, high, close)
+                self._walk(feed, ts, prices)
             feed.price, feed.cached = close, None
-            host.on_clock(ts)
+            if timed:
+                host.on_clock(ts)
             if host.version != version:
                 version = host.version
                 handlers = {f.symbol: host.bar_handlers(f.symbol) for f in feeds}
             receivers = handlers[symbol]
             if receivers:
-                bar = PriceBar(
-                    symbol=symbol,
-                    ts_ns=ts,
-                    open=feed.open[i],
-                    high=feed.high[i],
-                    low=feed.low[i],
-                    close=close,
-                    volume=feed.volume[i],
-                )
+                bar = PriceBar(symbol, ts, open_, high, low, close, volume)
                 for running, on_bar in receivers:
                     try:
                         on_bar(bar)
@@ -340,14 +348,8 @@ class BacktestEngine:
                 progress(n, total)
         return total
 
-    def _walk(self, feed: _Feed, i: int, high_first: bool) -> None:
+    def _walk(self, feed: _Feed, ts: int, prices: tuple[float, float, float, float]) -> None:
         """Let the bar's prices reach the resting orders, in the path's order."""
-        prices = (
-            (feed.open[i], feed.high[i], feed.low[i], feed.close[i])
-            if high_first
-            else (feed.open[i], feed.low[i], feed.high[i], feed.close[i])
-        )
-        ts = feed.ts[i]
         for price in prices:
             feed.point(price)
             self.exchange.on_quote(feed.quote(ts))
@@ -448,12 +450,37 @@ class _OrderPort:
         return self._engine.core.strategy_position(strategy_id)
 
 
-def _time_order(feeds: list[_Feed]) -> Iterator[tuple[_Feed, int]]:
-    """(feed, bar index) in time order; bars at the same time in the feeds' order."""
+def _time_order(feeds: list[_Feed]) -> Iterator[_Row]:
+    """Every bar of every feed as a `_Row`, in time order; bars at the same time in the
+    feeds' order. Whole rows rather than (feed, index), numbered here rather than by
+    `enumerate`: the bar loop unpacks one flat tuple instead of indexing six lists."""
     if len(feeds) == 1:
         feed = feeds[0]
-        return zip(itertools.repeat(feed), range(len(feed.ts)))  # no generator frame per bar
+        # A zip of the columns: no generator frame per bar.
+        return zip(
+            itertools.count(),
+            itertools.repeat(feed),
+            feed.ts,
+            feed.open,
+            feed.high,
+            feed.low,
+            feed.close,
+            feed.volume,
+        )
     keyed = sorted(
         (ts, feed_index, i) for feed_index, feed in enumerate(feeds) for i, ts in enumerate(feed.ts)
     )
-    return ((feeds[feed_index], i) for _, feed_index, i in keyed)
+    return (_row(n, feeds[feed_index], i) for n, (_, feed_index, i) in enumerate(keyed))
+
+
+def _row(n: int, feed: _Feed, i: int) -> _Row:
+    return (
+        n,
+        feed,
+        feed.ts[i],
+        feed.open[i],
+        feed.high[i],
+        feed.low[i],
+        feed.close[i],
+        feed.volume[i],
+    )

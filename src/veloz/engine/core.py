@@ -124,6 +124,9 @@ class TradingCore:
         # finished replaying and reconciling: what they react to before that is history.
         self.acting = False
         self._quotes: dict[str, QuoteTick] = {}
+        # The mid of each latest quote (the portfolio's mark), worked out once per quote
+        # rather than again by every pre-trade check.
+        self._mids: dict[str, Decimal] = {}
         # The newest journaled change of every strategy (what a restart resumes), and each
         # strategy's own position, from the fills of the orders it placed.
         self.strategies: dict[str, StrategyChanged] = {}
@@ -314,8 +317,10 @@ class TradingCore:
     def on_quote(self, quote: QuoteTick) -> None:
         """The top of the book moved: marks, equity and the risk actions on them."""
         ts_ns, portfolio, monitor = quote.ts_ns, self.portfolio, self.monitor
-        self._quotes[quote.symbol] = quote
-        portfolio.mark(quote.symbol, quote.mid)
+        symbol = quote.symbol
+        self._quotes[symbol] = quote
+        mid = self._mids[symbol] = quote.mid
+        portfolio.mark(symbol, mid)
         # Marks are not journaled, so the equity peak travels in checkpoints.
         equity = self._equity = portfolio.update_equity()
         self.risk.record_equity(ts_ns, equity)
@@ -344,7 +349,6 @@ class TradingCore:
 
     def _exposure(self, symbol: str) -> Exposure:
         instrument = self.instruments[symbol]
-        quote = self._quotes.get(symbol)
         portfolio = self.portfolio
         open_buy_qty, open_sell_qty, open_orders_symbol, open_orders_total = self.oms.open_exposure(
             symbol
@@ -355,7 +359,7 @@ class TradingCore:
             open_sell_qty=open_sell_qty,
             open_orders_symbol=open_orders_symbol,
             open_orders_total=open_orders_total,
-            mark=quote.mid if quote is not None else None,
+            mark=self._mids.get(symbol),
             free_quote=portfolio.free(instrument.quote_asset),
             free_base=portfolio.free(instrument.base_asset),
             margin_leverage=self._margin_leverage,
@@ -419,11 +423,14 @@ class TradingCore:
                 self._equity = None
                 order = self.oms.apply(event)
                 self.stats.fills_by_side[event.side] += 1
-                realized = self.portfolio.on_fill(order, event)
-                if order.strategy_id is not None:
-                    self._strategy_position(order.strategy_id, event.symbol).apply_fill(
-                        self.instruments[event.symbol], event
-                    )
+                strategy_id = order.strategy_id
+                realized = self.portfolio.on_fill(
+                    order,
+                    event,
+                    None
+                    if strategy_id is None
+                    else self._strategy_position(strategy_id, event.symbol),
+                )
                 if realized:
                     self._count_closing(realized)
                 self._on_order_changed(order)

@@ -134,7 +134,8 @@ class OrderManager:
         return order
 
     def apply(self, event: OrderEvent) -> Order:
-        order = self._known(event)
+        # `_known(event)`, called only to raise: an Order is always true.
+        order = self._orders.get(event.client_order_id) or self._known(event)
         before, leaves_before = order.status, order.leaves_qty
         order.apply(event)  # checks the event first: a refused one changes nothing
         self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before

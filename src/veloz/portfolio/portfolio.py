@@ -75,10 +75,13 @@ class Portfolio:
         self._book.lock(asset, amount, allow_overdraft=True)
         self._locks[order.client_order_id] = OrderLock(asset=asset, remaining=amount, price=price)
 
-    def on_fill(self, order: Order, fill: OrderFilled) -> Decimal:
+    def on_fill(
+        self, order: Order, fill: OrderFilled, strategy_position: Position | None = None
+    ) -> Decimal:
         """Settle a fill: release the filled share of the order's lock, move both assets at
-        the actual price, charge the fee, and update the position. Returns the PnL the
-        fill realised (zero if it only added to the position)."""
+        the actual price, charge the fee, and update the position, and `strategy_position`
+        (the placing strategy's own) by the same flows. Returns the PnL the fill realised
+        in the account's position (zero if it only added to the position)."""
         instrument = self._instrument(order.symbol)
         base, quote = instrument.base_asset, instrument.quote_asset
         lock_asset, released = self._release_for_fill(instrument, order, fill)
@@ -88,11 +91,16 @@ class Portfolio:
         book.settle(quote, quote_delta, release=released if quote == lock_asset else ZERO)
         if fill.fee and fill.fee_asset != base and fill.fee_asset != quote:  # not in (base, quote)
             book.settle(fill.fee_asset, -fill.fee)
-        # `Position.apply_fill` with the flows just worked out for the balances.
+        # `Position.apply_fill` with the flows just worked out for the balances, for both
+        # positions: working them out costs more than booking them.
+        fee = fee_in_quote(instrument, fill)
+        if strategy_position is not None:
+            strategy_position.apply_flows(base_delta, quote_delta)
+            strategy_position.fees += fee
         position = self._position(order.symbol)
         realized_before = position.realized_pnl
         position.apply_flows(base_delta, quote_delta)
-        position.fees += fee_in_quote(instrument, fill)
+        position.fees += fee
         return position.realized_pnl - realized_before
 
     def on_final(self, order: Order) -> None:

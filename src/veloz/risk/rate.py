@@ -26,13 +26,19 @@ class TokenBucket:
 
     def take(self) -> bool:
         """Spend one token if there is one."""
+        # Runs before every order: the max() and min() below are written as comparisons,
+        # which skip two builtin calls and pick the same operand max() and min() would.
         now = self._now_ns()
-        elapsed_s = max(0, now - self._last_ns) / 1e9
+        elapsed_ns = now - self._last_ns
+        elapsed_s = (elapsed_ns if elapsed_ns > 0 else 0) / 1e9  # max(0, elapsed_ns)
         self._last_ns = now
-        self._tokens = min(self._capacity, self._tokens + elapsed_s * self._rate)
-        if self._tokens >= 1:
-            self._tokens -= 1
+        tokens = self._tokens + elapsed_s * self._rate
+        capacity = self._capacity
+        tokens = tokens if tokens < capacity else capacity  # min(capacity, tokens)
+        if tokens >= 1:
+            self._tokens = tokens - 1
             return True
+        self._tokens = tokens
         return False
 
     def retry_after_s(self) -> float:

@@ -138,7 +138,9 @@ class StrategyHost:
         self._bar_handlers: dict[str, tuple[tuple[RunningStrategy, BarHandler], ...]] = {}
         # Moves on every lifecycle change, so a cached `bar_handlers` knows it is stale.
         self.version = 0
-        self._timed: set[RunningStrategy] = set()
+        # The running strategies with a timer; a bar loop calls `on_clock` only while there
+        # are some. Mutated, never rebound.
+        self.timed: set[RunningStrategy] = set()
         self._max_orders_per_s = max_orders_per_s
         self._deadline = (
             CallbackDeadline(callback_deadline_s) if callback_deadline_s is not None else None
@@ -288,9 +290,9 @@ class StrategyHost:
     def on_clock(self, now_ns: int) -> None:
         """Fire the timers that are due. A timer that fell behind fires once and is
         rescheduled from now: a burst of stale calls helps no strategy."""
-        if not self._timed:
+        if not self.timed:
             return
-        for running in list(self._timed):
+        for running in list(self.timed):
             due = running.timer_due_ns
             if due is None or now_ns < due or running.state is not StrategyState.RUNNING:
                 continue
@@ -304,10 +306,10 @@ class StrategyHost:
         running.timer_interval_ns = interval_ns
         if interval_ns is None:
             running.timer_due_ns = None
-            self._timed.discard(running)
+            self.timed.discard(running)
         else:
             running.timer_due_ns = self._now_ns() + interval_ns
-            self._timed.add(running)
+            self.timed.add(running)
 
     def on_order_event(self, event: OrderEvent, order: Order) -> None:
         """An event of an order, as recorded; `order` as it stood right after it."""

@@ -106,7 +106,9 @@ class SimExchange:
         self._balances = BalanceBook(config.starting_balances)
         self._orders: dict[str, SimOrder] = {}
         self._final_ids: deque[str] = deque()
-        self._books: dict[str, RestingBook] = {}
+        # Per symbol; read by the backtest's bar loop (`has_resting` without the call), so
+        # it is mutated, never rebound.
+        self.books: dict[str, RestingBook] = {}
         self._liquidity = DisplayedLiquidity()
         self._outbox: list[OrderReport] = []
 
@@ -149,7 +151,7 @@ class SimExchange:
 
     def on_quote(self, quote: QuoteTick) -> None:
         """Trade the resting orders the quote reaches."""
-        book = self._books.get(quote.symbol)
+        book = self.books.get(quote.symbol)
         if not book:
             return
         instrument = self._instruments[quote.symbol]
@@ -180,7 +182,7 @@ class SimExchange:
         self._balances = book
         self._orders = {order.client_order_id: order for order in restored}
         self._final_ids.clear()
-        self._books = {}
+        self.books.clear()
         for order in restored:
             self._book(order.symbol).add(order)
 
@@ -210,7 +212,7 @@ class SimExchange:
 
     def has_resting(self, symbol: str) -> bool:
         """Whether a quote of `symbol` could trade anything (see `on_quote`)."""
-        return bool(self._books.get(symbol))
+        return bool(self.books.get(symbol))
 
     # -- reports -----------------------------------------------------------------------
 
@@ -256,15 +258,17 @@ class SimExchange:
         else:
             order.lock_price = touch_with_slippage(order.side, quote, self._slippage)
         order.fee_reserve = self._fee_reserve(order.side)
-        asset, amount = hold(order, instrument, order.qty)
         if self._config.margin:
             # A margin account's exposure is the engine's risk check (leverage against
-            # equity): nothing is held back and a balance may go negative (a short).
+            # equity): nothing is held back and a balance may go negative (a short). The
+            # asset `hold` would name, without working out an amount nobody uses.
+            asset = instrument.quote_asset if order.side is BUY else instrument.base_asset
             amount = ZERO
-        elif not self._balances.can_lock(asset, amount):
-            self._reject(request, "insufficient_balance")
-            return None
         else:
+            asset, amount = hold(order, instrument, order.qty)
+            if not self._balances.can_lock(asset, amount):
+                self._reject(request, "insufficient_balance")
+                return None
             self._balances.lock(asset, amount)
         order.lock_asset, order.locked = asset, amount
         order.venue_order_id = self._new_id("O")
@@ -355,8 +359,13 @@ class SimExchange:
         else:
             paid, paid_qty = instrument.base_asset, qty
             received, received_qty = instrument.quote_asset, notional
-        release = hold(order, instrument, qty)[1]
-        if locked < release:  # min(share, locked)
+        if locked:
+            release = hold(order, instrument, qty)[1]
+            if locked < release:  # min(share, locked)
+                release = locked
+        else:
+            # Nothing left to release (always, in a margin account): min(share, locked) is
+            # `locked` itself, as a share is never negative.
             release = locked
         order.locked = locked - release
         fee, fee_asset = fill.fee, fill.fee_asset
@@ -396,9 +405,9 @@ class SimExchange:
     # -- helpers -----------------------------------------------------------------------
 
     def _book(self, symbol: str) -> RestingBook:
-        book = self._books.get(symbol)
+        book = self.books.get(symbol)
         if book is None:
-            book = self._books[symbol] = RestingBook()
+            book = self.books[symbol] = RestingBook()
         return book
 
     def _new_id(self, kind: str) -> str:
