@@ -26,6 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from veloz.data.bars import DataError
+from veloz.data.store import ParquetStore, SeriesKey, check_venue, data_root
+
 BarFormat = Literal["auto", "nautilus", "binance", "parquet"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -117,10 +120,17 @@ def concat_shifted(series: BarSeries, copies: int) -> BarSeries:
     )
 
 
+# `--data store:binance/BTCUSDT/1m`: bars that `veloz data import|download` keep.
+STORE_PREFIX = "store:"
+
+
 def load_bars(path: Path | str, symbol: str, fmt: BarFormat = "auto") -> BarSeries:
     """The bars in `path`. `fmt="auto"` goes by the extension: `.parquet`; `.zip` is a
     Binance dump; `.csv` is Binance when its first field is a number or `open_time`,
-    NautilusTrader-style otherwise. A `.zip` is opened whatever `fmt` says."""
+    NautilusTrader-style otherwise. A `.zip` is opened whatever `fmt` says.
+    `store:VENUE/SYMBOL/INTERVAL` reads the data store instead (`load_stored`)."""
+    if str(path).startswith(STORE_PREFIX):
+        return load_stored(str(path), symbol)
     path = Path(path)
     if not path.is_file():
         raise BarDataError(f"{path}: no such file")
@@ -136,6 +146,33 @@ def load_bars(path: Path | str, symbol: str, fmt: BarFormat = "auto") -> BarSeri
         where, ts_ns, values = _read_csv(_file_bytes(path), str(path), fmt)
     _check(where, ts_ns, values)
     return BarSeries(symbol, str(path), ts_ns, *values)
+
+
+def load_stored(spec: str, symbol: str) -> BarSeries:
+    """`store:VENUE/SYMBOL/INTERVAL`: every bar of that series in the data store under
+    VELOZ_DATA_DIR ([data.md](../../../docs/data.md)), as floats like every other source."""
+    parts = spec.removeprefix(STORE_PREFIX).split("/")
+    if len(parts) != 3 or not all(parts):
+        raise BarDataError(
+            f"{spec}: expected store:VENUE/SYMBOL/INTERVAL, e.g. store:binance/BTCUSDT/1m"
+        )
+    store = ParquetStore(data_root())
+    try:
+        key = SeriesKey(check_venue(parts[0]), parts[1].upper(), parts[2])
+        frame = store.read(key, exact=False)
+    except (DataError, pl.exceptions.PolarsError, OSError) as exc:
+        raise BarDataError(f"{spec}: {exc}") from None
+    if frame.is_empty():
+        raise BarDataError(
+            f"{spec}: no bars stored in {store.directory(key)} (veloz data import|download)"
+        )
+    opens, highs, lows, closes, volumes = (
+        frame[name].to_numpy().astype(np.float64, copy=False) for name in VALUE_COLUMNS
+    )
+    values: _Values = (opens, highs, lows, closes, volumes)
+    ts_ns = frame["ts_ns"].to_numpy()
+    _check(_Where(str(store.directory(key)), "row", 1), ts_ns, values)
+    return BarSeries(symbol, spec, ts_ns, *values)
 
 
 def load_many(specs: list[tuple[str, Path]]) -> dict[str, BarSeries]:

@@ -24,9 +24,15 @@ _PROGRESS_AFTER_S = 1.0
 @app.command()
 def run(
     *,
-    strategy: Annotated[str, typer.Option(help="ema_cross, grid, or module:Class")],
+    strategy: Annotated[
+        str, typer.Option(help="A built-in (`veloz strategy catalog`) or module:Class")
+    ],
     data: Annotated[
-        list[Path], typer.Option(help="Bars: CSV (NautilusTrader, Binance klines), zip, Parquet")
+        list[Path],
+        typer.Option(
+            help="Bars: CSV (NautilusTrader, Binance klines), zip, Parquet, or "
+            "store:VENUE/SYMBOL/INTERVAL from `veloz data import|download`"
+        ),
     ],
     symbol: Annotated[
         list[str], typer.Option(help="The symbol of each --data, in order; the first is traded")

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.sample_bars import sample_path
 from veloz.backtest.data import BarSeries, load_bars
 from veloz.backtest.engine import (
     AccountType,
@@ -37,7 +38,6 @@ from veloz.strategy.host import StrategySpec
 D = Decimal
 T0 = 1_704_067_200_000_000_000  # 2024-01-01 00:00:00 UTC
 MINUTE = 60_000_000_000
-BTC_BARS = Path("/work/shared/data/btc-perp-20211231-20220201_1m.csv")
 
 Fill = tuple[int, str, Decimal, Decimal, Decimal]
 
@@ -362,9 +362,7 @@ BTC_CASES = [
 
 @pytest.fixture(scope="module")
 def btc() -> BarSeries:
-    if not BTC_BARS.exists():
-        pytest.skip(f"{BTC_BARS} is not here")
-    return load_bars(BTC_BARS, "BTCUSDT")
+    return load_bars(sample_path(), "BTCUSDT")
 
 
 @pytest.mark.parametrize(
