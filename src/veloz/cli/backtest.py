@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from veloz.backtest.data import BarSeries
     from veloz.backtest.engine import BacktestResult
 
 app = typer.Typer(help="Backtest strategies on bars from files.", no_args_is_help=True)
@@ -107,6 +108,7 @@ def run(
     with _Progress() as progress:
         result = engine.run(progress.update)
     summary = _summary(result, spec.symbol, msgspec.to_builtins(config))
+    summary["statistics"] = _statistics(bars, result, config.balances, spec.symbol)
     _print_summary(summary)
     if json_out is not None:
         json_out.write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
@@ -153,6 +155,22 @@ def _write_fills(path: Path, result: "BacktestResult") -> None:
             )
 
 
+def _statistics(
+    bars: "dict[str, BarSeries]",
+    result: "BacktestResult",
+    balances: dict[str, Decimal],
+    symbol: str,
+) -> dict[str, Any] | None:
+    """The run's statistics ([analytics.md](../../../docs/analytics.md)); None when they
+    have no meaning (a starting equity of zero)."""
+    from veloz.backtest.analytics import backtest_statistics
+
+    try:
+        return backtest_statistics(bars, result.fills, balances, symbol).to_json()
+    except ValueError:
+        return None
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -161,8 +179,44 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for key in ("bars", "orders", "denied", "fills", "fees", "final_equity", "final_position"):
         table.add_row(key, str(summary[key]))
     table.add_row("period", f"{summary['start']} .. {summary['end']}")
+    stats = summary.get("statistics")
+    if stats is not None:
+        trades = stats["trades"]
+        drawdown = stats["drawdown"]
+        if drawdown is not None:
+            bars = f"{drawdown['peak_bar']}..{drawdown['trough_bar']}"
+            recovery = "recovered" if drawdown["recovered"] else "not recovered"
+            shown_drawdown = f"{_ratio(stats['max_drawdown'])} (bars {bars}, {recovery})"
+        else:
+            shown_drawdown = _ratio(stats["max_drawdown"])
+        rows = {
+            "total_return": _ratio(stats["total_return"]),
+            "cagr": _ratio(stats["cagr"]),
+            "volatility": _ratio(stats["volatility"]),
+            "sharpe": _number(stats["sharpe"]),
+            "sortino": _number(stats["sortino"]),
+            "calmar": _number(stats["calmar"]),
+            "max_drawdown": shown_drawdown,
+            "exposure": _ratio(stats["exposure"]),
+            "turnover": _number(stats["turnover"]),
+            "trades": f"{trades['trades']} closed, {trades['open_trades']} open",
+            "win_rate": _ratio(trades["win_rate"]),
+            "profit_factor": _number(trades["profit_factor"]),
+            "average_win": _number(trades["average_win"]),
+            "average_loss": _number(trades["average_loss"]),
+        }
+        for key, shown in rows.items():
+            table.add_row(key, shown)
     table.add_row("speed", f"{summary['bars_per_s']:,} bars/s in {summary['seconds']:.3f} s")
     Console().print(table)
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _number(value: float | str | None) -> str:
+    return "—" if value is None else f"{float(value):,.4f}"
 
 
 def _iso(ts_ns: int) -> str:
