@@ -10,14 +10,13 @@ include the bar being judged. Nothing closes the position at the end.
 """
 
 from collections import deque
-from decimal import Decimal
 from math import sqrt
 from typing import Annotated, Literal
 
 import msgspec
 
 from veloz.model.market import PriceBar
-from veloz.strategy.base import POSITIVE, Strategy, StrategyParams, require_positive
+from veloz.strategy.builtin.long_flat import LongFlat, LongFlatParams
 
 
 class RollingBands:
@@ -55,7 +54,7 @@ class RollingBands:
         return mean + self._shift, sqrt(variance)
 
 
-class BollingerReversionParams(StrategyParams, frozen=True, kw_only=True):
+class BollingerReversionParams(LongFlatParams, frozen=True, kw_only=True):
     period: Annotated[
         int, msgspec.Meta(ge=2, le=10_000, description="closes in the moving average (bars)")
     ] = 20
@@ -69,18 +68,9 @@ class BollingerReversionParams(StrategyParams, frozen=True, kw_only=True):
         Literal["middle", "upper"],
         msgspec.Meta(description="close the position at the middle or the upper band"),
     ] = "middle"
-    qty: Annotated[
-        Decimal,
-        msgspec.Meta(
-            description="quantity bought on an entry (base asset)", extra_json_schema=POSITIVE
-        ),
-    ] = Decimal("0.001")
-
-    def __post_init__(self) -> None:
-        require_positive(qty=self.qty)
 
 
-class BollingerReversion(Strategy):
+class BollingerReversion(LongFlat):
     name = "bollinger_reversion"
     description = (
         "Long on a close below the lower Bollinger band, flat at the middle or upper band."
@@ -93,7 +83,6 @@ class BollingerReversion(Strategy):
         self._bands = RollingBands(params.period)
         self._width = params.width
         self._exit_upper = params.exit == "upper"
-        self._qty = params.qty
 
     def on_bar(self, bar: PriceBar) -> None:
         bands = self._bands.update(bar.close)
@@ -101,11 +90,5 @@ class BollingerReversion(Strategy):
             return
         middle, std = bands
         close = bar.close
-        position = self.ctx.position()
-        if position <= 0:
-            if close < middle - self._width * std:
-                self.ctx.buy_market(self._qty)
-        else:
-            target = middle + self._width * std if self._exit_upper else middle
-            if close >= target:
-                self.ctx.sell_market(position)
+        target = middle + self._width * std if self._exit_upper else middle
+        self.step(enter=close < middle - self._width * std, leave=close >= target)

@@ -9,13 +9,12 @@ end.
 """
 
 from collections import deque
-from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 
 from veloz.model.market import PriceBar
-from veloz.strategy.base import POSITIVE, Strategy, StrategyParams, require_positive
+from veloz.strategy.builtin.long_flat import LongFlat, LongFlatParams
 
 
 class RollingExtreme:
@@ -50,7 +49,7 @@ class RollingExtreme:
         return self._items[0][1] if self._count >= self._period else None
 
 
-class DonchianBreakoutParams(StrategyParams, frozen=True, kw_only=True):
+class DonchianBreakoutParams(LongFlatParams, frozen=True, kw_only=True):
     entry: Annotated[
         int,
         msgspec.Meta(
@@ -63,18 +62,9 @@ class DonchianBreakoutParams(StrategyParams, frozen=True, kw_only=True):
             ge=1, le=10_000, description="sell on a close below the low of this many bars"
         ),
     ] = 10
-    qty: Annotated[
-        Decimal,
-        msgspec.Meta(
-            description="quantity bought on an entry (base asset)", extra_json_schema=POSITIVE
-        ),
-    ] = Decimal("0.001")
-
-    def __post_init__(self) -> None:
-        require_positive(qty=self.qty)
 
 
-class DonchianBreakout(Strategy):
+class DonchianBreakout(LongFlat):
     name = "donchian_breakout"
     description = "Long on a close above the N-bar high, flat on a close below the M-bar low."
     Params = DonchianBreakoutParams
@@ -84,16 +74,10 @@ class DonchianBreakout(Strategy):
         assert isinstance(params, DonchianBreakoutParams)
         self._high = RollingExtreme(params.entry, maximum=True)
         self._low = RollingExtreme(params.exit, maximum=False)
-        self._qty = params.qty
 
     def on_bar(self, bar: PriceBar) -> None:
         high, low = self._high.value, self._low.value  # of the bars before this one
         close = bar.close
-        position = self.ctx.position()
-        if position <= 0:
-            if high is not None and close > high:
-                self.ctx.buy_market(self._qty)
-        elif low is not None and close < low:
-            self.ctx.sell_market(position)
+        self.step(enter=high is not None and close > high, leave=low is not None and close < low)
         self._high.push(bar.high)
         self._low.push(bar.low)

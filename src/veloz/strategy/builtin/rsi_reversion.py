@@ -9,13 +9,12 @@ an RSI: flat and RSI < `oversold` sends a MARKET BUY of `qty`; long and RSI > `o
 sends a MARKET SELL of the whole position. Nothing closes the position at the end.
 """
 
-from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 
 from veloz.model.market import PriceBar
-from veloz.strategy.base import POSITIVE, Strategy, StrategyParams, require_positive
+from veloz.strategy.builtin.long_flat import LongFlat, LongFlatParams
 
 
 class WilderRsi:
@@ -60,7 +59,7 @@ class WilderRsi:
         return rsi
 
 
-class RsiReversionParams(StrategyParams, frozen=True, kw_only=True):
+class RsiReversionParams(LongFlatParams, frozen=True, kw_only=True):
     period: Annotated[
         int, msgspec.Meta(ge=2, le=1_000, description="RSI period (bars), Wilder's smoothing")
     ] = 14
@@ -70,22 +69,16 @@ class RsiReversionParams(StrategyParams, frozen=True, kw_only=True):
     overbought: Annotated[
         float, msgspec.Meta(gt=0, lt=100, description="sell the position when the RSI exceeds this")
     ] = 70.0
-    qty: Annotated[
-        Decimal,
-        msgspec.Meta(
-            description="quantity bought on an entry (base asset)", extra_json_schema=POSITIVE
-        ),
-    ] = Decimal("0.001")
 
     def __post_init__(self) -> None:
-        require_positive(qty=self.qty)
+        super().__post_init__()
         if self.oversold >= self.overbought:
             raise ValueError(
                 f"oversold ({self.oversold:g}) must be below overbought ({self.overbought:g})"
             )
 
 
-class RsiReversion(Strategy):
+class RsiReversion(LongFlat):
     name = "rsi_reversion"
     description = (
         "Long when the RSI (Wilder) falls below oversold, flat when it rises above overbought."
@@ -98,14 +91,9 @@ class RsiReversion(Strategy):
         self._rsi = WilderRsi(params.period)
         self._oversold = params.oversold
         self._overbought = params.overbought
-        self._qty = params.qty
 
     def on_bar(self, bar: PriceBar) -> None:
         rsi = self._rsi.update(bar.close)
         if rsi is None:
             return
-        position = self.ctx.position()
-        if position <= 0 and rsi < self._oversold:
-            self.ctx.buy_market(self._qty)
-        elif position > 0 and rsi > self._overbought:
-            self.ctx.sell_market(position)
+        self.step(enter=rsi < self._oversold, leave=rsi > self._overbought)
