@@ -52,45 +52,23 @@ run_script() {
     done
 }
 
-newest_complete() {
-    { find "$1" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' 2>/dev/null || true; } \
-        | LC_ALL=C sort | tail -n 1
-}
-
-upload() {
-    local dir=$1 summary
-    [ -n "${VELOZ_S3_BUCKET:-}" ] || return 0
-    log "upload $dir to $VELOZ_S3_BUCKET"
-    summary=$(veloz_cli backup upload "$dir") || return 1
-    log "$summary"
-}
-
 sqlite_history() {
     local parent=$VELOZ_BACKUP_DIR/history summary
-    mkdir -p "$parent" || return 1
-    while :; do
-        out=$parent/$(backup_stamp)
-        mkdir "$out" 2>/dev/null && break
-        sleep 1
-    done
+    out=$(new_backup_dir "$parent") || return 1
     log "history store $(redact_url "$VELOZ_DATABASE_URL") into $out (online backup)"
     summary=$(veloz_cli db backup "$out/veloz.db" --url "$VELOZ_DATABASE_URL" --info "$out/info.json") || return 1
     log "$summary"
     write_manifest "$out" || return 1
     local done_dir=$out
     out=""
-    upload "$done_dir" || return 1
-    find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' | LC_ALL=C sort \
-        | head -n -"$keep" | while IFS= read -r old; do
-        log "removing $old (beyond the newest $keep)"
-        rm -rf -- "$old"
-    done
+    upload_if_configured "$done_dir" || return 1
+    prune_backups "$parent" "$keep"
 }
 
 postgres_history() {
     log "history store $(redact_url "$VELOZ_DATABASE_URL"): backup_postgres.sh -t full"
     run_script backup_postgres.sh -t full || return 1
-    upload "$(newest_complete "$VELOZ_BACKUP_DIR/postgres/full")"
+    upload_if_configured "$(newest_complete "$VELOZ_BACKUP_DIR/postgres/full")"
 }
 
 case $store in

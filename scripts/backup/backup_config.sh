@@ -31,12 +31,7 @@ out=""
 trap 'remove_incomplete_backup $?' EXIT
 
 parent=$VELOZ_BACKUP_DIR/config
-mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
-while :; do
-    out=$parent/$(backup_stamp)
-    mkdir "$out" 2>/dev/null && break
-    sleep 1
-done
+out=$(new_backup_dir "$parent")
 
 log "copying $VELOZ_CONFIG_DIR into $out"
 # Errors name files, never contents; a file we cannot read fails the backup.
@@ -44,16 +39,7 @@ cp -a -- "$VELOZ_CONFIG_DIR/." "$out/" || die $EXIT_FAILED "cannot copy $VELOZ_C
 write_manifest "$out" || die $EXIT_FAILED "cannot write $out/MANIFEST.sha256"
 log "$(find "$out" -type f ! -name MANIFEST.sha256 | wc -l) files copied"
 
-if [ -n "${VELOZ_S3_BUCKET:-}" ]; then
-    log "upload to $VELOZ_S3_BUCKET"
-    summary=$(veloz_cli backup upload "$out") || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
-    log "$summary"
-fi
-
-find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' | LC_ALL=C sort \
-    | head -n -"$keep" | while IFS= read -r old; do
-    log "removing $old (beyond the newest $keep)"
-    rm -rf -- "$old"
-done
+upload_if_configured "$out" || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
+prune_backups "$parent" "$keep"
 log "done: $out"
 printf '%s\n' "$out"

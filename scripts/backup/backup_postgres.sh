@@ -77,17 +77,6 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 # A fresh directory named by the UTC time (a second run within the same second waits).
-new_backup_dir() {
-    local parent=$1 stamp
-    mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
-    while :; do
-        stamp=$(backup_stamp)
-        mkdir "$parent/$stamp" 2>/dev/null && break
-        [ -d "$parent/$stamp" ] || die $EXIT_FAILED "cannot create $parent/$stamp"
-        sleep 1
-    done
-    printf '%s\n' "$parent/$stamp"
-}
 
 log "connecting to $shown"
 if ! answer=$(pg_query "$url" "SELECT current_setting('server_version')"); then

@@ -33,14 +33,8 @@ out=""
 trap 'remove_incomplete_backup $?' EXIT
 
 parent=$VELOZ_BACKUP_DIR/wal
-mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
-while :; do # a fresh directory named by the UTC time; a second run in the same second waits
-    out=$parent/$(backup_stamp)
-    mkdir "$out" 2>/dev/null && break
-    sleep 1
-done
-previous=$(find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' \
-    | LC_ALL=C sort | tail -n 1)
+previous=$(newest_complete "$parent")
+out=$(new_backup_dir "$parent")
 
 log "snapshot of $VELOZ_WAL_DIR into $out"
 summary=$(veloz_cli wal snapshot --dir "$VELOZ_WAL_DIR" --out "$out") || die $EXIT_FAILED "veloz wal snapshot failed"
@@ -61,16 +55,7 @@ fi
 write_manifest "$out" || die $EXIT_FAILED "cannot write $out/MANIFEST.sha256"
 ln -sfn "$(basename "$out")" "$parent/latest" || die $EXIT_FAILED "cannot point $parent/latest at $out"
 
-if [ -n "${VELOZ_S3_BUCKET:-}" ]; then
-    log "upload to $VELOZ_S3_BUCKET"
-    summary=$(veloz_cli backup upload "$out") || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
-    log "$summary"
-fi
-
-find "$parent" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' | LC_ALL=C sort \
-    | head -n -"$keep" | while IFS= read -r old; do
-    log "removing $old (beyond the newest $keep)"
-    rm -rf -- "$old"
-done
+upload_if_configured "$out" || die $EXIT_FAILED "upload of $out to $VELOZ_S3_BUCKET failed"
+prune_backups "$parent" "$keep"
 log "done: $out"
 printf '%s\n' "$out"

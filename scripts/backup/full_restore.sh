@@ -68,18 +68,6 @@ fi
 take_lock
 stamp=$(backup_stamp)
 
-newest_complete() {
-    { find "$1" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' 2>/dev/null || true; } \
-        | LC_ALL=C sort | tail -n 1
-}
-store_kind() {
-    case $VELOZ_DATABASE_URL in
-        sqlite:///?*) echo history ;;
-        postgres://* | postgresql://*) echo postgres/full ;;
-        none | NONE | None) echo none ;;
-        *) die $EXIT_USAGE "VELOZ_DATABASE_URL is neither sqlite:///PATH, postgresql://... nor none: $(redact_url "$VELOZ_DATABASE_URL")" ;;
-    esac
-}
 
 if [[ $source_root == s3://* ]]; then
     root=$VELOZ_BACKUP_DIR/s3-restore/$stamp
@@ -143,7 +131,12 @@ else
     log "no configuration backup: $VELOZ_CONFIG_DIR left as it is"
 fi
 
-kind=$(store_kind)
+store=$(history_store_kind)
+case $store in
+    sqlite) kind=history ;;
+    postgres) kind=postgres/full ;;
+    none) kind=none ;;
+esac
 store_set=""
 [ "$kind" = none ] || store_set=$(newest_complete "$root/$kind")
 

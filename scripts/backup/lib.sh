@@ -113,6 +113,46 @@ history_store_kind() {
     esac
 }
 
+# The complete backup sets under PARENT (those with their manifest, written last), oldest
+# first; and the newest of them.
+complete_sets() {
+    { find "$1" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' 2>/dev/null || true; } \
+        | LC_ALL=C sort
+}
+newest_complete() { complete_sets "$1" | tail -n 1; }
+
+# A new backup directory under PARENT named by the UTC time, its path on stdout; a second
+# run in the same second waits for the next.
+new_backup_dir() {
+    local parent=$1 stamp
+    mkdir -p "$parent" || die $EXIT_FAILED "cannot create $parent"
+    while :; do
+        stamp=$(backup_stamp)
+        mkdir "$parent/$stamp" 2>/dev/null && break
+        [ -d "$parent/$stamp" ] || die $EXIT_FAILED "cannot create $parent/$stamp"
+        sleep 1
+    done
+    printf '%s\n' "$parent/$stamp"
+}
+
+# DIR to VELOZ_S3_BUCKET when one is set (manifest last); 1 if the upload fails.
+upload_if_configured() {
+    local dir=$1 summary
+    [ -n "${VELOZ_S3_BUCKET:-}" ] || return 0
+    log "upload $dir to $VELOZ_S3_BUCKET"
+    summary=$(veloz_cli backup upload "$dir") || return 1
+    log "$summary"
+}
+
+# Remove the complete sets under PARENT beyond the newest KEEP.
+prune_backups() {
+    local old
+    complete_sets "$1" | head -n -"$2" | while IFS= read -r old; do
+        log "removing $old (beyond the newest $2)"
+        rm -rf -- "$old"
+    done
+}
+
 # An EXIT trap's part: after a failure, the backup being written ($out, no manifest yet)
 # is removed; a complete one (manifest written last) never is.
 remove_incomplete_backup() {

@@ -38,8 +38,7 @@ while [ $# -gt 0 ]; do
 done
 require_veloz
 if [ -z "$backup" ]; then
-    backup=$({ find "$VELOZ_BACKUP_DIR/wal" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 \
-        -printf '%h\n' 2>/dev/null || true; } | LC_ALL=C sort | tail -n 1)
+    backup=$(newest_complete "$VELOZ_BACKUP_DIR/wal")
     [ -n "$backup" ] || die $EXIT_USAGE "no complete journal backup under $VELOZ_BACKUP_DIR/wal"
 elif [ ! -d "$backup" ] && [ -d "$VELOZ_BACKUP_DIR/wal/$backup" ]; then
     backup=$VELOZ_BACKUP_DIR/wal/$backup

@@ -91,7 +91,6 @@ report() { # STATUS WHAT...
     [ "$1" != FAIL ] || failures=$((failures + 1))
 }
 
-complete_sets() { { find "$1" -mindepth 2 -maxdepth 2 -name MANIFEST.sha256 -printf '%h\n' 2>/dev/null || true; } | LC_ALL=C sort; }
 stamp_seconds() { # 20261129T031500Z -> seconds since the epoch
     local s=$1
     date -u -d "${s:0:4}-${s:4:2}-${s:6:2} ${s:9:2}:${s:11:2}:${s:13:2}" +%s 2>/dev/null
