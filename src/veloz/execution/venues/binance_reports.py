@@ -8,7 +8,8 @@ been told is `binance_ledger.py`'s business. Amounts are parsed from Binance's s
 we need raises `MalformedMessage`, for the caller to count and log once.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,6 +20,7 @@ from veloz.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType
 from veloz.model.events import OrderFilled
 
 _NS_PER_MS = 1_000_000
+
 
 # Binance's order status (enums.md, "Order status") -> ours. PENDING_NEW is an order of a
 # list waiting for its trigger: accepted, not working yet. EXPIRED_IN_MATCH is an order
@@ -38,6 +40,18 @@ _STATUS = {
 
 class MalformedMessage(ValueError):
     """A message from Binance without a field we need, or with one we cannot read."""
+
+
+@contextmanager
+def _readable(what: str) -> Iterator[None]:
+    """A field missing or of the wrong type in `what` becomes one MalformedMessage naming
+    it; a MalformedMessage raised inside passes as it is."""
+    try:
+        yield
+    except MalformedMessage:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise MalformedMessage(f"{what} without a readable {error}") from None
 
 
 class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,7 +126,7 @@ def order_update(
     """An order object as the new-order (any response type but ACK), cancel, query and
     open-orders answers carry it. `fills` are the order's trades when known (from
     `myTrades`); otherwise those of a FULL new-order answer, which are taker fills."""
-    try:
+    with _readable("order answer"):
         client_order_id = _text(data, "origClientOrderId") or _text(data, "clientOrderId")
         side = OrderSide(data["side"])
         symbol = _text(data, "symbol")
@@ -138,15 +152,11 @@ def order_update(
             # Binance shows a market order's price as zero.
             price=price if price else None,
         )
-    except MalformedMessage:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"order answer without a readable {error}") from None
 
 
 def trade_fill(trade: Mapping[str, Any], client_order_id: str) -> OrderFilled:
     """One of our trades as `GET /api/v3/myTrades` lists it."""
-    try:
+    with _readable("trade"):
         return OrderFilled(
             client_order_id=client_order_id,
             trade_id=str(int(trade["id"])),
@@ -159,15 +169,11 @@ def trade_fill(trade: Mapping[str, Any], client_order_id: str) -> OrderFilled:
             side=OrderSide.BUY if trade["isBuyer"] else OrderSide.SELL,
             ts_ns=int(trade["time"]) * _NS_PER_MS,
         )
-    except MalformedMessage:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"trade without a readable {error}") from None
 
 
 def execution_update(event: Mapping[str, Any]) -> OrderUpdate:
     """An `executionReport` event of the user data stream (user-data-stream.md)."""
-    try:
+    with _readable("executionReport"):
         # A cancel's report names the cancel request in `c` and the order in `C`.
         client_order_id = _text(event, "C") or _text(event, "c")
         symbol = _text(event, "s")
@@ -204,33 +210,21 @@ def execution_update(event: Mapping[str, Any]) -> OrderUpdate:
             order_qty=_decimal(event, "q"),
             price=price if price else None,
         )
-    except MalformedMessage:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"executionReport without a readable {error}") from None
 
 
 def account_totals(data: Mapping[str, Any]) -> dict[str, Decimal]:
     """`GET /api/v3/account`: free plus locked per asset."""
-    try:
+    with _readable("account answer"):
         return {
             str(item["asset"]): _decimal(item, "free") + _decimal(item, "locked")
             for item in data["balances"]
         }
-    except MalformedMessage:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"account answer without a readable {error}") from None
 
 
 def position_totals(event: Mapping[str, Any]) -> dict[str, Decimal]:
     """An `outboundAccountPosition` event: free plus locked of the assets it names."""
-    try:
+    with _readable("outboundAccountPosition"):
         return {str(item["a"]): _decimal(item, "f") + _decimal(item, "l") for item in event["B"]}
-    except MalformedMessage:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"outboundAccountPosition without a readable {error}") from None
 
 
 def status_of(binance_status: object) -> OrderStatus:
