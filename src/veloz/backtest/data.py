@@ -101,6 +101,18 @@ class BarSeries:
         steps, counts = np.unique(np.diff(self.ts_ns), return_counts=True)
         return int(steps[np.argmax(counts)])
 
+    def slice(self, start: int, stop: int) -> "BarSeries":
+        """Bars [start, stop) by index, sharing this series' memory."""
+        return replace(
+            self,
+            ts_ns=self.ts_ns[start:stop],
+            open=self.open[start:stop],
+            high=self.high[start:stop],
+            low=self.low[start:stop],
+            close=self.close[start:stop],
+            volume=self.volume[start:stop],
+        )
+
 
 def concat_shifted(series: BarSeries, copies: int) -> BarSeries:
     """`copies` copies of `series` end to end, copy k shifted by k × (end − start +
@@ -173,17 +185,6 @@ def load_stored(spec: str, symbol: str) -> BarSeries:
     ts_ns = frame["ts_ns"].to_numpy()
     _check(_Where(str(store.directory(key)), "row", 1), ts_ns, values)
     return BarSeries(symbol, spec, ts_ns, *values)
-
-
-def load_many(specs: list[tuple[str, Path]]) -> dict[str, BarSeries]:
-    """Several symbols' bars, symbol → series; a symbol named twice is an error (before
-    any file is read)."""
-    files: dict[str, Path] = {}
-    for symbol, path in specs:
-        if symbol in files:
-            raise BarDataError(f"{symbol} is given twice: {files[symbol]} and {path}")
-        files[symbol] = path
-    return {symbol: load_bars(path, symbol) for symbol, path in files.items()}
 
 
 @dataclass(frozen=True)

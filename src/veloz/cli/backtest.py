@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from veloz.backtest.data import BarSeries
     from veloz.backtest.engine import BacktestResult
 
 app = typer.Typer(help="Backtest strategies on bars from files.", no_args_is_help=True)
@@ -51,6 +50,10 @@ def run(
         list[str] | None,
         typer.Option(help="Directories to import module:Class strategies from (repeatable)"),
     ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First bar time, ISO 8601 (2022-01-05 or ...T12:00:00Z)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Bars before this time only, ISO 8601")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the summary as JSON here")
     ] = None,
@@ -61,18 +64,12 @@ def run(
 
     import msgspec
 
-    from veloz.backtest.data import BarDataError, load_many
-    from veloz.backtest.engine import (
-        AccountType,
-        BacktestConfig,
-        BacktestEngine,
-        BarPath,
-        FillModel,
-    )
+    from veloz.backtest.data import BarDataError
+    from veloz.backtest.engine import AccountType, BarPath, FillModel
+    from veloz.backtest.run import BacktestRequest, DataRef, prepare
     from veloz.config import parse_balances
     from veloz.model.errors import CommandRejected
-    from veloz.strategy.host import StrategySpec
-    from veloz.strategy.registry import parse_assignments, parse_params, strategy_class
+    from veloz.strategy.registry import parse_assignments
 
     search_path = tuple(strategy_path or ()) + tuple(
         p for p in os.environ.get("VELOZ_STRATEGY_PATH", "").split(os.pathsep) if p
@@ -82,60 +79,37 @@ def run(
             raise CommandRejected(
                 f"give one --symbol per --data ({len(data)} files, {len(symbol)} symbols)"
             )
-        config = BacktestConfig(
+        request = BacktestRequest(
+            strategy=strategy,
+            data=[DataRef(symbol=s, source=str(p)) for s, p in zip(symbol, data, strict=True)],
+            params=parse_assignments(param or ()),
             account=_choice(AccountType, account, "--account"),
             balances=_balances(parse_balances, balance),
-            maker_fee_bps=_decimal(fee_bps, "--fee-bps"),
-            taker_fee_bps=_decimal(fee_bps, "--fee-bps"),
+            fee_bps=_decimal(fee_bps, "--fee-bps"),
             slippage_bps=_decimal(slippage_bps, "--slippage-bps"),
             fill=_choice(FillModel, fill, "--fill"),
             path=_choice(BarPath, path, "--path"),
+            start=start,
+            end=end,
         )
-        # Checked before any data is read: a wrong name or parameter costs nothing.
-        params = parse_assignments(param or ())
-        parse_params(strategy_class(strategy, search_path), params)
-        bars = load_many([(s.upper(), p) for s, p in zip(symbol, data, strict=True)])
-        spec = StrategySpec(
-            strategy_id=strategy.rpartition(":")[2] if ":" in strategy else strategy,
-            name=strategy,
-            symbol=symbol[0].upper(),
-            params=params,
-        )
-        engine = BacktestEngine(config, bars, [spec], search_path=search_path)
+        prepared = prepare(request, search_path)
     except (CommandRejected, BarDataError) as exc:
         typer.echo(f"veloz: {exc.message if isinstance(exc, CommandRejected) else exc}", err=True)
         raise typer.Exit(2) from None
     with _Progress() as progress:
-        result = engine.run(progress.update)
-    summary = _summary(result, spec.symbol, msgspec.to_builtins(config))
-    summary["statistics"] = _statistics(bars, result, config.balances, spec.symbol)
+        outcome = prepared.run(progress.update)
+    summary = outcome.summary
     _print_summary(summary)
     if json_out is not None:
         json_out.write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
     if orders is not None:
-        _write_fills(orders, result)
-
-
-def _summary(result: "BacktestResult", symbol: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "bars": result.bars,
-        "orders": result.orders,
-        "denied": result.denied,
-        "fills": len(result.fills),
-        "fees": str(result.fees),
-        "final_equity": str(result.final_equity),
-        "final_position": str(result.final_positions.get(symbol, Decimal(0))),
-        "final_balances": {asset: str(total) for asset, total in result.final_balances.items()},
-        "start": _iso(result.start_ns),
-        "end": _iso(result.end_ns),
-        "seconds": round(result.seconds, 6),
-        "bars_per_s": round(result.bars_per_s),
-        "config": config,
-    }
+        _write_fills(orders, outcome.result)
 
 
 def _write_fills(path: Path, result: "BacktestResult") -> None:
     import csv
+
+    from veloz.backtest.run import iso
 
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
@@ -143,7 +117,7 @@ def _write_fills(path: Path, result: "BacktestResult") -> None:
         for fill in result.fills:
             writer.writerow(
                 [
-                    _iso(fill.ts_ns),
+                    iso(fill.ts_ns),
                     fill.ts_ns,
                     fill.symbol,
                     fill.side,
@@ -153,22 +127,6 @@ def _write_fills(path: Path, result: "BacktestResult") -> None:
                     fill.fee_asset,
                 ]
             )
-
-
-def _statistics(
-    bars: "dict[str, BarSeries]",
-    result: "BacktestResult",
-    balances: dict[str, Decimal],
-    symbol: str,
-) -> dict[str, Any] | None:
-    """The run's statistics ([analytics.md](../../../docs/analytics.md)); None when they
-    have no meaning (a starting equity of zero)."""
-    from veloz.backtest.analytics import backtest_statistics
-
-    try:
-        return backtest_statistics(bars, result.fills, balances, symbol).to_json()
-    except ValueError:
-        return None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -217,12 +175,6 @@ def _ratio(value: float | None) -> str:
 
 def _number(value: float | str | None) -> str:
     return "—" if value is None else f"{float(value):,.4f}"
-
-
-def _iso(ts_ns: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _choice(kind: Any, value: str, option: str) -> Any:

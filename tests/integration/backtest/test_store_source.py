@@ -33,6 +33,7 @@ def backtest(tmp_path: Path, data: str, name: str) -> dict[str, object]:
     summary: dict[str, object] = json.loads(out.read_text())
     for timing in ("seconds", "bars_per_s"):
         del summary[timing]
+    assert summary.pop("data") == [{"symbol": "BTCUSDT", "source": data, "bars": 45_031}]
     return summary
 
 

@@ -17,7 +17,6 @@ from veloz.backtest.data import (
     BarSeries,
     concat_shifted,
     load_bars,
-    load_many,
 )
 
 HEADER = "timestamp,open,high,low,close,volume"
@@ -436,7 +435,7 @@ def test_ten_copies_of_the_sample(sample):
     assert np.array_equal(long.close[45_031:90_062], sample.close)
 
 
-# --- series, concat_shifted, load_many --------------------------------------------
+# --- series, concat_shifted --------------------------------------------------
 
 
 def test_interval_is_the_most_common_step():
@@ -478,21 +477,6 @@ def test_concat_shifted_puts_one_interval_at_each_join():
     assert concat_shifted(series, 1).ts_ns.tolist() == series.ts_ns.tolist()
     with pytest.raises(ValueError, match="at least 1"):
         concat_shifted(series, 0)
-
-
-def test_load_many_reads_each_symbol(tmp_path):
-    nautilus = write(tmp_path / "btc.csv", HEADER, GOOD, NEXT)
-    binance = write(tmp_path / "eth.csv", binance_row(1_640_995_200_000, "1,2,0,1,3"))
-    loaded = load_many([("BTCUSDT", nautilus), ("ETHUSDT", binance)])
-    assert list(loaded) == ["BTCUSDT", "ETHUSDT"]
-    assert (loaded["BTCUSDT"].symbol, len(loaded["BTCUSDT"])) == ("BTCUSDT", 2)
-    assert loaded["ETHUSDT"].source == str(binance)
-
-
-def test_load_many_refuses_a_symbol_twice_before_reading(tmp_path):
-    first, second = tmp_path / "a.csv", tmp_path / "b.csv"  # neither exists
-    with pytest.raises(BarDataError, match=f"BTCUSDT is given twice: {first} and {second}"):
-        load_many([("BTCUSDT", first), ("ETHUSDT", first), ("BTCUSDT", second)])
 
 
 def test_nautilus_format_needs_its_header(tmp_path):
