@@ -129,3 +129,24 @@ def test_bad_data_exits_2_naming_the_file(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not summary.exists()
+
+
+def test_start_and_end_cut_the_period(runner: CliRunner, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    period = ("--start", "2024-01-01T00:03:00Z", "--end", "2024-01-01T00:09:00Z")
+    result = runner.invoke(app, args(*period, "--json", str(summary)))
+    assert result.exit_code == 0, result.output
+    written = json.loads(summary.read_text())
+    assert (written["bars"], written["start"], written["end"]) == (
+        6,
+        "2024-01-01T00:03:00Z",
+        "2024-01-01T00:08:00Z",
+    )
+
+
+def test_a_period_without_bars_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    result = runner.invoke(app, args("--start", "2030-01-01", "--json", str(summary)))
+    assert result.exit_code == 2, result.output
+    assert "no bars between 2030-01-01 and the end" in result.output
+    assert not summary.exists()
