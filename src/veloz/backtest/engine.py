@@ -37,7 +37,7 @@ from veloz.model.market import PriceBar, QuoteTick
 from veloz.model.orders import Order
 from veloz.portfolio.positions import Position
 from veloz.risk.engine import RiskConfig
-from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
+from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits, builtin_limits
 from veloz.strategy.host import BarHandler, RunningStrategy, StrategyHost, StrategySpec
 
 # The depth a bar's price shows: the backtester does not model the book, so an order
@@ -70,6 +70,17 @@ def _no_limits() -> RiskConfig:
         drawdown_critical_pct=None,
     )
     return RiskConfig(limits=LoadedLimits(limits=limits, source=None, loaded_at_ns=0, sha256=None))
+
+
+def _acts_on_equity(risk: RiskConfig) -> bool:
+    """Whether the limits act on the equity (drawdown levels, the breaker's loss window):
+    only then must the core value the book on every price it is shown."""
+    limits = (risk.limits or builtin_limits()).limits
+    return (
+        limits.drawdown_warning_pct is not None
+        or limits.drawdown_critical_pct is not None
+        or limits.breaker.max_loss is not None
+    )
 
 
 def _default_balances() -> dict[str, Decimal]:
@@ -259,7 +270,12 @@ class BacktestEngine:
         if config.account is AccountType.MARGIN and risk.margin_leverage is None:
             risk = msgspec.structs.replace(risk, margin_leverage=Decimal(1))
         self.core = TradingCore(
-            CoreConfig(retained_final_orders=1_000, risk=risk, record_latency=False),
+            CoreConfig(
+                retained_final_orders=1_000,
+                risk=risk,
+                record_latency=False,
+                value_every_quote=_acts_on_equity(risk),
+            ),
             self.clock,
             self.instruments,
             self._sink,

@@ -93,6 +93,11 @@ class CoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     risk: RiskConfig = RiskConfig()
     # Time risk decisions for the latency metrics (VELOZ_METRICS).
     record_latency: bool = True
+    # Value the portfolio on every quote and fill, for the equity-driven risk actions (drawdown
+    # levels, the breaker's loss window) and the VaR samples. A backtest whose limits act on
+    # none of them turns it off: it keeps the marks and values the book only on fills, and
+    # its statistics come from its own equity curve.
+    value_every_quote: bool = True
 
 
 class TradingCore:
@@ -295,7 +300,7 @@ class TradingCore:
                 self.stats.invalid_reports += 1
                 logger.warning("venue report refused: %s", exc)
             return None
-        if isinstance(report, OrderFilled):
+        if isinstance(report, OrderFilled) and self.config.value_every_quote:
             self._equity = self.portfolio.update_equity()
         try:
             self._sink.emit(report, order)
@@ -321,15 +326,18 @@ class TradingCore:
         self._quotes[symbol] = quote
         mid = self._mids[symbol] = quote.mid
         portfolio.mark(symbol, mid)
-        # Marks are not journaled, so the equity peak travels in checkpoints.
-        equity = self._equity = portfolio.update_equity()
-        self.risk.record_equity(ts_ns, equity)
-        # Each decision sees the mode the one before it may have changed. They rarely
-        # call for an action, so `_act` runs only when there is one.
-        if actions := monitor.on_equity(ts_ns, equity, self.mode):
-            self._act(actions)
-        if actions := monitor.on_drawdown(ts_ns, portfolio.drawdown(equity), self.mode):
-            self._act(actions)
+        if self.config.value_every_quote:
+            # Marks are not journaled, so the equity peak travels in checkpoints.
+            equity = self._equity = portfolio.update_equity()
+            self.risk.record_equity(ts_ns, equity)
+            # Each decision sees the mode the one before it may have changed. They rarely
+            # call for an action, so `_act` runs only when there is one.
+            if actions := monitor.on_equity(ts_ns, equity, self.mode):
+                self._act(actions)
+            if actions := monitor.on_drawdown(ts_ns, portfolio.drawdown(equity), self.mode):
+                self._act(actions)
+        else:
+            self._equity = None  # valued again when an order needs it
         if actions := monitor.on_clock(ts_ns, self.mode):
             self._act(actions)
 

@@ -32,6 +32,8 @@ from veloz.backtest.engine import (
     BarPath,
     FillModel,
 )
+from veloz.risk.engine import RiskConfig
+from veloz.risk.limits import LoadedLimits, RiskLimits, SymbolLimits
 from veloz.strategy.host import StrategySpec
 
 D = Decimal
@@ -137,3 +139,35 @@ def test_a_margin_account_can_add_to_a_short() -> None:
     ]
     assert result.final_positions == {"BTCUSDT": D(-2)}  # type: ignore[attr-defined]
     assert result.final_balances["BTC"] == D(-2)  # type: ignore[attr-defined]
+
+
+def test_drawdown_limits_act_in_a_backtest() -> None:
+    """With a critical drawdown level the core values the book on every price it is shown
+    (as live): the long bought at 110 is worth 90 when the cross down comes at 00:06, more
+    than 2 % below the peak, so trading turns READONLY and the SELL 2 is denied; the cross
+    up at 00:08 finds the strategy still long and sends nothing. Without the limit the same
+    run has three fills (above)."""
+    limits = RiskLimits(
+        defaults=SymbolLimits(price_band_pct=None),
+        drawdown_warning_pct=None,
+        drawdown_critical_pct=D(2),
+    )
+    config = BacktestConfig(
+        account=AccountType.MARGIN,
+        balances={"USDT": D(1000)},
+        risk=RiskConfig(
+            limits=LoadedLimits(limits=limits, source=None, loaded_at_ns=0, sha256=None),
+            margin_leverage=D(1),
+        ),
+    )
+    spec = StrategySpec(
+        strategy_id="golden",
+        name="ema_cross",
+        symbol="BTCUSDT",
+        params={"fast": "2", "slow": "3", "qty": "1"},
+    )
+    engine = BacktestEngine(config, {"BTCUSDT": load_bars(FIXTURE, "BTCUSDT")}, [spec])
+    result = engine.run()
+    assert [(f.side, f.qty, f.price) for f in result.fills] == [("BUY", D(1), D(110))]
+    assert result.denied == 1
+    assert engine.core.mode.value == "READONLY"

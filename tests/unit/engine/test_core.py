@@ -88,10 +88,14 @@ class ListRouter:
         self.sent.append((client_order_id, symbol))
 
 
-def make_core(risk: RiskConfig | None = None) -> tuple[TradingCore, ListSink, ListRouter]:
+def make_core(
+    risk: RiskConfig | None = None, *, value_every_quote: bool = True
+) -> tuple[TradingCore, ListSink, ListRouter]:
     sink, router = ListSink(), ListRouter()
     core = TradingCore(
-        CoreConfig(risk=risk or limits(), record_latency=False),
+        CoreConfig(
+            risk=risk or limits(), record_latency=False, value_every_quote=value_every_quote
+        ),
         SimulatedClock(START),
         INSTRUMENTS,
         sink,
@@ -194,6 +198,22 @@ def test_breaker_trips_halts_and_cools_down_on_the_clock() -> None:
         actor="risk",
         ts_ns=START,  # the simulated clock was not moved: quotes carry their own time
     )
+
+
+def test_without_valuing_every_quote_marks_move_but_equity_is_valued_on_demand() -> None:
+    core, _, _ = make_core(limits(max_rejections=0, window_s=60, cooldown_s=1),
+                           value_every_quote=False)  # fmt: skip
+    core.on_quote(quote())
+    assert core.risk.equity_sample_count == 0  # nothing valued the book on the quote
+    core.on_quote(quote(bid="60000", ask="60000", ts=START + 10**9))
+    # The mark moved all the same: 1 BTC at 60,000 plus the cash.
+    assert core.portfolio.equity() == D(160_000)
+    # The breaker's clock still runs on quotes: a trip cools down.
+    with pytest.raises(CommandRejected):
+        core.submit(buy(qty="100"))
+    assert core.mode is TradingMode.HALTED
+    core.on_quote(quote(ts=START + 5 * 10**9))
+    assert mode_of(core) is TradingMode.ACTIVE
 
 
 def test_cool_down_does_not_lift_a_mode_an_operator_set() -> None:
