@@ -58,6 +58,10 @@ def run(
         Path | None, typer.Option("--json", help="Write the summary as JSON here")
     ] = None,
     orders: Annotated[Path | None, typer.Option(help="Write one CSV row per fill here")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write an HTML report here (one self-contained file, docs/reports.md)"),
+    ] = None,
 ) -> None:
     """Run a backtest."""
     import os
@@ -92,6 +96,10 @@ def run(
             start=start,
             end=end,
         )
+        if report is not None and not report.parent.is_dir():
+            raise CommandRejected(f"--report: the directory {report.parent} does not exist")
+        if report is not None and report.is_dir():
+            raise CommandRejected(f"--report: {report} is a directory; give a file name")
         prepared = prepare(request, search_path)
     except (CommandRejected, BarDataError) as exc:
         typer.echo(f"veloz: {exc.message if isinstance(exc, CommandRejected) else exc}", err=True)
@@ -104,6 +112,10 @@ def run(
         json_out.write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
     if orders is not None:
         _write_fills(orders, outcome.result)
+    if report is not None:
+        from veloz.backtest.report import render_backtest_report
+
+        report.write_text(render_backtest_report(outcome), encoding="utf-8")
 
 
 def _write_fills(path: Path, result: "BacktestResult") -> None:
