@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from veloz.cli import backtest, backup, config, credentials, data, db, strategy, validate, wal
+from veloz.cli import (
+    backtest,
+    backup,
+    config,
+    credentials,
+    data,
+    db,
+    optimize,
+    strategy,
+    validate,
+    wal,
+)
 from veloz.cli.help import PlainHelpGroup
 
 if TYPE_CHECKING:
@@ -25,6 +36,7 @@ app.add_typer(wal.app, name="wal")
 app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(backtest.app, name="backtest")
+app.add_typer(optimize.app, name="optimize")
 app.add_typer(strategy.app, name="strategy")
 app.add_typer(data.app, name="data")
 app.add_typer(config.app, name="config")
