@@ -340,14 +340,18 @@ def _print(outcome: "OptimizationOutcome", top: int) -> None:
         console.print(folds)
         aggregate = walk_forward["out_of_sample"]
         console.print(
-            f"out-of-sample: mean {summary['objective']} {_cell(aggregate['mean_score'])}, "
+            f"out-of-sample: mean {summary['objective']} {_cell(aggregate['mean_score'])} "
+            f"over {aggregate['folds_scored']} of {walk_forward['folds']} folds, "
             f"compounded return {_cell(aggregate['compounded_return'])}"
         )
     best = summary["best"]
+    # With walk-forward the best is the last fold's in-sample choice: what one would trade
+    # next, scored on the window it was chosen on.
+    where = " (last fold, in sample)" if walk_forward is not None else ""
     console.print(
         "best: none scored (too few trades?)"
         if best is None
-        else f"best: {best['params']} {summary['objective']}={_cell(best['score'])}"
+        else f"best{where}: {best['params']} {summary['objective']}={_cell(best['score'])}"
     )
 
 

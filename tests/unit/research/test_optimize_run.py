@@ -139,6 +139,27 @@ def test_walk_forward_reports_out_of_sample_apart() -> None:
     assert summary["results"][-1]["out_of_sample_end"] == "2024-01-03T01:59:00Z"
 
 
+def test_min_trades_chooses_in_sample_but_hides_no_out_of_sample_fold() -> None:
+    """Out of sample a fold is scored by the objective however few trades it made: a
+    minimum there would drop exactly the folds where the chosen parameters barely traded."""
+    in_sample_trades = run(walk_forward=WalkForward(folds=3, in_sample=0.6)).results["trades"]
+    # Higher than some out-of-sample windows (40 % of the in-sample length) reach.
+    min_trades = int(in_sample_trades.median())  # type: ignore[arg-type]
+    outcome = run(walk_forward=WalkForward(folds=3, in_sample=0.6), min_trades=min_trades)
+    folds = outcome.folds
+    assert any(
+        f.out_of_sample_metrics is not None and f.out_of_sample_metrics.trades < min_trades
+        for f in folds
+    )
+    for fold in folds:
+        assert fold.out_of_sample_metrics is not None
+        assert fold.out_of_sample_score == fold.out_of_sample_metrics.sharpe
+    summary = outcome.summary["walk_forward"]["out_of_sample"]
+    scores = [f.out_of_sample_score for f in folds if f.out_of_sample_score is not None]
+    assert summary["folds_scored"] == len(scores) == 3
+    assert summary["mean_score"] == pytest.approx(sum(scores) / 3)
+
+
 def test_write_makes_the_table_and_summary_files(tmp_path: Path) -> None:
     outcome = run(walk_forward=WalkForward(folds=2))
     written = write(outcome, tmp_path / "out")

@@ -272,7 +272,9 @@ class PreparedOptimization:
             ),
             best=best,
             out_of_sample_metrics=metrics,
-            out_of_sample_score=score(metrics, self.request.objective, self.request.min_trades),
+            # The minimum trade count chooses among in-sample trials; out of sample it would
+            # hide exactly the folds where the chosen parameters did badly or barely traded.
+            out_of_sample_score=score(metrics, self.request.objective, 0),
         )
 
     def _best_backtest(self, best: Trial | None, chosen_on: _Stage) -> BacktestOutcome | None:
@@ -592,6 +594,9 @@ def _walk_forward_json(plan: WalkForward | None, folds: list[FoldResult]) -> dic
         "results": [fold_json(f) for f in folds],
         "out_of_sample": {
             "folds_evaluated": len(scored),
+            # Folds whose objective is undefined (no volatility, no drawdown) are left out
+            # of the mean; `folds_scored` says how many it averages.
+            "folds_scored": len(scores),
             "mean_score": sum(scores) / len(scores) if scores else None,
             "compounded_return": compounded - 1.0 if scored else None,
         },
