@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from veloz.auth.service import AuthConfig
 from veloz.auth.tokens import MIN_SECRET_BYTES
+from veloz.data.store import data_root
 from veloz.journal.writer import JournalConfig
 from veloz.model.instruments import split_symbol
 from veloz.observability.memory import DEFAULT_BYTES as DEFAULT_POOL_BYTES
@@ -106,6 +107,16 @@ class Settings(BaseSettings):
     login_rate_limit: float = Field(1, gt=0)  # login attempts/s per client address
     cors_origins: str = ""  # comma list of allowed origins; empty: no cross-origin access
     trusted_proxies: str = ""  # comma list of proxy addresses/CIDRs whose X-Forwarded-For counts
+    # Backtest and optimisation jobs run over the API (docs/research-api.md): where their
+    # records and results are kept (default <VELOZ_DATA_DIR>/research), how many run at
+    # once (the rest wait), and the most evaluations one optimisation may plan.
+    research_dir: Path | None = None
+    research_max_jobs: int = Field(2, ge=1, le=64)
+    research_max_evaluations: int = Field(100_000, ge=1)
+    # The Ray cluster (ray://host:10001) that optimisations asking for `executor: ray` run
+    # on; unset: a local Ray instance. A request may not name its own: the engine would
+    # connect wherever a trader pointed it.
+    research_ray_address: str | None = None
 
     @field_validator("market_symbol")
     @classmethod
@@ -185,6 +196,15 @@ class Settings(BaseSettings):
             order_rate_limit=self.order_rate_limit, limits=loaded, limits_path=str(path), watch=True
         )
 
+    @property
+    def data_directory(self) -> Path:
+        """VELOZ_DATA_DIR (the data store, and the files jobs over the API may read)."""
+        return data_root()
+
+    @property
+    def research_directory(self) -> Path:
+        return self.research_dir if self.research_dir is not None else data_root() / "research"
+
     def secret_values(self) -> list[str]:
         """The secrets in force, so the logs can make sure never to show them."""
         found = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
@@ -235,6 +255,7 @@ class Settings(BaseSettings):
         # whether authentication is on (the preset decides), not `null`.
         view["risk_limits_file"] = str(self.risk_limits_path)
         view["auth_enabled"] = self.auth_on
+        view["research_dir"] = str(self.research_directory)
         return view
 
     def history_config(self) -> HistoryConfig | None:

@@ -28,6 +28,7 @@ from veloz.api.market import MarketController
 from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
 from veloz.api.request_context import RequestContext
+from veloz.api.research import BacktestsController, OptimizationsController
 from veloz.api.risk import RiskController
 from veloz.api.strategies import StrategiesController
 from veloz.api.streams import stream_routes
@@ -38,6 +39,7 @@ from veloz.model.errors import VelozError
 from veloz.observability.memory import MemoryPool
 from veloz.observability.metrics import AccessCollector, StreamCollector
 from veloz.persistence.store import AuditRecord
+from veloz.research.jobs import JobsConfig, JobService
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -64,14 +66,18 @@ def create_app(
     metrics: CollectorRegistry | None = None,
     record_audit: Callable[[AuditRecord], None] | None = None,
     memory: MemoryPool | None = None,
+    jobs: JobService | None = None,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open. Without `auth` (or with it off) every caller may do everything: the
     dev preset, bound to loopback. `metrics` is the registry `/metrics` exposes (the
     runtime registers the engine's collectors in it; the app adds its own), and
     `record_audit` keeps the audit trail (it is logged in any case). `memory` (the
-    engine's VELOZ_MEMORY_POOL_SIZE budget) bounds what the streams queue."""
+    engine's VELOZ_MEMORY_POOL_SIZE budget) bounds what the streams queue. `jobs` runs
+    the backtests and optimisations submitted over HTTP (one from `settings` if not
+    given; whoever stops the service closes it)."""
     settings = settings or Settings()
+    research_jobs = jobs or JobService(JobsConfig.of(settings))
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
     access = AccessControl(
         auth,
@@ -102,6 +108,8 @@ def create_app(
             StrategiesController,
             AuthController,
             AuditController,
+            BacktestsController,
+            OptimizationsController,
             *stream_routes,
             create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
         ],
@@ -109,6 +117,7 @@ def create_app(
             "engine_client": Provide(lambda: client, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "auth": Provide(lambda: auth, sync_to_thread=False),
+            "research_jobs": Provide(lambda: research_jobs, sync_to_thread=False),
         },
         exception_handlers={VelozError: domain_error, HTTPException: http_error},
         openapi_config=OpenAPIConfig(title="VeloZ", version=__version__, path="/schema"),
@@ -123,6 +132,7 @@ def create_app(
     app.state.shutdown = shutdown or asyncio.Event()
     app.state.metrics = metrics
     app.state.memory = memory
+    app.state.research_jobs = research_jobs
     if memory is not None:
         memory.watch("streams", lambda: _queued_bytes(app))
     metrics.register(StreamCollector(lambda: _stream_counts(app)))

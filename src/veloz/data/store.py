@@ -29,6 +29,9 @@ from veloz.data.continuity import Continuity, check_continuity
 DEFAULT_ROOT = Path("./data/market")
 _MONTH_FILE = re.compile(r"\d{4}-\d{2}\.parquet")
 _VENUE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# Folders under VELOZ_DATA_DIR that are not venues: the API's research jobs keep their
+# results in `research/` by default (VELOZ_RESEARCH_DIR).
+RESERVED = frozenset({"research"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ def check_venue(venue: str) -> str:
     lower = venue.strip().lower()
     if not _VENUE.fullmatch(lower):
         raise DataError(f"bad venue {venue!r}: lower-case letters, digits, '-' and '_' only")
+    if lower in RESERVED:
+        raise DataError(f"bad venue {venue!r}: that folder holds research job results")
     return lower
 
 
@@ -79,7 +84,9 @@ class ParquetStore:
         """Every series with at least one month stored."""
         if not self.root.is_dir():
             return
-        for venue in sorted(p for p in self.root.iterdir() if p.is_dir()):
+        for venue in sorted(
+            p for p in self.root.iterdir() if p.is_dir() and p.name not in RESERVED
+        ):
             for symbol in sorted(p for p in venue.iterdir() if p.is_dir()):
                 for interval in sorted(p for p in symbol.iterdir() if p.is_dir()):
                     key = SeriesKey(venue.name, symbol.name, interval.name)

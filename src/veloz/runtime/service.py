@@ -20,6 +20,7 @@ from veloz.auth.service import AuthService
 from veloz.config import Settings
 from veloz.observability.metrics import registry_for
 from veloz.persistence.service import HistoryService, running_history
+from veloz.research.jobs import JobsConfig, JobService
 from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine, StartRefused
 
@@ -44,6 +45,7 @@ def service_app(
     shutdown: asyncio.Event | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     http_metrics: bool = True,
+    jobs: JobService | None = None,
 ) -> Litestar:
     """The HTTP API on `engine`: the in-process client, the engine's metrics, and the
     audit trail into the history store (if there is one)."""
@@ -57,6 +59,7 @@ def service_app(
         metrics=registry_for(engine, history),
         record_audit=history.record_audit if history is not None else None,
         memory=engine.memory,
+        jobs=jobs,
     )
 
 
@@ -69,6 +72,7 @@ async def run_service(
 ) -> int:
     shutdown = asyncio.Event()
     auth = AuthService(settings.auth_config(), history.store if history else None, time.time_ns)
+    jobs = JobService(JobsConfig.of(settings))
     app = service_app(
         engine,
         settings,
@@ -77,6 +81,7 @@ async def run_service(
         shutdown=shutdown,
         max_body_bytes=settings.max_body_bytes,
         http_metrics=settings.metrics,
+        jobs=jobs,
     )
     config = uvicorn.Config(
         app,
@@ -124,6 +129,7 @@ async def run_service(
             await serving
             await engine.stop()
         finally:
+            await asyncio.to_thread(jobs.close)  # the workers are stopped before the engine exits
             await auth.stop()
     return 0
 

@@ -132,6 +132,8 @@ def policy(method: str, path: str) -> Role | None:
         return Role.TRADER
     if path.startswith("/api/strategies") and method in ("POST", "DELETE"):
         return Role.TRADER  # strategies place orders: managing them is a trader's business
+    if path.startswith(("/api/backtests", "/api/optimizations")) and method in ("POST", "DELETE"):
+        return Role.TRADER  # research jobs use the machine: running them is a trader's business
     if method in ("GET", "WS"):
         return Role.VIEWER  # reads and the streams
     return Role.ADMIN

@@ -16,7 +16,15 @@ from veloz.engine.client import EngineClient
 
 # Answers that are not JSON resources: Prometheus text, the event stream, static files,
 # and the configuration (a mapping of settings, secrets masked).
-NOT_STRUCTS = {"GET /metrics", "GET /api/stream", "GET /api/config"}
+NOT_STRUCTS = {
+    "GET /metrics",
+    "GET /api/stream",
+    "GET /api/config",
+    # A research job's HTML report and an optimisation's results table (CSV).
+    "GET /api/backtests/{job_id:str}/report",
+    "GET /api/optimizations/{job_id:str}/report",
+    "GET /api/optimizations/{job_id:str}/results",
+}
 
 
 def _app() -> Litestar:

@@ -9,7 +9,7 @@ from tests.unit.data.kline_files import MINUTE_MS, kline_row, minutes, write_zip
 from veloz.data.bars import DataError
 from veloz.data.continuity import check_continuity
 from veloz.data.importer import import_files
-from veloz.data.store import ParquetStore, SeriesKey
+from veloz.data.store import ParquetStore, SeriesKey, check_venue
 
 JAN_31_MS = int(datetime(2024, 1, 31, 23, 58, tzinfo=UTC).timestamp() * 1000)
 KEY = SeriesKey("binance", "BTCUSDT", "1m")
@@ -145,3 +145,15 @@ def test_nautilus_files_need_a_symbol_and_infer_the_interval(tmp_path: Path) -> 
     key = SeriesKey("nautilus", "BTC-PERP", "5m")
     assert written[key].added == 4
     assert store.continuity(key, 300 * 10**9).missing == 1
+
+
+def test_the_research_folder_is_neither_listed_nor_a_venue(tmp_path: Path) -> None:
+    store = ParquetStore(tmp_path / "store")
+    import_files(store, [write_zip(tmp_path, "BTCUSDT-1m-2024-01.zip", [kline_row(JAN_31_MS)])])
+    # What a month file would look like if one ever landed in a job's folder.
+    stray = store.root / "research" / "BACKTESTS" / "1m" / "2024-01.parquet"
+    stray.parent.mkdir(parents=True)
+    stray.hardlink_to(store.root / KEY.venue / KEY.symbol / KEY.interval / "2024-01.parquet")
+    assert list(store.series()) == [KEY]
+    with pytest.raises(DataError, match="holds research job results"):
+        check_venue("Research")
