@@ -4,7 +4,7 @@ results as a table, and the results, summary and report written into `--out`.
 
 Exit codes: 0 done, 2 bad input (unknown strategy, parameter, objective or method, a range
 outside the strategy's bounds, a search larger than --max-evaluations, no data in the
-period, an --out whose parent does not exist, a Ray cluster that cannot be reached),
+period, an --out below a file, a Ray cluster that cannot be reached),
 nothing run; 130 interrupted.
 """
 
@@ -157,8 +157,11 @@ def _check_out(out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise CommandRejected(f"--out {out} is a file, not a directory")
-    if not out.parent.is_dir():
-        raise CommandRejected(f"--out: the directory {out.parent} does not exist")
+    # Missing directories are made at the end (as `mkdir -p`); a file in the way would only
+    # show then, after the whole search.
+    existing = next(p for p in out.parents if p.exists())
+    if not existing.is_dir():
+        raise CommandRejected(f"--out: {existing} is a file, not a directory")
 
 
 def _read_request(path: Path) -> "OptimizationRequest":

@@ -119,11 +119,18 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert not out.exists()
 
 
-def test_out_must_be_under_an_existing_directory(runner: CliRunner, tmp_path: Path) -> None:
+def test_out_is_made_with_its_parents_but_not_below_a_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "missing" / "out"
     result = runner.invoke(app, args(out, "--space", "fast=5:20"))
+    assert result.exit_code == 0, result.output
+    assert (out / "summary.json").is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = runner.invoke(app, args(blocker / "out", "--space", "fast=5:20"))
     assert result.exit_code == 2
-    assert f"the directory {out.parent} does not exist" in result.output
+    assert f"--out: {blocker} is a file, not a directory" in result.output
 
 
 def test_request_file_excludes_the_request_options(runner: CliRunner, tmp_path: Path) -> None:
