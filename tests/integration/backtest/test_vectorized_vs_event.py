@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from tests.support.sample_bars import sample_path
+from tests.support.sweep_metrics import assert_same_metrics
 from veloz.backtest.data import BarSeries, load_bars
 from veloz.backtest.engine import AccountType
 from veloz.backtest.equity_curve import equity_curve
 from veloz.backtest.run import BacktestRequest, DataRef, PreparedBacktest, prepare
 from veloz.backtest.vectorized import (
-    SweepMetrics,
     evaluate_grid,
     metrics_from_statistics,
     run_vectorized,
@@ -93,15 +93,6 @@ def prepared(
     return prepare(request, read_source=lambda _: sample)
 
 
-def assert_close(ours: SweepMetrics, theirs: SweepMetrics) -> None:
-    for name in SweepMetrics.__struct_fields__:
-        a, b = getattr(ours, name), getattr(theirs, name)
-        if a is None or b is None:
-            assert a is b, name
-        else:
-            assert a == pytest.approx(b, rel=1e-9, abs=1e-15), name
-
-
 @pytest.mark.parametrize("account", sorted(ACCOUNTS))
 @pytest.mark.parametrize(("strategy", "params"), CASES)
 def test_the_same_fills_curve_and_figures_as_the_backtester(
@@ -114,7 +105,7 @@ def test_the_same_fills_curve_and_figures_as_the_backtester(
     assert (run.orders, run.denied) == (outcome.result.orders, outcome.result.denied)
     curve = equity_curve(prep.bars, outcome.result.fills, prep.config.balances, "BTCUSDT")
     np.testing.assert_allclose(run.equity, curve.equity, rtol=1e-9, atol=0)
-    assert_close(run.metrics, metrics_from_statistics(outcome.summary["statistics"]))
+    assert_same_metrics(run.metrics, metrics_from_statistics(outcome.summary["statistics"]))
 
 
 @pytest.mark.parametrize("strategy", sorted(PARAM_SETS))

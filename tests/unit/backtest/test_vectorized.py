@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.sweep_metrics import assert_same_metrics
 from veloz.backtest.analytics import backtest_statistics
 from veloz.backtest.data import BarSeries
 from veloz.backtest.engine import (
@@ -26,7 +27,6 @@ from veloz.backtest.engine import (
 from veloz.backtest.equity_curve import equity_curve
 from veloz.backtest.run import BacktestOutcome, BacktestRequest, DataRef, PreparedBacktest, prepare
 from veloz.backtest.vectorized import (
-    SweepMetrics,
     VectorizedRun,
     evaluate_grid,
     metrics_from_statistics,
@@ -101,15 +101,6 @@ def assert_same_run(prep: PreparedBacktest) -> tuple[BacktestOutcome, Vectorized
     np.testing.assert_allclose(run.equity, curve.equity, rtol=1e-9, atol=0)
     assert_same_metrics(run.metrics, metrics_from_statistics(outcome.summary["statistics"]))
     return outcome, run
-
-
-def assert_same_metrics(ours: SweepMetrics, theirs: SweepMetrics) -> None:
-    for name in SweepMetrics.__struct_fields__:
-        a, b = getattr(ours, name), getattr(theirs, name)
-        if a is None or b is None:
-            assert a is b, name
-        else:
-            assert a == pytest.approx(b, rel=1e-9, abs=1e-15), name
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
