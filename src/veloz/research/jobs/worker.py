@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from veloz.backtest.run import BacktestOutcome, BacktestRequest, prepare
+from veloz.backtest.run import BacktestRequest, prepare
 from veloz.research.jobs.records import JobKind
 from veloz.research.jobs.sources import DataSources
 from veloz.research.jobs.store import write_atomically
@@ -76,21 +76,12 @@ def _backtest(
     request = msgspec.json.decode(task.request, type=BacktestRequest)
     outcome = prepare(request, task.search_path, read_source=sources).run(progress)
     _write_json(directory / "summary.json", outcome.summary)
-    html = _backtest_report(outcome)
-    if html is not None:
-        write_atomically(directory / "report.html", lambda path: path.write_text(html, "utf-8"))
+    # Here, not at the top: the engine imports this module; the report (jinja2, the charts)
+    # is needed only in the worker.
+    from veloz.backtest.report import render_backtest_report  # noqa: PLC0415
 
-
-def _backtest_report(outcome: BacktestOutcome) -> str | None:
-    """The HTML report (`veloz.backtest.report`); None in a build without that module."""
-    try:
-        # Here, not at the top: the engine imports this module, the report (jinja2, the
-        # charts) is needed only in the worker.
-        from veloz.backtest import report  # noqa: PLC0415
-    except ImportError:
-        return None
-    html: str = report.render_backtest_report(outcome)
-    return html
+    html = render_backtest_report(outcome)
+    write_atomically(directory / "report.html", lambda path: path.write_text(html, "utf-8"))
 
 
 def _optimization(
