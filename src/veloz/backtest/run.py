@@ -138,14 +138,16 @@ def prepare(
         fill=request.fill,
         path=request.path,
     )
-    name = request.strategy
-    spec = StrategySpec(
-        strategy_id=name.rpartition(":")[2] if ":" in name else name,
-        name=name,
-        symbol=request.symbol,
-        params=dict(request.params),
-    )
+    spec = strategy_spec(request.strategy, request.symbol, request.params)
     return PreparedBacktest(request, config, params, spec, bars, search)
+
+
+def strategy_spec(name: str, symbol: str, params: Mapping[str, Any]) -> StrategySpec:
+    """The one strategy a backtest runs: a built-in's id is its name, `module:Class`'s is
+    the class name."""
+    return StrategySpec(
+        strategy_id=name.rpartition(":")[2], name=name, symbol=symbol, params=dict(params)
+    )
 
 
 def check_costs(request: BacktestRequest) -> None:

@@ -29,7 +29,7 @@ from veloz.backtest.engine import (
     FillRecord,
 )
 from veloz.backtest.equity_curve import equity_curve
-from veloz.backtest.run import PreparedBacktest
+from veloz.backtest.run import PreparedBacktest, strategy_spec
 from veloz.backtest.vectorized import kernels as k
 from veloz.backtest.vectorized.metrics import (
     SweepMetrics,
@@ -396,12 +396,7 @@ def _event_run(prepared: PreparedBacktest) -> VectorizedRun:
 def _event_metrics(
     strategy: str, params: StrategyParams, bars: BarSeries, config: BacktestConfig
 ) -> SweepMetrics:
-    spec = StrategySpec(
-        strategy_id=strategy.rpartition(":")[2] if ":" in strategy else strategy,
-        name=strategy,
-        symbol=bars.symbol,
-        params=msgspec.to_builtins(params),
-    )
+    spec = strategy_spec(strategy, bars.symbol, msgspec.to_builtins(params))
     series = {bars.symbol: bars}
     result = BacktestEngine(config, series, [spec]).run()
     stats = analytics.backtest_statistics(series, result.fills, config.balances, bars.symbol)
