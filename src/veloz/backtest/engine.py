@@ -72,17 +72,6 @@ def _no_limits() -> RiskConfig:
     return RiskConfig(limits=LoadedLimits(limits=limits, source=None, loaded_at_ns=0, sha256=None))
 
 
-def _acts_on_equity(risk: RiskConfig) -> bool:
-    """Whether the limits act on the equity (drawdown levels, the breaker's loss window):
-    only then must the core value the book on every price it is shown."""
-    limits = (risk.limits or builtin_limits()).limits
-    return (
-        limits.drawdown_warning_pct is not None
-        or limits.drawdown_critical_pct is not None
-        or limits.breaker.max_loss is not None
-    )
-
-
 def _default_balances() -> dict[str, Decimal]:
     return {"USDT": Decimal(10_000)}
 
@@ -274,7 +263,8 @@ class BacktestEngine:
                 retained_final_orders=1_000,
                 risk=risk,
                 record_latency=False,
-                value_every_quote=_acts_on_equity(risk),
+                # Only limits that act on the equity need the book valued on every price.
+                value_every_quote=(risk.limits or builtin_limits()).limits.act_on_equity,
             ),
             self.clock,
             self.instruments,

@@ -70,6 +70,16 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     drawdown_warning_pct: Decimal | None = Decimal(10)
     drawdown_critical_pct: Decimal | None = Decimal(20)
 
+    @property
+    def act_on_equity(self) -> bool:
+        """Whether any limit acts on the equity (the drawdown levels, the breaker's loss
+        window), so the book must be valued on every price."""
+        return (
+            self.drawdown_warning_pct is not None
+            or self.drawdown_critical_pct is not None
+            or self.breaker.max_loss is not None
+        )
+
     def for_symbol(self, symbol: str) -> SymbolLimits:
         override = self.symbols.get(symbol)
         return self.defaults if override is None else self.defaults.overridden_by(override)
