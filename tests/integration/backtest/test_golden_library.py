@@ -104,6 +104,18 @@ def test_rsi_reversion() -> None:
     assert (result.orders, result.denied) == (2, 0)
 
 
+DONCHIAN_BARS = [  # (open, high, low, close), the table in the Donchian test's docstring
+    (100, 101, 99, 100),
+    (100, 102, 99, 101),
+    (101, 103, 100, 102),
+    (102, 105, 101, 104),
+    (104, 106, 103, 105),
+    (105, 105, 101, 102),
+    (102, 102, 98, 99),
+    (99, 100, 97, 98),
+    (98, 107, 98, 107),
+    (107, 108, 106, 106),
+]
 BOLLINGER_CLOSES = [100, 100, 100, 97, 99, 101, 95, 96, 99, 104]
 
 
@@ -179,20 +191,7 @@ def test_donchian_breakout() -> None:
 
     USDT: 1000 - 104 - 0.104 + 99 - 0.099 - 107 - 0.107 = 887.69; 1 BTC at 106: 993.69.
     """
-    bars = series(
-        [
-            (100, 101, 99, 100),
-            (100, 102, 99, 101),
-            (101, 103, 100, 102),
-            (102, 105, 101, 104),
-            (104, 106, 103, 105),
-            (105, 105, 101, 102),
-            (102, 102, 98, 99),
-            (99, 100, 97, 98),
-            (98, 107, 98, 107),
-            (107, 108, 106, 106),
-        ]
-    )
+    bars = series(DONCHIAN_BARS)
     fills, _, result = run(bars, "donchian_breakout", {"entry": "3", "exit": "2", "qty": "1"})
     assert fills == [
         (3, "BUY", D(1), D(104), D("0.104")),
@@ -440,20 +439,7 @@ def _cli_bars(strategy: str) -> BarSeries:
         return closes_only(DCA_CLOSES)
     if strategy == "market_making":
         return series(MM_BARS)
-    return series(
-        [
-            (100, 101, 99, 100),
-            (100, 102, 99, 101),
-            (101, 103, 100, 102),
-            (102, 105, 101, 104),
-            (104, 106, 103, 105),
-            (105, 105, 101, 102),
-            (102, 102, 98, 99),
-            (99, 100, 97, 98),
-            (98, 107, 98, 107),
-            (107, 108, 106, 106),
-        ]
-    )
+    return series(DONCHIAN_BARS)
 
 
 def _cli(strategy: str, params: list[str], data: Path, *extra: str) -> list[str]:
