@@ -376,18 +376,18 @@ _GRIDS: dict[
 
 
 def _event_run(prepared: PreparedBacktest) -> VectorizedRun:
-    outcome = prepared.run()
-    stats = outcome.summary["statistics"]
-    if stats is None:
-        raise ValueError("the statistics have no meaning for this run (starting equity 0)")
-    result = outcome.result
+    # The bar loop and one equity curve: the metrics are analysed from that curve rather
+    # than from a summary that would build it again.
+    result = BacktestEngine(
+        prepared.config, prepared.bars, [prepared.spec], search_path=prepared.search_path
+    ).run()
     curve = equity_curve(
         prepared.bars, result.fills, prepared.config.balances, prepared.spec.symbol
     )
     return VectorizedRun(
         fills=result.fills,
         equity=curve.equity,
-        metrics=metrics_from_statistics(stats),
+        metrics=metrics_from_statistics(analytics.analyse(curve, result.fills)),
         orders=result.orders,
         denied=result.denied,
     )
