@@ -11,10 +11,11 @@ import httpx
 import msgspec
 import pytest
 
-from tests.support.engine import engine_config, quote, wait_for
+from tests.support.engine import engine_config, journaled, quote, wait_for
 from veloz.config import Settings
 from veloz.model.commands import SubmitOrder
-from veloz.model.enums import OrderSide, OrderStatus
+from veloz.model.enums import OrderSide
+from veloz.model.events import OrderFilled
 from veloz.persistence.service import HistoryConfig, HistoryService
 from veloz.runtime.history import attach_history
 from veloz.runtime.live import LiveEngine
@@ -54,6 +55,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 
 async def fill_orders(running: Running) -> None:
     engine = running.engine
+    durable = journaled(engine)
     for n in range(ORDERS):
         await engine.submit(
             SubmitOrder(
@@ -64,13 +66,9 @@ async def fill_orders(running: Running) -> None:
                 client_order_id=f"h{n:02d}",
             )
         )
-    await wait_for(
-        lambda: all(
-            (o := engine.oms.get(f"h{n:02d}")) is None or o.status is OrderStatus.FILLED
-            for n in range(ORDERS)
-        ),
-        engine,
-    )
+    # Every fill durable, not only applied: the projector stores what the journal holds,
+    # and a fill applied but not yet synced is in neither the store nor the recent fills.
+    await wait_for(lambda: sum(isinstance(m.event, OrderFilled) for m in durable) == ORDERS, engine)
     assert await running.history.projector.catch_up()
 
 
