@@ -14,7 +14,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -33,11 +33,16 @@ from veloz.persistence.urls import dialect_of, redact
 from veloz.risk.engine import RiskConfig
 from veloz.risk.limits import RiskLimitsError, load_limits
 
+if TYPE_CHECKING:  # redis-py is imported only by engines that publish to Redis
+    from veloz.persistence.redis_events import RedisConfig
+
 logger = logging.getLogger(__name__)
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret", "jwt_secret", "admin_password"})
 # Each may also come from a file named by VELOZ_<NAME>_FILE (Kubernetes and Docker secrets).
-FILE_FIELDS = SECRET_FIELDS | {"database_url"}
+FILE_FIELDS = SECRET_FIELDS | {"database_url", "redis_url"}
 # Known placeholders nobody should run a release with, whatever their length.
 _WEAK_SECRETS = ("changeme", "secret", "password", "veloz", "example", "test")
 
@@ -117,6 +122,14 @@ class Settings(BaseSettings):
     # on; unset: a local Ray instance. A request may not name its own: the engine would
     # connect wherever a trader pointed it.
     research_ray_address: str | None = None
+    # Journaled events to a Redis stream for the gateways (docs/operations/scaling.md):
+    # redis://[:password@]host:port/db, or Sentinel (`host:port,host:port` and the master's
+    # name); unset, nothing is published. The stream's key and its approximate length.
+    redis_url: str | None = Field(None, repr=False)
+    redis_sentinels: str = ""
+    redis_master: str | None = None
+    redis_stream: str = Field("veloz:events", min_length=1)
+    redis_stream_maxlen: int = Field(100_000, ge=1_000)
 
     @field_validator("market_symbol")
     @classmethod
@@ -146,6 +159,28 @@ class Settings(BaseSettings):
     def _database_url_names_a_store(cls, value: str) -> str:
         if value.lower() != "none":
             dialect_of(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_names_a_server(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in REDIS_SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+            raise ValueError("expected redis://[:password@]host:port/db (or rediss://, unix://)")
+        try:
+            parts.port  # noqa: B018  # raises for a port that is not a number
+        except ValueError:
+            raise ValueError("the port must be a number") from None
+        if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ValueError("the database is a number: redis://host:6379/0")
+        return value.strip()
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_host_ports(cls, value: str) -> str:
+        parse_host_ports(value)
         return value
 
     @field_validator("trusted_proxies")
@@ -208,8 +243,12 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """The secrets in force, so the logs can make sure never to show them."""
         found = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
-        password = urlsplit(self.database_url).password if "@" in self.database_url else None
-        return found + ([password] if password else [])
+        passwords = [
+            urlsplit(url).password
+            for url in (self.database_url, self.redis_url or "")
+            if "@" in url
+        ]
+        return found + [p for p in passwords if p]
 
     @property
     def auth_on(self) -> bool:
@@ -251,12 +290,38 @@ class Settings(BaseSettings):
         for name in SECRET_FIELDS:
             view[name] = "***" if view.get(name) else None
         view["database_url"] = redact(self.database_url)
+        view["redis_url"] = redact(self.redis_url) if self.redis_url else None
         # What is in force where the variable was left unset: the file actually read and
         # whether authentication is on (the preset decides), not `null`.
         view["risk_limits_file"] = str(self.risk_limits_path)
         view["auth_enabled"] = self.auth_on
         view["research_dir"] = str(self.research_directory)
         return view
+
+    def redis_config(self) -> "RedisConfig | None":
+        """Where journaled events are published; None when neither VELOZ_REDIS_URL nor
+        VELOZ_REDIS_SENTINELS is set."""
+        sentinels = parse_host_ports(self.redis_sentinels)
+        if self.redis_url is not None and sentinels:
+            raise SettingsError(
+                "VELOZ_REDIS_URL and VELOZ_REDIS_SENTINELS are both set: use one of them"
+            )
+        if sentinels and not self.redis_master:
+            raise SettingsError(
+                "VELOZ_REDIS_MASTER: the name of the master the Sentinels watch is required "
+                "with VELOZ_REDIS_SENTINELS"
+            )
+        if self.redis_url is None and not sentinels:
+            return None
+        from veloz.persistence.redis_events import RedisConfig  # noqa: PLC0415
+
+        return RedisConfig(
+            url=self.redis_url,
+            sentinels=sentinels,
+            master=self.redis_master if sentinels else None,
+            stream=self.redis_stream,
+            maxlen=self.redis_stream_maxlen,
+        )
 
     def history_config(self) -> HistoryConfig | None:
         """The history store's settings; None when VELOZ_DATABASE_URL=none turns it off."""
@@ -285,6 +350,17 @@ class Settings(BaseSettings):
 def split_list(text: str) -> tuple[str, ...]:
     """`a, b,c` -> ("a", "b", "c") (comma lists such as VELOZ_CORS_ORIGINS)."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def parse_host_ports(text: str) -> tuple[tuple[str, int], ...]:
+    """`a:26379, b:26379` -> (("a", 26379), ("b", 26379)) (VELOZ_REDIS_SENTINELS)."""
+    found: list[tuple[str, int]] = []
+    for item in split_list(text):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port pairs like redis-1:26379, got {item!r}")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
 
 
 def parse_balances(text: str) -> dict[str, Decimal]:
@@ -379,6 +455,6 @@ def load_settings(env_file: Path | None = None) -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "*"
         shown = "***" if field in SECRET_FIELDS else repr(error.get("input"))
-        if field == "database_url":
+        if field in ("database_url", "redis_url"):
             shown = repr(redact(str(error.get("input"))))
         raise SettingsError(f"VELOZ_{field.upper()}: {error['msg']} (got {shown})") from None

@@ -31,6 +31,7 @@ def check(
         settings = load_settings(env_file)
         engine_config(settings)
         settings.auth_config()
+        settings.redis_config()
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -71,6 +71,7 @@ def engine(
         settings = load_settings(env_file)
         engine_config = build_engine_config(settings)
         settings.auth_config()  # a missing or weak JWT secret stops the start here
+        redis_config = settings.redis_config()
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -85,6 +86,10 @@ def engine(
         logging.getLogger("veloz.config").warning(unknown)
     engine = LiveEngine(engine_config)
     history_config = settings.history_config()
+    if redis_config is not None:
+        from veloz.runtime.redis_events import attach_redis
+
+        attach_redis(redis_config, engine)  # before the start: retention then counts it
     try:
         if stdio:
             from veloz.runtime.stdio import run_stdio

@@ -43,6 +43,7 @@ from veloz.risk.portfolio_risk import exposures
 from veloz.strategy.host import StrategyHost
 
 if TYPE_CHECKING:
+    from veloz.persistence.redis_events import RedisPublisher
     from veloz.persistence.service import HistoryService
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
@@ -537,6 +538,42 @@ class StoreCollector(Collector):
             yield CounterMetricFamily(f"veloz_store_{name}", help_text, value=value)
 
 
+class RedisCollector(Collector):
+    """The Redis Streams publisher: whether Redis answers and how far the stream is behind
+    the journal."""
+
+    def __init__(self, redis: "RedisPublisher") -> None:
+        self._redis = redis
+
+    def collect(self) -> Iterator[Metric]:
+        redis, stats = self._redis, self._redis.stats
+        yield GaugeMetricFamily(
+            "veloz_redis_connected", "1 while Redis takes the events", value=int(stats.connected)
+        )
+        yield GaugeMetricFamily(
+            "veloz_redis_lag_entries",
+            "Durable journal entries not yet in the Redis stream",
+            value=redis.lag(),
+        )
+        yield GaugeMetricFamily(
+            "veloz_redis_published_seq",
+            "Last journal sequence the Redis stream is known to hold",
+            value=stats.published_seq,
+        )
+        for name, value, help_text in (
+            ("published_events", stats.published_entries, "Journal entries added to the stream"),
+            ("republishes", stats.republishes, "Times the stream had lost entries (rewritten)"),
+            ("missing_entries", stats.missing_entries, "Journal entries gone before publishing"),
+            ("failures", stats.failures, "Failed attempts to reach or write Redis"),
+        ):
+            yield CounterMetricFamily(f"veloz_redis_{name}", help_text, value=value)
+        yield _histogram(
+            "veloz_redis_publish_batch_seconds",
+            "Time to add one pipelined batch of entries to the stream",
+            stats.batch_seconds,
+        )
+
+
 class AccessCollector(Collector):
     """Requests the API's access control refused, by answer code."""
 
@@ -555,7 +592,9 @@ class AccessCollector(Collector):
 
 
 def registry_for(
-    engine: EngineFigures, history: "HistoryService | None" = None
+    engine: EngineFigures,
+    history: "HistoryService | None" = None,
+    redis: "RedisPublisher | None" = None,
 ) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""
@@ -565,6 +604,8 @@ def registry_for(
     registry.register(MemoryPoolCollector(engine.memory))
     if history is not None:
         registry.register(StoreCollector(history))
+    if redis is not None:
+        registry.register(RedisCollector(redis))
     # Memory, CPU and file descriptors of this process, as veloz_process_*.
     ProcessCollector(namespace="veloz", registry=registry)
     return registry

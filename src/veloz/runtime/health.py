@@ -2,6 +2,7 @@
 engine, and whether it is started, live and ready to trade."""
 
 import time
+from typing import TYPE_CHECKING
 
 from veloz import __version__
 from veloz.auth.service import AuthService
@@ -10,6 +11,9 @@ from veloz.market.engine import FeedStatus
 from veloz.model.enums import EnginePhase, TradingMode
 from veloz.persistence.service import HistoryService
 from veloz.runtime.live import LiveEngine
+
+if TYPE_CHECKING:  # redis-py is imported only by engines that publish to Redis
+    from veloz.persistence.redis_events import RedisPublisher
 
 LIVE_LAG_LIMIT_S = 1.0
 
@@ -50,10 +54,7 @@ def readiness(
         "venue": venue_health(engine),
         "database": database_health(history),
         "auth": auth_health(auth),
-        # No shared cache in this version (the Redis-backed gateways come later).
-        "cache": ComponentHealth(
-            ok=True, status="not_configured", detail="no cache in this version"
-        ),
+        "cache": cache_health(engine.redis),
     }
     ok = (
         engine.ready
@@ -137,6 +138,24 @@ def database_health(history: HistoryService | None) -> ComponentHealth:
         return ComponentHealth(ok=True, status="degraded", detail=detail)
     return ComponentHealth(
         ok=True, status="ok", detail=f"{history.name}; {lag} journal entries behind"
+    )
+
+
+def cache_health(redis: "RedisPublisher | None") -> ComponentHealth:
+    """Redis Streams, for the gateways. Never unready: the engine trades and journals
+    without Redis, and the publisher catches up from the journal when it is back."""
+    if redis is None:
+        detail = "VELOZ_REDIS_URL and VELOZ_REDIS_SENTINELS unset"
+        return ComponentHealth(ok=True, status="not_configured", detail=detail)
+    stats = redis.stats
+    lag = redis.lag()
+    if not stats.connected:
+        detail = f"redis {redis.name} unavailable ({stats.last_error or 'connecting'}); "
+        return ComponentHealth(ok=True, status="degraded", detail=f"{detail}{lag} entries behind")
+    return ComponentHealth(
+        ok=True,
+        status="ok",
+        detail=f"redis {redis.name}, stream {redis.config.stream}; {lag} journal entries behind",
     )
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -68,6 +69,9 @@ from veloz.runtime.binance import BinanceConfig, BinanceLink
 from veloz.runtime.durable import DurableGate, durable
 from veloz.runtime.factories import build_market, build_venue
 from veloz.strategy.host import RunningStrategy, StrategyHost, StrategySpec
+
+if TYPE_CHECKING:
+    from veloz.persistence.redis_events import RedisPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -208,9 +212,11 @@ class LiveEngine:
         self._limits_watcher: asyncio.Task[None] | None = None
         self.phase = EnginePhase.CREATED
         self.journal_problems: list[str] = []
-        # Who else reads the journal files (the history projector): each says the oldest
-        # sequence it still needs, and retention keeps the segment holding it.
+        # Who else reads the journal files (the history projector, the Redis publisher):
+        # each says the oldest sequence it still needs, and retention keeps its segment.
         self.journal_readers: list[Callable[[], int]] = []
+        # The Redis Streams publisher, when VELOZ_REDIS_* configure one (`redis_events`).
+        self.redis: RedisPublisher | None = None
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
         self._checkpoint: EngineCheckpoint | None = None

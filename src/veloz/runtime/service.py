@@ -23,6 +23,7 @@ from veloz.persistence.service import HistoryService, running_history
 from veloz.research.jobs import JobsConfig, JobService
 from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine, StartRefused
+from veloz.runtime.redis_events import running_redis
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def service_app(
         max_body_bytes=max_body_bytes,
         http_metrics=http_metrics,
         auth=auth,
-        metrics=registry_for(engine, history),
+        metrics=registry_for(engine, history, engine.redis),
         record_audit=history.record_audit if history is not None else None,
         memory=engine.memory,
         jobs=jobs,
@@ -117,7 +118,7 @@ async def run_service(
         serving.result()  # surfaces a bind error
         return 1
     logger.info("serving HTTP on %s:%d", host, port)
-    async with running_history(history):
+    async with running_history(history), running_redis(engine.redis):
         await auth.start()
         try:
             try:

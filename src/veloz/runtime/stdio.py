@@ -31,6 +31,7 @@ from veloz.model.errors import CommandRejected, ErrorCode, VelozError
 from veloz.persistence.service import HistoryService, running_history
 from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine
+from veloz.runtime.redis_events import running_redis
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ async def run_stdio(
     stdout: BinaryIO | None = None,
     history: HistoryService | None = None,
 ) -> int:
-    async with running_history(history):
+    async with running_history(history), running_redis(engine.redis):
         return await _serve_stdio(engine, stdin, stdout)
 
 
