@@ -24,7 +24,7 @@ from veloz.api.errors import domain_error, http_error
 from veloz.api.health import HealthController
 from veloz.api.http_metrics import HttpMetrics
 from veloz.api.json import DecimalAsNumber, NumberJSONResponse
-from veloz.api.market import MarketController
+from veloz.api.market import InstrumentsController, MarketController
 from veloz.api.metrics import MetricsController
 from veloz.api.orders import OrdersController
 from veloz.api.request_context import RequestContext
@@ -99,6 +99,7 @@ def create_app(
         route_handlers=[
             HealthController,
             MarketController,
+            InstrumentsController,
             OrdersController,
             AccountController,
             ConfigController,

@@ -1,4 +1,5 @@
-"""Market data routes: the current quote and its freshness, the book top, recent bars."""
+"""Market data routes: the current quote and its freshness, the book top, recent bars; the
+instruments traded and their filters."""
 
 from typing import Annotated
 
@@ -7,6 +8,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from veloz.api.deps import Client, Config
 from veloz.api.errors import error_responses
+from veloz.engine.views.instruments import Instruments
 from veloz.engine.views.market import Bars, Book, MarketState
 
 
@@ -50,3 +52,16 @@ class MarketController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1440)] = 100,
     ) -> Bars:
         return await engine_client.bars(symbol, interval, limit)
+
+
+class InstrumentsController(Controller):
+    path = "/api/instruments"
+    tags = ["market"]
+
+    @get(
+        "/",
+        summary="The instruments traded and the filters an order must meet",
+        responses=error_responses(),
+    )
+    async def instruments(self, engine_client: Client) -> Instruments:
+        return await engine_client.instruments()

@@ -18,6 +18,7 @@ from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditLog
 from veloz.engine.views.execution import Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
+from veloz.engine.views.instruments import Instruments
 from veloz.engine.views.market import Bars, Book, MarketState
 from veloz.engine.views.orders import (
     OrderEvents,
@@ -85,6 +86,10 @@ class EngineClient(Protocol):
 
     async def symbols(self) -> list[str]:
         """The symbols traded, sorted."""
+        ...
+
+    async def instruments(self) -> Instruments:
+        """The instruments traded, sorted by symbol, with the filters an order must meet."""
         ...
 
     async def market(self, symbol: str) -> MarketState: ...

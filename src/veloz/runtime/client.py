@@ -18,6 +18,7 @@ from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditItem, AuditLog
 from veloz.engine.views.execution import BalanceMismatch, OrphanOrder, Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
+from veloz.engine.views.instruments import Instruments, InstrumentView
 from veloz.engine.views.market import BAR_INTERVALS, Bars, Book, MarketState
 from veloz.engine.views.orders import (
     FillView,
@@ -226,6 +227,11 @@ class LocalEngineClient:
 
     async def symbols(self) -> list[str]:
         return sorted(self._engine.instruments)
+
+    async def instruments(self) -> Instruments:
+        instruments = self._engine.instruments
+        views = [InstrumentView.of(instruments[symbol]) for symbol in sorted(instruments)]
+        return Instruments(count=len(views), instruments=views)
 
     def _traded(self, symbol: str) -> str:
         """The symbol a market read addresses; one that is not traded is a missing

@@ -67,7 +67,20 @@ def readiness(
         mode=engine.mode,
         mode_reason=engine.mode_reason,
         components=components,
+        trading=trading_kind(engine.config.market_source, engine.config.execution_mode),
+        market_source=engine.config.market_source,
+        execution_mode=engine.config.execution_mode,
     )
+
+
+def trading_kind(market_source: str, execution_mode: str) -> str:
+    """What trades where: "live" (Binance spot: real money), "testnet", "paper" (Binance's
+    prices, the simulated venue) or "sim"."""
+    if execution_mode == "binance_spot":
+        return "live"
+    if execution_mode == "binance_testnet_spot":
+        return "testnet"
+    return "sim" if market_source == "sim" else "paper"
 
 
 def journal_health(engine: LiveEngine) -> ComponentHealth:

@@ -33,3 +33,10 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     mode: TradingMode
     mode_reason: str
     components: dict[str, ComponentHealth]
+    # What trades where, so that a live engine cannot be taken for anything else:
+    # `trading` is "sim" (simulated prices and venue), "paper" (Binance's prices, the
+    # simulated venue), "testnet" (Binance's spot testnet) or "live" (Binance spot, real
+    # money); `market_source` and `execution_mode` are the settings it follows from.
+    trading: str = ""
+    market_source: str = ""
+    execution_mode: str = ""
