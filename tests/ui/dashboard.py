@@ -12,7 +12,12 @@ as parameters, in any order:
         expect(page.get_by_test_id("status-mode")).to_have_text("ACTIVE")
 
 A module may override a fixture with its own variant (a module-level `engine` fixture
-with other settings, say); `page` then opens on that one.
+with other settings, say); `page` then opens on that one. `running_engine` builds one:
+
+    @pytest.fixture
+    def engine(tmp_path: Path) -> Iterator[Engine]:
+        with running_engine(tmp_path, VELOZ_RISK_LIMITS_FILE=str(LIMITS)) as running:
+            yield running
 
 Fixtures:
 - `engine` -> `Engine`: `veloz engine --port N` on 127.0.0.1 (sim market, sim venue,
@@ -47,9 +52,16 @@ Connection failures ("net::ERR_CONNECTION_REFUSED"...) are counted unless tolera
 - `log()`: what the engine wrote to stdout/stderr (for failure messages)
 - `place(coid, side="BUY", symbol="BTCUSDT", qty="0.01", price="40000")`: a resting limit
   order via HTTP, returns the answer's JSON
+- `read(path)`: GET `path` (asserting a 200), the answer's JSON with every decimal as the
+  text the engine wrote
+
+`running_engine(directory, auth=False, **settings)`: a context manager, an `Engine` in
+`directory` with `settings` (VELOZ_* variables) added to its environment, started (with
+`auth`, authentication on and `engine.http` logged in as admin) and closed at the end.
 """
 
 import contextlib
+import json
 import re
 import secrets
 import signal
@@ -89,6 +101,7 @@ __all__ = [
     "open_page",
     "page",
     "problems",
+    "running_engine",
 ]
 
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
@@ -207,6 +220,12 @@ class Engine:
         placed: dict[str, Any] = answer.json()
         return placed
 
+    def read(self, path: str) -> Any:
+        """GET `path`: the answer's JSON with every decimal as the text the engine wrote."""
+        answer = self.http.get(path)
+        assert answer.status_code == 200, answer.text
+        return json.loads(answer.text, parse_float=str)
+
     def close(self) -> None:
         """The end of the engine's fixture: the pages on it closed first, then kill -9."""
         while self.contexts:
@@ -256,26 +275,31 @@ class Problems:
         route.abort()
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    running = Engine(tmp_path)
+@contextlib.contextmanager
+def running_engine(directory: Path, auth: bool = False, **settings: str) -> Iterator[Engine]:
+    """An engine in `directory` (made if missing) with `settings` in its environment, ready
+    (with `auth`, `engine.http` logged in as admin); closed (`Engine.close`) at the end."""
+    directory.mkdir(parents=True, exist_ok=True)
+    running = Engine(directory, auth=auth, **settings)
     try:
         running.start()
+        if auth:
+            running.login()
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with running_engine(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
 def auth_engine(tmp_path: Path) -> Iterator[Engine]:
-    running = Engine(tmp_path / "auth", auth=True)
-    running.directory.mkdir(parents=True, exist_ok=True)
-    try:
-        running.start()
-        running.login()
+    with running_engine(tmp_path / "auth", auth=True) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ and the breaker; an admin switches to READONLY and reloads the limits through th
 dialog; a bad limits file is refused in words; a viewer is offered no admin action."""
 
 import hashlib
-import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.processes import OPEN_RISK_LIMITS, SHIPPED_RISK_LIMITS
-from tests.ui.dashboard import USER_PASSWORD, Engine
+from tests.ui.dashboard import USER_PASSWORD, Engine, running_engine
 
 WITHIN_MS = 10_000
 # A quote amount as the engine writes it: the quote asset's 8 places (USDT in the sim).
@@ -47,19 +45,8 @@ def limits_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def engine(tmp_path: Path, limits_file: Path) -> Iterator[Engine]:
-    running = Engine(tmp_path, VELOZ_RISK_LIMITS_FILE=str(limits_file))
-    try:
-        running.start()
+    with running_engine(tmp_path, VELOZ_RISK_LIMITS_FILE=str(limits_file)) as running:
         yield running
-    finally:
-        running.close()
-
-
-def read(engine: Engine, path: str) -> Any:
-    """An answer with every decimal as the text the engine wrote."""
-    response = engine.http.get(path)
-    assert response.status_code == 200, response.text
-    return json.loads(response.text, parse_float=str)
 
 
 def confirm(page: Page) -> None:
@@ -80,7 +67,7 @@ def test_a_fill_updates_positions_and_pnl_without_a_reload(
 
     row = page.get_by_test_id("position-row-BTCUSDT")
     expect(row).to_be_visible(timeout=WITHIN_MS)
-    position = read(engine, "/api/positions")["positions"][0]
+    position = engine.read("/api/positions")["positions"][0]
     # As the engine wrote them: the quantity net of the fee charged in BTC, the fees.
     expect(row.get_by_test_id("position-qty")).to_have_text(position["qty"])
     expect(row.get_by_test_id("position-fees")).to_have_text(position["fees"])
@@ -97,7 +84,7 @@ def test_a_fill_updates_positions_and_pnl_without_a_reload(
     sell = order | {"side": "SELL", "qty": "0.2"}
     assert engine.http.post("/api/order", json=sell).status_code == 200
     expect(row.get_by_test_id("position-qty")).to_have_text("0.29950", timeout=WITHIN_MS)
-    realised = read(engine, "/api/positions")["positions"][0]["realized_pnl"]
+    realised = engine.read("/api/positions")["positions"][0]["realized_pnl"]
     assert realised != "0.00000000"
     expect(row.get_by_test_id("position-rpnl")).to_have_text(realised)
     assert page.evaluate("window.__sameDocument") is True
@@ -151,7 +138,7 @@ def test_admin_sets_readonly_through_the_confirm_dialog(engine: Engine, page: Pa
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("confirm-dialog")).to_have_count(0)
     expect(page.get_by_test_id("risk-answer")).to_have_count(0)
-    assert read(engine, "/api/risk/status")["mode"] == "ACTIVE"
+    assert engine.read("/api/risk/status")["mode"] == "ACTIVE"
 
     page.get_by_test_id("risk-action-readonly").click()
     confirm(page)
@@ -160,7 +147,7 @@ def test_admin_sets_readonly_through_the_confirm_dialog(engine: Engine, page: Pa
         "READONLY — readonly by anonymous:127.0.0.1"
     )
     expect(page.get_by_test_id("status-mode")).to_contain_text("READONLY")
-    assert read(engine, "/api/risk/status")["mode"] == "READONLY"
+    assert engine.read("/api/risk/status")["mode"] == "READONLY"
 
 
 def test_reload_shows_the_answer_and_a_bad_file_in_words(

@@ -36,6 +36,20 @@ def log_in(page: Page, user_id: str, password: str) -> None:
     page.get_by_label("Password").press("Enter")
 
 
+def page_of_a_new_user(
+    engine: Engine, open_page: dashboard.PageOpener, user_id: str, role: str
+) -> Page:
+    """A page on `engine` (authentication on) logged in as a new user with `role`, its
+    stream open."""
+    engine.add_user(user_id, role)
+    page = open_page(engine)
+    page.goto(engine.url)
+    log_in(page, user_id, USER_PASSWORD)
+    expect(page.get_by_test_id("status-user")).to_have_text(f"{user_id} ({role})")
+    expect(page.get_by_test_id("status-conn")).to_have_attribute("data-state", OPEN)
+    return page
+
+
 def test_the_dashboard_loads_with_the_status_bar(
     engine: Engine, page: Page, artifacts: Path
 ) -> None:
@@ -211,12 +225,7 @@ def test_login_flow_with_authentication_on(
 def test_a_viewer_is_not_offered_what_it_may_not_do(
     auth_engine: Engine, open_page: dashboard.PageOpener
 ) -> None:
-    auth_engine.add_user("watcher", "viewer")
-    page = open_page(auth_engine)
-    page.goto(auth_engine.url)
-    log_in(page, "watcher", USER_PASSWORD)
-    expect(page.get_by_test_id("status-user")).to_have_text("watcher (viewer)")
-    expect(page.get_by_test_id("status-conn")).to_have_attribute("data-state", OPEN)
+    page = page_of_a_new_user(auth_engine, open_page, "watcher", "viewer")
     roles = page.evaluate(
         """async () => {
             const { can } = await import('/js/store.js')
@@ -232,12 +241,7 @@ def test_a_viewer_is_not_offered_what_it_may_not_do(
 def test_an_expired_token_is_refreshed_once_then_a_failed_refresh_shows_the_login(
     auth_engine: Engine, open_page: dashboard.PageOpener
 ) -> None:
-    auth_engine.add_user("trader1", "trader")
-    page = open_page(auth_engine)
-    page.goto(auth_engine.url)
-    log_in(page, "trader1", USER_PASSWORD)
-    expect(page.get_by_test_id("status-user")).to_have_text("trader1 (trader)")
-    expect(page.get_by_test_id("status-conn")).to_have_attribute("data-state", OPEN)
+    page = page_of_a_new_user(auth_engine, open_page, "trader1", "trader")
 
     refreshes: list[str] = []
 

@@ -4,19 +4,17 @@ resting orders and its state, and stops through the confirm dialog; a parameter 
 engine refuses shows the engine's 400 message naming it; a small backtest on the sample
 bars runs from the research form to `done` and its HTML report opens in a new tab."""
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.support.sample_bars import SAMPLE, sample_path
 from tests.ui import dashboard
-from tests.ui.dashboard import Engine
+from tests.ui.dashboard import Engine, running_engine
 
 WITHIN_MS = 10_000
 
@@ -33,12 +31,8 @@ def with_sample(directory: Path) -> str:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     """The shared engine, with the sample bars in its data directory."""
-    running = Engine(tmp_path, VELOZ_DATA_DIR=with_sample(tmp_path))
-    try:
-        running.start()
+    with running_engine(tmp_path, VELOZ_DATA_DIR=with_sample(tmp_path)) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture
@@ -46,21 +40,8 @@ def auth_engine(tmp_path: Path) -> Iterator[Engine]:
     """The shared engine with authentication on (`engine.http` logged in as admin), with
     the sample bars in its data directory."""
     directory = tmp_path / "auth"
-    directory.mkdir()
-    running = Engine(directory, auth=True, VELOZ_DATA_DIR=with_sample(directory))
-    try:
-        running.start()
-        running.login()
+    with running_engine(directory, auth=True, VELOZ_DATA_DIR=with_sample(directory)) as running:
         yield running
-    finally:
-        running.close()
-
-
-def get(engine: Engine, path: str) -> Any:
-    """An answer with every decimal as the text the engine wrote."""
-    response = engine.http.get(path)
-    assert response.status_code == 200, response.text
-    return json.loads(response.text, parse_float=str)
 
 
 def test_a_grid_added_from_the_form_shows_its_orders_and_stops(
@@ -89,7 +70,7 @@ def test_a_grid_added_from_the_form_shows_its_orders_and_stops(
     expect(orders.filter(has_text="BUY")).to_have_count(2)
     expect(orders.filter(has_text="SELL")).to_have_count(2)
     # What was typed reached the engine as typed: no digit lost or added on the way.
-    added = get(engine, "/api/strategies/grid-ui")
+    added = engine.read("/api/strategies/grid-ui")
     assert added["params"] == {
         "levels": "2",
         "spacing": "50.0",
@@ -160,7 +141,7 @@ def test_a_parameter_the_engine_refuses_is_shown_in_its_words(engine: Engine, pa
     page.locator("#strategy-param-fast").fill("0")
     page.get_by_test_id("strategy-add-submit").click()
     expect(page.get_by_text("fast must be at least 1")).to_be_visible()
-    assert get(engine, "/api/strategies")["strategies"] == []
+    assert engine.read("/api/strategies")["strategies"] == []
 
     # Within each bound but wrong together: the engine's 400, verbatim.
     page.locator("#strategy-param-fast").fill("30")
@@ -170,7 +151,7 @@ def test_a_parameter_the_engine_refuses_is_shown_in_its_words(engine: Engine, pa
         "bad_params: parameters of ema_cross: fast (30) must be shorter than slow (20)",
         timeout=WITHIN_MS,
     )
-    assert get(engine, "/api/strategies")["strategies"] == []
+    assert engine.read("/api/strategies")["strategies"] == []
 
     # An id already used: the engine's 409, verbatim.
     taken = {"strategy_id": "ema-ui", "strategy": "ema_cross", "symbol": "BTCUSDT"}
@@ -220,7 +201,7 @@ def test_a_backtest_runs_from_the_research_view_and_opens_its_report(
         " or a file under the data directory (VELOZ_DATA_DIR) may be read",
         timeout=WITHIN_MS,
     )
-    assert get(engine, "/api/backtests")["count"] == 0
+    assert engine.read("/api/backtests")["count"] == 0
 
     # An optimisation's space is built from the form: a value given twice is the
     # engine's 400 naming the parameter.
@@ -232,7 +213,7 @@ def test_a_backtest_runs_from_the_research_view_and_opens_its_report(
     expect(page.get_by_test_id("research-form-error")).to_have_text(
         "bad_params: space fast of ema_cross: a value is given twice", timeout=WITHIN_MS
     )
-    assert get(engine, "/api/optimizations")["count"] == 0
+    assert engine.read("/api/optimizations")["count"] == 0
 
     page.locator("#research-kind-backtest").check()
     page.get_by_test_id("research-submit").click()
@@ -240,12 +221,12 @@ def test_a_backtest_runs_from_the_research_view_and_opens_its_report(
     states = page.locator("[data-testid^='job-state-']")
     expect(states).to_have_count(1, timeout=WITHIN_MS)
     expect(states).to_have_text("done", timeout=20_000)
-    job = get(engine, "/api/backtests")["jobs"][0]
+    job = engine.read("/api/backtests")["jobs"][0]
     assert job["request"]["params"] == {"fast": "10", "slow": "30", "qty": "0.01"}
     # Two days of one-minute bars, all played.
     expect(page.get_by_test_id(f"job-progress-{job['id']}")).to_have_text("2880 / 2880")
     summary = page.get_by_test_id(f"job-summary-{job['id']}")
-    detail = get(engine, f"/api/backtests/{job['id']}")
+    detail = engine.read(f"/api/backtests/{job['id']}")
     expect(summary).to_contain_text(detail["summary"]["final_equity"], timeout=WITHIN_MS)
     # Money exactly as the engine wrote it; statistics (floats) rounded for reading.
     assert summary_cell(summary, "fees") == detail["summary"]["fees"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from tests.ui.dashboard import USER_PASSWORD, Engine, PageOpener
+from tests.ui.dashboard import USER_PASSWORD, Engine, PageOpener, running_engine
 
 WITHIN_MS = 10_000
 # The engine's own limits for this module: BTCUSDT orders above 5 are refused (422),
@@ -35,12 +35,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     directory = tmp_path_factory.mktemp("trading")
     limits = directory / "risk_limits.yaml"
     limits.write_text(LIMITS)
-    running = Engine(directory, VELOZ_RISK_LIMITS_FILE=str(limits))
-    try:
-        running.start()
+    with running_engine(directory, VELOZ_RISK_LIMITS_FILE=str(limits)) as running:
         yield running
-    finally:
-        running.close()
 
 
 class Watched:
@@ -91,7 +87,7 @@ def fill_ticket(page: Page, *, qty: str, price: str | None = None, side: str = "
 
 
 def bid(engine: Engine) -> str:
-    market = json.loads(engine.http.get("/api/market?symbol=BTCUSDT").text, parse_float=str)
+    market = engine.read("/api/market?symbol=BTCUSDT")
     return str(market["bid"])
 
 
@@ -234,7 +230,7 @@ def test_the_history_pages_back_and_filters_by_symbol_and_status(
         answer = engine.http.post("/api/order", json=order | {"client_order_id": coid})
         assert answer.status_code == 200, answer.text
         placed.append(coid)
-    eth = json.loads(engine.http.get("/api/market?symbol=ETHUSDT").text, parse_float=str)
+    eth = engine.read("/api/market?symbol=ETHUSDT")
     answer = engine.http.post(
         "/api/order",
         json={
@@ -282,39 +278,37 @@ def test_the_history_pages_back_and_filters_by_symbol_and_status(
     assert engine.http.get("/api/orders_state", params={"status": "open"}).json()["count"] == 0
 
 
-def test_what_was_typed_survives_logging_out_and_in_again(
-    auth_engine: Engine, open_page: PageOpener
-) -> None:
-    auth_engine.add_user("dealer", "trader")
-    page = open_page(auth_engine)
-    page.goto(f"{auth_engine.url}#/trade")
-
-    def log_in() -> None:
-        page.get_by_test_id("login-user").fill("dealer")
-        page.get_by_test_id("login-password").fill(USER_PASSWORD)
-        page.get_by_test_id("login-password").press("Enter")
-        expect(page.get_by_test_id("ticket-filters")).to_be_visible(timeout=WITHIN_MS)
-
-    log_in()
-    page.get_by_test_id("ticket-side-sell").check()
-    page.get_by_test_id("ticket-qty").fill("0.012")
-    page.get_by_test_id("ticket-price").fill("51234.56")
-    page.get_by_test_id("ticket-tif").select_option("IOC")
-    page.get_by_test_id("logout").click()
-    expect(page.get_by_test_id("ticket-form")).to_have_count(0, timeout=WITHIN_MS)
-    log_in()
-    expect(page.get_by_test_id("ticket-qty")).to_have_value("0.012")
-    expect(page.get_by_test_id("ticket-price")).to_have_value("51234.56")
-    expect(page.get_by_test_id("ticket-tif")).to_have_value("IOC")
-    expect(page.get_by_test_id("ticket-side-sell")).to_be_checked()
-
-
 def log_in_on_the_trade_view(page: Page, user_id: str) -> None:
     page.get_by_test_id("login-user").fill(user_id)
     page.get_by_test_id("login-password").fill(USER_PASSWORD)
     page.get_by_test_id("login-password").press("Enter")
     expect(page.get_by_test_id("login-form")).to_have_count(0, timeout=WITHIN_MS)
     expect(page.get_by_test_id("ticket-filters")).to_be_visible(timeout=WITHIN_MS)
+
+
+def type_an_order_and_log_out(page: Page) -> None:
+    """A sell of 0.012 at 51234.56 IOC typed in the ticket (not placed), then a logout."""
+    page.get_by_test_id("ticket-side-sell").check()
+    page.get_by_test_id("ticket-qty").fill("0.012")
+    page.get_by_test_id("ticket-price").fill("51234.56")
+    page.get_by_test_id("ticket-tif").select_option("IOC")
+    page.get_by_test_id("logout").click()
+    expect(page.get_by_test_id("ticket-form")).to_have_count(0, timeout=WITHIN_MS)
+
+
+def test_what_was_typed_survives_logging_out_and_in_again(
+    auth_engine: Engine, open_page: PageOpener
+) -> None:
+    auth_engine.add_user("dealer", "trader")
+    page = open_page(auth_engine)
+    page.goto(f"{auth_engine.url}#/trade")
+    log_in_on_the_trade_view(page, "dealer")
+    type_an_order_and_log_out(page)
+    log_in_on_the_trade_view(page, "dealer")
+    expect(page.get_by_test_id("ticket-qty")).to_have_value("0.012")
+    expect(page.get_by_test_id("ticket-price")).to_have_value("51234.56")
+    expect(page.get_by_test_id("ticket-tif")).to_have_value("IOC")
+    expect(page.get_by_test_id("ticket-side-sell")).to_be_checked()
 
 
 def expect_an_empty_ticket(page: Page) -> None:
@@ -335,12 +329,7 @@ def test_another_user_starts_with_an_empty_ticket(
     page = open_page(auth_engine)
     page.goto(f"{auth_engine.url}#/trade")
     log_in_on_the_trade_view(page, "dealer")
-    page.get_by_test_id("ticket-side-sell").check()
-    page.get_by_test_id("ticket-qty").fill("0.012")
-    page.get_by_test_id("ticket-price").fill("51234.56")
-    page.get_by_test_id("ticket-tif").select_option("IOC")
-    page.get_by_test_id("logout").click()
-    expect(page.get_by_test_id("ticket-form")).to_have_count(0, timeout=WITHIN_MS)
+    type_an_order_and_log_out(page)
 
     log_in_on_the_trade_view(page, "other")
     expect(page.get_by_test_id("status-user")).to_have_text("other (trader)")
@@ -370,7 +359,7 @@ def test_another_user_starts_with_an_empty_ticket(
 
 def test_the_views_follow_the_selected_symbol(watched: Watched, engine: Engine) -> None:
     page = watched.page
-    found = json.loads(engine.http.get("/api/instruments").text, parse_float=str)
+    found = engine.read("/api/instruments")
     eth = next(i for i in found["instruments"] if i["symbol"] == "ETHUSDT")
     page.get_by_test_id("status-symbol").select_option("ETHUSDT")
     expect(page.get_by_test_id("ticket")).to_contain_text("Order ticket ETHUSDT")
@@ -380,7 +369,7 @@ def test_the_views_follow_the_selected_symbol(watched: Watched, engine: Engine) 
     expect(page.get_by_test_id("market-view")).to_contain_text("Market ETHUSDT")
     expect(page.get_by_test_id("market-feed")).to_have_attribute("data-state", "open")
     # The book top and the last trades are ETHUSDT's: near its price, not BTCUSDT's.
-    market = json.loads(engine.http.get("/api/market?symbol=ETHUSDT").text, parse_float=str)
+    market = engine.read("/api/market?symbol=ETHUSDT")
     ask = page.get_by_test_id("book-ask")
     expect(ask).not_to_have_text("-", timeout=WITHIN_MS)
     assert abs(float(ask.inner_text()) / float(market["ask"]) - 1) < 0.05

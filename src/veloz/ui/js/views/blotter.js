@@ -101,9 +101,17 @@ export function Blotter({ symbol }) {
 
   const query = (extra) => ({ symbol: filters.current.symbol || undefined, ...extra })
 
+  // Each list shows the answer to its newest request only: filters change faster than
+  // the engine answers under load, and a late answer to an older query must not win.
+  const asked = useRef({ open: 0, history: 0, trades: 0 })
+  const ask = (list) => ++asked.current[list]
+  const newest = (list, ticket) => asked.current[list] === ticket
+
   const loadOpen = async () => {
+    const ticket = ask('open')
     try {
       const answer = await api('/api/orders_state', { query: query({ status: 'open', limit: 500 }) })
+      if (!newest('open', ticket)) return
       setOpen(current(answer.orders).filter((o) => OPEN.has(o.status)))
       setError(null)
     } catch (err) {
@@ -113,10 +121,12 @@ export function Blotter({ symbol }) {
   // befores: the `before` of each page shown so far (page 0: none).
   const loadHistory = async (befores = []) => {
     const before = befores[befores.length - 1]
+    const ticket = ask('history')
     try {
       const answer = await api('/api/orders_state', {
         query: query({ status: filters.current.status || undefined, limit: PAGE, before }),
       })
+      if (!newest('history', ticket)) return
       const rows = current(answer.orders).filter((o) => statusMatches(filters.current.status, o.status))
       setHistory({ rows, befores, more: answer.orders.length === PAGE })
       setError(null)
@@ -126,8 +136,10 @@ export function Blotter({ symbol }) {
   }
   const loadTrades = async (befores = []) => {
     const before = befores[befores.length - 1]
+    const ticket = ask('trades')
     try {
       const answer = await api('/api/trades', { query: query({ limit: PAGE, before }) })
+      if (!newest('trades', ticket)) return
       setTrades({ rows: answer.trades, befores, more: answer.trades.length === PAGE })
       setError(null)
     } catch (err) {

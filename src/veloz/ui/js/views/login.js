@@ -6,6 +6,22 @@ import { useStore } from '../store.js'
 import { login } from '../api.js'
 import { ErrorLine } from '../ui.js'
 
+// A required input with its label; `id` is also its data-testid.
+function Field({ id, label, inputRef, value, onValue, ...input }) {
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <input
+      id=${id}
+      ...${input}
+      required
+      ref=${inputRef}
+      value=${value}
+      onInput=${(e) => onValue(e.currentTarget.value)}
+      data-testid=${id}
+    />
+  </div>`
+}
+
 export function LoginView({ overlay = false }) {
   const auth = useStore((s) => s.auth)
   const [userId, setUserId] = useState(auth.me && auth.me.kind === 'user' ? auth.me.name : '')
@@ -46,33 +62,10 @@ export function LoginView({ overlay = false }) {
           Your session has ended. Log in again: what you typed is kept.
         </p>`
       : null}
-    <div class="field">
-      <label for="login-user">User</label>
-      <input
-        id="login-user"
-        name="user_id"
-        autocomplete="username"
-        required
-        ref=${first}
-        value=${userId}
-        onInput=${(e) => setUserId(e.currentTarget.value)}
-        data-testid="login-user"
-      />
-    </div>
-    <div class="field">
-      <label for="login-password">Password</label>
-      <input
-        id="login-password"
-        name="password"
-        type="password"
-        autocomplete="current-password"
-        required
-        ref=${secret}
-        value=${password}
-        onInput=${(e) => setPassword(e.currentTarget.value)}
-        data-testid="login-password"
-      />
-    </div>
+    <${Field} id="login-user" label="User" name="user_id" autocomplete="username"
+      inputRef=${first} value=${userId} onValue=${setUserId} />
+    <${Field} id="login-password" label="Password" name="password" type="password"
+      autocomplete="current-password" inputRef=${secret} value=${password} onValue=${setPassword} />
     <${ErrorLine} error=${error} testid="login-error" />
     <button type="submit" class="btn btn-primary" disabled=${busy} data-testid="login-submit">
       ${busy ? 'Logging in…' : 'Log in'}

@@ -5,9 +5,8 @@
 // table) but no route serves those samples, so the curve is drawn from what this page sees:
 // one point per refresh of /api/positions (equity, drawdown from the engine's peak), kept for
 // the session in this module so it survives switching tabs. It starts when the page opens.
-import { html, useState, useEffect, useRef, useCallback } from '../html.js'
-import { api, errorText } from '../api.js'
-import { useEvent } from '../stream.js'
+import { html, useState, useEffect, useRef } from '../html.js'
+import { useResource } from '../resource.js'
 import { ErrorLine, Panel, fmtTime } from '../ui.js'
 
 const MAX_POINTS = 5000
@@ -49,63 +48,6 @@ export function Stats({ items, testid, label }) {
       </div>`,
     )}
   </dl>`
-}
-
-// Coalesced refreshes: `request(gapMs)` runs `load` now, or once when the running load ends,
-// or (with gapMs > 0) no sooner than gapMs after the previous run started. Stream events
-// can arrive in bursts (a fill is a `fill` and an `order_update`; quotes every few ms): this
-// keeps one request in flight and never more than one queued.
-export function useRefresher(load) {
-  const loadRef = useRef(load)
-  loadRef.current = load
-  const state = useRef({ running: false, pending: false, last: 0, timer: null, live: true })
-
-  const run = useCallback(() => {
-    const s = state.current
-    s.timer = null
-    if (!s.live) return
-    if (s.running) {
-      s.pending = true
-      return
-    }
-    s.running = true
-    s.last = Date.now()
-    Promise.resolve(loadRef.current()).finally(() => {
-      s.running = false
-      if (s.pending && s.live) {
-        s.pending = false
-        run()
-      }
-    })
-  }, [])
-
-  const request = useCallback(
-    (gapMs = 0) => {
-      const s = state.current
-      if (s.running) {
-        s.pending = true
-        return
-      }
-      const wait = Math.max(0, s.last + gapMs - Date.now())
-      if (s.timer !== null) {
-        if (wait > 0) return
-        clearTimeout(s.timer)
-      }
-      if (wait === 0) run()
-      else s.timer = setTimeout(run, wait)
-    },
-    [run],
-  )
-
-  useEffect(() => {
-    const s = state.current
-    s.live = true
-    return () => {
-      s.live = false
-      if (s.timer !== null) clearTimeout(s.timer)
-    }
-  }, [])
-  return request
 }
 
 function addPoint(equity, drawdown) {
@@ -222,35 +164,19 @@ function BalancesTable({ balances }) {
 }
 
 export function PortfolioView() {
-  const [positions, setPositions] = useState(null)
-  const [account, setAccount] = useState(null)
   const [point, setPoint] = useState(null)
-  const [error, setError] = useState(null)
-
-  const load = useCallback(async () => {
-    try {
-      const [pos, acc] = await Promise.all([api('/api/positions'), api('/api/account')])
-      setPositions(pos)
-      setAccount(acc)
-      setPoint(addPoint(pos.equity, pos.drawdown))
-      setError(null)
-    } catch (err) {
-      setError(errorText(err))
-    }
-  }, [])
-  const request = useRefresher(load)
-
-  useEffect(() => {
-    request(0)
-  }, [request])
-  // Positions and balances change with fills and journaled balance changes, and `locked`
-  // with every order placed, cancelled or done; 'resync' follows a reconnect or a `reset`,
-  // when events may have been missed.
-  useEvent(['fill', 'account', 'order_update', 'resync'], () => request(0))
-  // Marks (and so unrealised PnL, notional and equity) move with every quote, and the stream
-  // carries quotes, not marks: re-read the engine's own valuation at most once a second
-  // rather than recompute money in floating point here.
-  useEvent('market', () => request(1000))
+  const { data, error } = useResource(['/api/positions', '/api/account'], {
+    // Positions and balances change with fills and journaled balance changes, and `locked`
+    // with every order placed, cancelled or done; 'resync' follows a reconnect or a `reset`,
+    // when events may have been missed.
+    events: ['fill', 'account', 'order_update', 'resync'],
+    // Marks (and so unrealised PnL, notional and equity) move with every quote, and the
+    // stream carries quotes, not marks: re-read the engine's own valuation at most once a
+    // second rather than recompute money in floating point here.
+    marketGapMs: 1000,
+    onLoad: ([pos]) => setPoint(addPoint(pos.equity, pos.drawdown)),
+  })
+  const [positions, account] = data || [null, null]
 
   const summary = positions
     ? html`<${Stats}

@@ -1,12 +1,12 @@
 // Risk: the limits in force with their source and sha256 (/api/risk/limits), the risk state
 // (/api/risk/status: mode, breaker, VaR, leverage, concentration, drawdown, utilisation,
 // denials), and for admins the limits reload and the mode commands, each behind a confirm.
-import { html, useState, useEffect, useCallback } from '../html.js'
+import { html, useState } from '../html.js'
 import { api, errorText } from '../api.js'
 import { can, useStore } from '../store.js'
-import { useEvent } from '../stream.js'
+import { useResource } from '../resource.js'
 import { ErrorLine, Panel, confirmAction, fmtTime } from '../ui.js'
-import { Stats, percent, shown, useRefresher } from './portfolio.js'
+import { Stats, percent, shown } from './portfolio.js'
 
 const SYMBOL_FIELDS = [
   ['min_qty', 'Min qty'],
@@ -214,35 +214,19 @@ function AdminActions({ onDone }) {
 
 export function RiskView() {
   useStore((s) => s.auth) // re-render when the user (and so `can`) changes
-  const [limits, setLimits] = useState(null)
-  const [status, setStatus] = useState(null)
-  const [error, setError] = useState(null)
-
-  const load = useCallback(async () => {
-    try {
-      const [l, s] = await Promise.all([api('/api/risk/limits'), api('/api/risk/status')])
-      setLimits(l)
-      setStatus(s)
-      setError(null)
-    } catch (err) {
-      setError(errorText(err))
-    }
-  }, [])
-  const request = useRefresher(load)
-
-  useEffect(() => {
-    request(0)
-  }, [request])
-  // Mode changes and balances are `account` events, drawdown levels `risk` events; fills
-  // and order updates move the utilisation. 'resync': after a reconnect or a `reset`.
-  useEvent(['account', 'risk', 'fill', 'order_update', 'resync'], () => request(0))
-  // Equity, drawdown and leverage move with quotes: re-read at most once a second.
-  useEvent('market', () => request(1000))
+  const { data, error, refresh } = useResource(['/api/risk/limits', '/api/risk/status'], {
+    // Mode changes and balances are `account` events, drawdown levels `risk` events; fills
+    // and order updates move the utilisation. 'resync': after a reconnect or a `reset`.
+    events: ['account', 'risk', 'fill', 'order_update', 'resync'],
+    // Equity, drawdown and leverage move with quotes: re-read at most once a second.
+    marketGapMs: 1000,
+  })
+  const [limits, status] = data || [null, null]
 
   return html`<div class="risk-view" data-testid="risk-view">
     <${ErrorLine} error=${error} testid="risk-error" />
     ${can('admin')
-      ? html`<${Panel} title="Admin"><${AdminActions} onDone=${() => request(0)} /><//>`
+      ? html`<${Panel} title="Admin"><${AdminActions} onDone=${refresh} /><//>`
       : null}
     <${Panel} title="Risk state"><${StatusPanel} status=${status} /><//>
     <${Panel} title="Limits in force"><${LimitsPanel} limits=${limits} /><//>

@@ -62,7 +62,11 @@ function ageText(ms) {
 function useReadiness() {
   const [ready, setReady] = useState(null)
   const [error, setError] = useState(null)
+  // Mode changes seen on the stream: a readiness answer to a request sent before the
+  // newest one is older than it and must not put the previous mode back.
+  const modeEvents = useRef(0)
   const refresh = useCallback(async () => {
+    const sentAfter = modeEvents.current
     let body
     try {
       body = await api('/health/ready')
@@ -76,7 +80,9 @@ function useReadiness() {
     }
     setError(null)
     setReady(body)
-    store.set({ mode: body.mode, modeReason: body.mode_reason || null })
+    if (modeEvents.current === sentAfter) {
+      store.set({ mode: body.mode, modeReason: body.mode_reason || null })
+    }
   }, [])
   useEffect(() => {
     refresh()
@@ -86,6 +92,7 @@ function useReadiness() {
   useEvent(['account', 'resync'], (data, type) => {
     if (type === 'account' && data && data.event !== 'TradingModeChanged') return
     if (type === 'account' && data.mode) {
+      modeEvents.current++
       store.set({ mode: data.mode, modeReason: data.reason || null })
     }
     refresh()
