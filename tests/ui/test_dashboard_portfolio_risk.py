@@ -61,6 +61,11 @@ def test_a_fill_updates_positions_and_pnl_without_a_reload(
     page.goto(f"{engine.url}#/portfolio")
     expect(page.get_by_test_id("portfolio-positions")).to_contain_text("No positions")
     page.evaluate("window.__sameDocument = true")
+    # The chart starts with the engine's own equity samples (/api/equity; the first is
+    # taken at the first quote).
+    expect(page.get_by_test_id("portfolio-chart")).to_have_attribute(
+        "data-engine-samples", re.compile(r"^[1-9]\d*$")
+    )
 
     order = {"side": "BUY", "symbol": "BTCUSDT", "qty": "0.5", "type": "MARKET"}
     assert engine.http.post("/api/order", json=order).status_code == 200

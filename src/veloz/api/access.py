@@ -60,6 +60,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/market/{symbol}/book"): Role.VIEWER,
     ("GET", "/api/market/{symbol}/bars"): Role.VIEWER,
     ("GET", "/api/instruments"): Role.VIEWER,
+    ("GET", "/api/equity"): Role.VIEWER,
     ("GET", "/api/order_state"): Role.VIEWER,
     ("GET", "/api/orders"): Role.VIEWER,
     ("GET", "/api/orders_state"): Role.VIEWER,

@@ -5,7 +5,7 @@ from litestar import Controller, get
 
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
-from veloz.engine.views.account import Account, Ping, Positions
+from veloz.engine.views.account import Account, EquityHistory, Ping, Positions
 from veloz.engine.views.execution import Orphans
 
 
@@ -24,6 +24,14 @@ class AccountController(Controller):
     )
     async def positions(self, engine_client: Client) -> Positions:
         return await engine_client.positions()
+
+    @get(
+        "/equity",
+        summary="Equity samples (one a minute, the newest day) with their drawdown",
+        responses=error_responses(),
+    )
+    async def equity(self, engine_client: Client) -> EquityHistory:
+        return await engine_client.equity_history()
 
     @get("/execution/ping", summary="Round trip to the venue", responses=error_responses(503))
     async def ping(self, engine_client: Client) -> Ping:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from veloz.engine.bus import BusMessage
-from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
+from veloz.engine.views.account import Account, AccountStatus, EquityHistory, Ping, Positions
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditLog
 from veloz.engine.views.execution import Orphans
@@ -71,6 +71,10 @@ class EngineClient(Protocol):
     async def account(self) -> Account: ...
 
     async def positions(self) -> Positions: ...
+
+    async def equity_history(self) -> EquityHistory:
+        """The equity samples kept for the risk figures, oldest first."""
+        ...
 
     async def account_status(self) -> AccountStatus: ...
 

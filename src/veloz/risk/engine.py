@@ -65,6 +65,14 @@ class RiskEngine:
     def equity_sample_count(self) -> int:
         return len(self._equity)
 
+    def equity_samples(self) -> list[tuple[int, Decimal]]:
+        """The equity samples kept (`equity_sample_interval_s` apart at least), oldest first."""
+        return list(self._equity)
+
+    @property
+    def equity_sample_interval_s(self) -> float:
+        return self._sample_every_ns / 1e9
+
     @property
     def limits_path(self) -> Path | None:
         return Path(self._limits_path) if self._limits_path else None

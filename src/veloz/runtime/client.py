@@ -13,7 +13,13 @@ import msgspec
 
 from veloz.auth.service import AuthService
 from veloz.engine.bus import BusMessage
-from veloz.engine.views.account import Account, AccountStatus, Ping, Positions
+from veloz.engine.views.account import (
+    Account,
+    AccountStatus,
+    EquityHistory,
+    Ping,
+    Positions,
+)
 from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
 from veloz.engine.views.audit import AuditItem, AuditLog
 from veloz.engine.views.execution import BalanceMismatch, OrphanOrder, Orphans
@@ -166,6 +172,10 @@ class LocalEngineClient:
             drawdown=portfolio.drawdown(),
             leverage=exposures([p.notional for p in positions], equity).gross_leverage,
         )
+
+    async def equity_history(self) -> EquityHistory:
+        risk = self._engine.risk
+        return EquityHistory.of(risk.equity_samples(), risk.equity_sample_interval_s)
 
     async def account_status(self) -> AccountStatus:
         engine = self._engine

@@ -1,5 +1,7 @@
 """Health, market, account, config, admin and the OpenAPI document (in process)."""
 
+from decimal import Decimal
+
 from tests.support.engine import quote, wait_for_status
 from veloz.model.enums import OrderStatus
 
@@ -155,3 +157,22 @@ async def test_the_streams_documented_400_is_the_body_it_sends(api):
     answer = await api.get("/api/stream?types=nonsense")
     assert answer.status_code == 400
     assert required <= set(answer.json()) and answer.json()["error"] == "bad_params"
+
+
+async def test_equity_history_is_the_risk_samples_with_their_drawdown(api, engine):
+    empty = (await api.get("/api/equity")).json()
+    assert empty["interval_s"] == 60 and empty["count"] == len(empty["points"])
+    minute = 60_000_000_000
+    start = engine.clock.time_ns() + minute
+    # Samples a minute apart; one 10 s after the last is not kept (the sample interval).
+    # Far above the samples the engine took so far, so they set the peaks here.
+    steps = ((0, "1000000000"), (1, "1200000000"), (2, "900000000"), (3, "1500000000"), (3.2, "1"))
+    for offset, equity in steps:
+        engine.risk.record_equity(start + int(offset * minute), Decimal(equity))
+    answer = (await api.get("/api/equity")).json()
+    points = answer["points"][-4:]
+    assert answer["count"] == len(answer["points"])
+    assert [p["ts_ns"] for p in points] == [start + n * minute for n in range(4)]
+    assert [p["equity"] for p in points] == [1e9, 1.2e9, 0.9e9, 1.5e9]
+    # From the highest equity sampled up to each point: 1.2e9 before 0.9e9, then a new high.
+    assert [p["drawdown"] for p in points] == [0, 0, 0.25, 0]

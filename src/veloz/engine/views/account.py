@@ -22,6 +22,32 @@ class Positions(msgspec.Struct, frozen=True, kw_only=True):
     leverage: Decimal
 
 
+class EquityPoint(msgspec.Struct, frozen=True, kw_only=True):
+    ts_ns: int
+    equity: Decimal
+    # Fraction lost from the highest equity sampled up to this point.
+    drawdown: Decimal
+
+
+class EquityHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """The equity samples the engine keeps for its risk figures (VaR): one at most every
+    `interval_s`, the newest day of them, since this process started."""
+
+    interval_s: float
+    count: int
+    points: list[EquityPoint]
+
+    @classmethod
+    def of(cls, samples: list[tuple[int, Decimal]], interval_s: float) -> "EquityHistory":
+        points: list[EquityPoint] = []
+        peak: Decimal | None = None
+        for ts_ns, equity in samples:
+            peak = equity if peak is None or equity > peak else peak
+            drawdown = (peak - equity) / peak if peak > 0 else Decimal(0)
+            points.append(EquityPoint(ts_ns=ts_ns, equity=equity, drawdown=drawdown))
+        return cls(interval_s=interval_s, count=len(points), points=points)
+
+
 class AccountStatus(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
     mode: TradingMode

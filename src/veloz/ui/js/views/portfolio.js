@@ -1,11 +1,12 @@
 // Portfolio: positions (/api/positions) and balances (/api/account), kept current by the
 // stream, with an equity and drawdown chart.
 //
-// The engine samples equity (the risk engine's VaR series, the history store's `equity`
-// table) but no route serves those samples, so the curve is drawn from what this page sees:
-// one point per refresh of /api/positions (equity, drawdown from the engine's peak), kept for
-// the session in this module so it survives switching tabs. It starts when the page opens.
+// The curve starts with the engine's own equity samples (GET /api/equity: one a minute at
+// most, the newest day, drawdown from the highest sample before each) and goes on with what
+// this page sees: one point per refresh of /api/positions (equity, drawdown from the
+// engine's peak), kept for the session in this module so it survives switching tabs.
 import { html, useState, useEffect, useRef } from '../html.js'
+import { api, errorText } from '../api.js'
 import { useResource } from '../resource.js'
 import { ErrorLine, Panel, fmtTime } from '../ui.js'
 
@@ -65,9 +66,29 @@ function addPoint(equity, drawdown) {
   return point
 }
 
+// Puts the engine's samples older than this page's first point in front of them, once.
+let engineSamples = null // the number taken, once loaded
+async function loadEngineSamples() {
+  if (engineSamples !== null) return engineSamples
+  const history = await api('/api/equity')
+  const first = equityPoints.length ? equityPoints[0].time : Infinity
+  const older = []
+  for (const p of history.points) {
+    // ts_ns arrives as the digits the engine wrote (beyond 2^53): whole seconds via BigInt.
+    const time = Number(BigInt(p.ts_ns) / 1000000000n)
+    if (time >= first || (older.length && time <= older[older.length - 1].time)) continue
+    older.push({ time, equity: Number(p.equity), drawdown: -100 * Number(p.drawdown) || 0 })
+  }
+  equityPoints.unshift(...older)
+  engineSamples = history.points.length
+  return engineSamples
+}
+
 function EquityChart({ point }) {
   const box = useRef(null)
   const series = useRef(null)
+  const [samples, setSamples] = useState(engineSamples)
+  const [error, setError] = useState(null)
 
   useEffect(() => {
     const LC = window.LightweightCharts
@@ -94,9 +115,19 @@ function EquityChart({ point }) {
     )
     const panes = chart.panes()
     if (panes[1]) panes[1].setHeight(70)
-    equity.setData(equityPoints.map((p) => ({ time: p.time, value: p.equity })))
-    drawdown.setData(equityPoints.map((p) => ({ time: p.time, value: p.drawdown })))
+    const draw = () => {
+      equity.setData(equityPoints.map((p) => ({ time: p.time, value: p.equity })))
+      drawdown.setData(equityPoints.map((p) => ({ time: p.time, value: p.drawdown })))
+    }
+    draw()
     series.current = { equity, drawdown }
+    loadEngineSamples().then(
+      (count) => {
+        setSamples(count)
+        if (series.current) draw()
+      },
+      (err) => setError(errorText(err)),
+    )
     return () => {
       series.current = null
       chart.remove()
@@ -111,9 +142,12 @@ function EquityChart({ point }) {
 
   return html`<div>
     <div ref=${box} class="portfolio-chart" data-testid="portfolio-chart"
-         role="img" aria-label="Equity (line) and drawdown from the peak in % (area), this session"></div>
-    <p class="note portfolio-note">Equity (line) and drawdown from the peak in % (area below),
-      drawn from what this page has seen since it opened.</p>
+         data-engine-samples=${samples === null ? undefined : samples}
+         role="img" aria-label="Equity (line) and drawdown from the peak in % (area)"></div>
+    <${ErrorLine} error=${error} testid="portfolio-chart-error" />
+    <p class="note portfolio-note">Equity (line) and drawdown from the peak in % (area below):
+      the engine's samples (${samples ?? '…'}, one a minute at most, the newest day), then
+      what this page has seen since it opened.</p>
   </div>`
 }
 
