@@ -144,17 +144,22 @@ def projector(
 
     `veloz engine` starts it by itself (VELOZ_PROJECTOR=process); run it yourself with
     VELOZ_PROJECTOR=external, on the same VELOZ_WAL_DIR and VELOZ_DATABASE_URL."""
+    import os
+    import signal
+
+    # Told to stop before the projector's loop handles signals: it still drains once.
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     if sys.platform == "linux":
         import ctypes
-        import os
-        import signal
 
         libc = ctypes.CDLL(None)
         libc.prctl(15, b"veloz_projector", 0, 0, 0)  # PR_SET_NAME
         if parent_pid is not None:
             libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: drain if it dies
-            if os.getppid() != parent_pid:
-                raise typer.Exit(0)  # it died before we asked
+    if parent_pid is not None and os.getppid() != parent_pid:
+        stopping.append(signal.SIGTERM)  # it died before we asked
     from veloz.config import SettingsError, load_settings
     from veloz.observability.logs import configure_logging
     from veloz.persistence.projector_process import run_projector
@@ -174,7 +179,9 @@ def projector(
         log_dir=settings.log_dir,
         secrets=settings.secret_values(),
     )
-    raise typer.Exit(_run(run_projector(history_config, settings.wal_dir)))
+    raise typer.Exit(
+        _run(run_projector(history_config, settings.wal_dir, lambda: bool(stopping)))
+    )
 
 
 async def _with_projector(

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from veloz.journal.durable_mark import read_durable_mark
@@ -82,17 +83,19 @@ class ProjectorProcess:
             os.close(fd)  # releases the flock
 
     async def _lock(self, fd: int, stop: asyncio.Event) -> bool:
+        """Wait for the projector's lock; once stopping, one more try only."""
         waiting = False
-        while not stop.is_set():
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
+                if stop.is_set():
+                    return False
                 if not waiting:
                     logger.warning("another projector holds %s: waiting", self.journal_dir)
                     waiting = True
             await sleep_unless_stopped(stop, 0.5)
-        return False
 
     async def _run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -113,8 +116,10 @@ class ProjectorProcess:
         await self.store.close()
 
     async def _connect(self, stop: asyncio.Event) -> None:
+        """Connect, retrying with backoff; once stopping (even from the start: the engine
+        died early), one more try only, so what is durable still gets projected."""
         delay = self.config.projector.retry_initial_s
-        while not stop.is_set():
+        while True:
             try:
                 await self.store.connect()
                 return
@@ -122,6 +127,8 @@ class ProjectorProcess:
                 self.stats.last_error = str(exc)
                 self.stats.failures += 1
                 await self.store.close()
+            if stop.is_set():
+                return
             await sleep_unless_stopped(stop, delay)
             delay = min(delay * 2, self.config.projector.retry_max_s)
 
@@ -162,12 +169,17 @@ class ProjectorProcess:
             self.audit_imported += len(batch.records)
 
 
-async def run_projector(config: HistoryConfig, journal_dir: Path) -> int:
-    """`veloz projector` until SIGTERM or SIGINT."""
+async def run_projector(
+    config: HistoryConfig, journal_dir: Path, stopping: Callable[[], bool] = lambda: False
+) -> int:
+    """`veloz projector` until SIGTERM or SIGINT. `stopping()` says whether it was told to
+    stop before its loop took the signals over: then it drains once and exits."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if stopping():
+        stop.set()
     logger.info("projector following %s into %s", journal_dir, redact(config.url))
     await ProjectorProcess(config, journal_dir).run(stop)
     return 0
