@@ -96,6 +96,11 @@ def eventually(check: Callable[[], bool], within_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def high_water(db: Path) -> int:
+    (row,) = stored(db, "SELECT last_seq FROM projector_state")
+    return int(str(row[0]))
+
+
 def stored(db: Path, sql: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
@@ -136,8 +141,10 @@ def test_orders_and_audit_records_placed_over_http_reach_the_store_through_the_p
         eventually(lambda: stored_orders(running.db) >= placed, 15, "orders in the store")
         eventually(lambda: audited_orders(running.db) >= placed, 15, "audit records in the store")
         eventually(
-            lambda: running.database()["status"] == "ok"
-            and running.database()["detail"].endswith("; 0 journal entries behind"),
+            lambda: (
+                running.database()["status"] == "ok"
+                and running.database()["detail"].endswith("; 0 journal entries behind")
+            ),
             10,
             "health shows the projector caught up",
         )
@@ -177,7 +184,7 @@ def test_after_a_kill_9_of_the_engine_the_projector_projects_exactly_the_durable
     # the projector stops at the mark, exactly.
     durable = read_durable_mark(running.wal)
     assert 0 < durable <= last_journal_seq(running.wal)
-    assert stored(running.db, "SELECT last_seq FROM projector_state")[0][0] == durable
+    assert high_water(running.db) == durable
     # Every acknowledged order was durable before its answer, so it is in the store.
     assert stored_orders(running.db) == placed
     assert audited_orders(running.db) >= placed
@@ -185,7 +192,7 @@ def test_after_a_kill_9_of_the_engine_the_projector_projects_exactly_the_durable
     with engine(tmp_path) as again:
         ends_at = last_journal_seq(again.wal)
         eventually(
-            lambda: stored(again.db, "SELECT last_seq FROM projector_state")[0][0] >= ends_at,
+            lambda: high_water(again.db) >= ends_at,
             15,
             "the restarted projector reaches the end of the journal",
         )
@@ -224,8 +231,10 @@ def test_retention_waits_for_a_projector_that_is_not_running(tmp_path):
         )
         try:
             eventually(
-                lambda: (status := read_status(running.wal)) is not None
-                and status.high_water >= read_durable_mark(running.wal),
+                lambda: (
+                    (status := read_status(running.wal)) is not None
+                    and status.high_water >= read_durable_mark(running.wal)
+                ),
                 20,
                 "the external projector caught up",
             )

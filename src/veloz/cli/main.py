@@ -179,9 +179,7 @@ def projector(
         log_dir=settings.log_dir,
         secrets=settings.secret_values(),
     )
-    raise typer.Exit(
-        _run(run_projector(history_config, settings.wal_dir, lambda: bool(stopping)))
-    )
+    raise typer.Exit(_run(run_projector(history_config, settings.wal_dir, lambda: bool(stopping))))
 
 
 async def _with_projector(

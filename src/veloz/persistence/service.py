@@ -27,13 +27,13 @@ from pathlib import Path
 
 import msgspec
 
+from veloz.persistence.audit_spool import AuditSpoolWriter
 from veloz.persistence.projector import (
     Projector,
     ProjectorConfig,
     ProjectorStats,
     sleep_unless_stopped,
 )
-from veloz.persistence.audit_spool import AuditSpoolWriter
 from veloz.persistence.projector_status import STATUS_INTERVAL_S, ProjectorStatus, read_status
 from veloz.persistence.sqlite import SqliteStore
 from veloz.persistence.store import AuditRecord, PortfolioSnapshot, Store, StoreUnavailable

@@ -101,9 +101,7 @@ async def test_the_tail_moves_on_when_retention_deletes_the_segment_it_finished(
     assert read.records[-1].seq == second.first_seq - 1
     first.path.unlink()
     following = tail.read(second.first_seq - 1, limit=5)
-    assert [r.seq for r in following.records] == list(
-        range(second.first_seq, second.first_seq + 5)
-    )
+    assert [r.seq for r in following.records] == list(range(second.first_seq, second.first_seq + 5))
     assert following.missing is None
 
 
