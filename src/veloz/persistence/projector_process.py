@@ -56,12 +56,15 @@ class ProjectorProcess:
         self.spool = AuditSpoolReader(journal_dir)
         self.audit_imported = 0
         self.audit_failed = False
+        self.resumed = False
 
     def status(self) -> ProjectorStatus:
         stats = self.stats
+        self.resumed = self.resumed or stats.connected  # `resume` read the store's mark
         return ProjectorStatus(
             pid=os.getpid(),
             ts_ns=time.time_ns(),
+            resumed=self.resumed,
             high_water=stats.high_water,
             connected=stats.connected,
             last_error=stats.last_error,

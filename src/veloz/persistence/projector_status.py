@@ -26,6 +26,9 @@ STALE_AFTER_S = 5.0
 class ProjectorStatus(msgspec.Struct, kw_only=True):
     pid: int
     ts_ns: int  # wall time of this write
+    # Whether `high_water` was read from the store by this projector (until then it says
+    # nothing: after a store restore the store may be behind any earlier status).
+    resumed: bool = False
     high_water: int = 0
     connected: bool = False
     last_error: str = ""

@@ -97,6 +97,7 @@ class HistoryService:
         # Out of process: the projector's last status and the spool audit records go to.
         self.status: ProjectorStatus | None = None
         self._spool: AuditSpoolWriter | None = None
+        self._started_ns = 0
         self.audit_dropped = 0
         self.snapshots_failed = 0
         self._audit: deque[AuditRecord] = deque()
@@ -133,9 +134,9 @@ class HistoryService:
     async def start(self) -> None:
         """Try the store once now, so history reads work from the first request when the
         database is up; if it is not, keep trying in the background."""
+        self._started_ns = time.time_ns()
         if self.projector is None:
             self._spool = AuditSpoolWriter(self.journal_dir)
-            self._read_status()
         await self._try_connect()
         self._tasks = [asyncio.get_running_loop().create_task(self._run(), name="veloz-history")]
 
@@ -176,8 +177,11 @@ class HistoryService:
             await sleep_unless_stopped(self._stop, STATUS_INTERVAL_S)
 
     def _read_status(self) -> None:
+        """Follow the projector's status. Only a status written since this start by a
+        projector that read the store's mark counts: an older one may be ahead of a store
+        restored meanwhile, and retention must not trust it."""
         status = read_status(self.journal_dir)
-        if status is None:
+        if status is None or status.ts_ns < self._started_ns or not status.resumed:
             return
         self.status = status
         stats = self.stats
@@ -215,6 +219,10 @@ class HistoryService:
             logger.warning("history store unavailable, retrying: %s", exc)
             await self.store.close()
             return
+        if self.projector is None and self.status is None:
+            # Until the projector reports: the store's own mark, for the lag shown.
+            with contextlib.suppress(StoreUnavailable):
+                self.stats.high_water = await self.store.high_water()
         self._ready.set()
         logger.info("history store %s connected", self.name)
 
