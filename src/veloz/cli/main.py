@@ -139,6 +139,9 @@ def projector(
         int | None,
         typer.Option(help="Exit when this process (the engine that started it) dies", hidden=True),
     ] = None,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Project what is durable now, then exit")
+    ] = False,
 ) -> None:
     """Run the history projector: the journal and the audit spool into the history store.
 
@@ -148,7 +151,7 @@ def projector(
     import signal
 
     # Told to stop before the projector's loop handles signals: it still drains once.
-    stopping: list[int] = []
+    stopping: list[int] = [signal.SIGTERM] if drain else []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     if sys.platform == "linux":

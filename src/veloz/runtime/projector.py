@@ -92,14 +92,27 @@ class ProjectorSupervisor:
         process = self._process
         if process is not None and process.returncode is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self._stop_timeout_s)
-            except TimeoutError:
-                logger.error("projector process did not exit; killing it")
-                process.kill()
-                await process.wait()
+            await self._wait(process)
+            if process.returncode == -signal.SIGTERM:
+                # It died of the signal before it could handle it (still starting up), so
+                # it did not drain: a short-lived one does, to the journal's last entry.
+                self._process = await asyncio.create_subprocess_exec(
+                    *self.command(),
+                    "--drain",
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                )
+                await self._wait(self._process)
         if self._task is not None:
             await self._task
+
+    async def _wait(self, process: asyncio.subprocess.Process) -> None:
+        try:
+            await asyncio.wait_for(process.wait(), self._stop_timeout_s)
+        except TimeoutError:
+            logger.error("projector process did not exit; killing it")
+            process.kill()
+            await process.wait()
 
 
 @contextlib.asynccontextmanager
