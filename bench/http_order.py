@@ -12,6 +12,11 @@ separate processes on loopback:
 
 Every order is durable before its answer, so the order route pays a journal sync per
 batch that the trivial route does not.
+
+Both places of the history projector are measured in the same run, interleaved:
+`VELOZ_PROJECTOR=process` (the default, `veloz projector` as the engine's child: the
+recorded figures and the targets) and `inline` (projector and audit writer in the engine's
+process, as before: the `inline_*` figures).
 """
 
 import argparse
@@ -34,6 +39,7 @@ from tests.support.processes import free_port, veloz_env
 
 NAME = "http_order"
 TARGETS = (Target("ratio_order_to_trivial", ">=", 0.70), Target("paced_p99_ms", "<=", 10))
+MODES = ("process", "inline")
 ORDER_LUA = """
 local counter = 0
 local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
@@ -130,37 +136,28 @@ def paced(port: int, rate: float, seconds: float) -> dict[str, Any]:
     return json.loads(output)  # type: ignore[no-any-return]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--rate", type=float, default=2000)
-    parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent.parent)
-    args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        sys.exit("bench.http_order needs wrk: apt-get install wrk")
-    with tempfile.TemporaryDirectory() as scripts:
-        script = Path(scripts) / "order.lua"
-        script.write_text(ORDER_LUA)
-        trivial, orders, ratios, paced_runs = [], [], [], []
-        for run in range(args.runs):
-            # The paced phase gets a fresh engine: after the closed-loop flood the book holds
-            # tens of thousands of resting orders, which is a different (noted) situation.
-            with service(args.dir) as port:
-                paced(port, args.rate / 4, 1.0)  # warm-up: first-use costs are not latency
-                paced_runs.append(paced(port, args.rate, args.seconds))
-            with service(args.dir) as port:
-                base = f"http://127.0.0.1:{port}"
-                wrk(base + "/health", 1, args.connections, None)  # warm-up
-                trivial.append(wrk(base + "/health", args.seconds, args.connections, None))
-                orders.append(wrk(base + "/api/order", args.seconds, args.connections, script))
-                ratios.append(orders[-1]["rps"] / trivial[-1]["rps"])
-            for label, result in (("trivial", trivial[-1]), ("order", orders[-1])):
-                for key, value in result.items():
-                    emit(NAME, f"{label}_{key}", value, "", run=run)
-            emit(NAME, "paced_p99_ms", paced_runs[-1]["p99_ms"], "ms", run=run)
-    figures = {
+def _measure(args: argparse.Namespace, script: Path, mode: str, into: dict[str, list[Any]]) -> None:
+    # The paced phase gets a fresh engine: after the closed-loop flood the book holds tens
+    # of thousands of resting orders, which is a different (noted) situation.
+    with service(args.dir, VELOZ_PROJECTOR=mode) as port:
+        paced(port, args.rate / 4, 1.0)  # warm-up: first-use costs are not latency
+        into["paced"].append(paced(port, args.rate, args.seconds))
+    with service(args.dir, VELOZ_PROJECTOR=mode) as port:
+        base = f"http://127.0.0.1:{port}"
+        wrk(base + "/health", 1, args.connections, None)  # warm-up
+        into["trivial"].append(wrk(base + "/health", args.seconds, args.connections, None))
+        into["orders"].append(wrk(base + "/api/order", args.seconds, args.connections, script))
+        into["ratios"].append(into["orders"][-1]["rps"] / into["trivial"][-1]["rps"])
+
+
+def _figures(measured: dict[str, list[Any]]) -> dict[str, Any]:
+    trivial, orders, ratios, paced_runs = (
+        measured["trivial"],
+        measured["orders"],
+        measured["ratios"],
+        measured["paced"],
+    )
+    return {
         "trivial_rps": figure(
             median(r["rps"] for r in trivial), "req/s", [r["rps"] for r in trivial]
         ),
@@ -175,6 +172,44 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "paced_statuses": paced_runs[-1]["statuses"],
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent.parent)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("bench.http_order needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as scripts:
+        script = Path(scripts) / "order.lua"
+        script.write_text(ORDER_LUA)
+        results: dict[str, dict[str, list[Any]]] = {
+            mode: {"trivial": [], "orders": [], "ratios": [], "paced": []} for mode in MODES
+        }
+        for run in range(args.runs):
+            for mode in MODES:
+                measured = results[mode]
+                _measure(args, script, mode, measured)
+                label_prefix = "" if mode == "process" else f"{mode}_"
+                for label, result in (
+                    ("trivial", measured["trivial"][-1]),
+                    ("order", measured["orders"][-1]),
+                ):
+                    for key, value in result.items():
+                        emit(NAME, f"{label_prefix}{label}_{key}", value, "", run=run)
+                emit(
+                    NAME,
+                    f"{label_prefix}paced_p99_ms",
+                    measured["paced"][-1]["p99_ms"],
+                    "ms",
+                    run=run,
+                )
+    figures = _figures(results["process"])
+    figures |= {f"inline_{k}": v for k, v in _figures(results["inline"]).items()}
     for name, value in figures.items():
         if isinstance(value, dict) and "value" in value:
             emit(NAME, f"median_{name}", value["value"], value["unit"])
@@ -187,7 +222,10 @@ def main(argv: list[str] | None = None) -> None:
             f"resting LIMIT BUYs with unique client ids. Open loop: bench.loadgen at "
             f"{args.rate:g}/s over 32 keep-alive connections on a fresh engine, latency from "
             "the scheduled send. "
-            "2 cores: the server and the load generator share them."
+            "2 cores: the server and the load generator share them. Figures without a prefix: "
+            "VELOZ_PROJECTOR=process (projector and audit import in `veloz projector`, the "
+            "engine's child); inline_*: VELOZ_PROJECTOR=inline (both in the engine's process, "
+            "as before), measured interleaved in the same run."
         ),
         targets=TARGETS,
         extra={"journal_disk": filesystem_of(args.dir)},

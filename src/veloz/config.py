@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///./data/veloz.db", repr=False)
     database_migrate: bool = True
     store_snapshot_interval_s: float = Field(60.0, gt=0)
+    # Where the history projector runs: the engine's child process, in the engine, or
+    # run separately (`veloz projector`, e.g. a Kubernetes sidecar).
+    projector: Literal["process", "inline", "external"] = "process"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     order_rate_limit: float = Field(10, gt=0)
     metrics: bool = True
@@ -331,6 +334,7 @@ class Settings(BaseSettings):
             url=self.database_url,
             migrate=self.database_migrate,
             snapshot_interval_s=self.store_snapshot_interval_s,
+            projector_mode=self.projector,
         )
 
     @property

@@ -95,7 +95,11 @@ def engine(
             from veloz.runtime.stdio import run_stdio
 
             code = _run(
-                run_stdio(engine, history=_history(history_config, engine)),
+                _with_projector(
+                    run_stdio(engine, history=_history(history_config, engine)),
+                    history_config,
+                    env_file,
+                ),
                 settings.worker_threads,
             )
         else:
@@ -109,12 +113,16 @@ def engine(
                 }
             )
             code = _run(
-                run_service(
-                    engine,
-                    effective,
-                    effective.host,
-                    effective.port,
-                    _history(history_config, engine),
+                _with_projector(
+                    run_service(
+                        engine,
+                        effective,
+                        effective.host,
+                        effective.port,
+                        _history(history_config, engine),
+                    ),
+                    history_config,
+                    env_file,
                 ),
                 settings.worker_threads,
             )
@@ -127,6 +135,69 @@ def engine(
         # (systemd: RestartPreventExitStatus=78); 75 (EX_TEMPFAIL): worth trying again.
         raise typer.Exit(78 if exc.permanent else 75) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def projector(
+    env_file: Annotated[Path | None, typer.Option(help="Read VELOZ_* from this file too")] = None,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(help="Exit when this process (the engine that started it) dies", hidden=True),
+    ] = None,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Project what is durable now, then exit")
+    ] = False,
+) -> None:
+    """Run the history projector: the journal and the audit spool into the history store.
+
+    `veloz engine` starts it by itself (VELOZ_PROJECTOR=process); run it yourself with
+    VELOZ_PROJECTOR=external, on the same VELOZ_WAL_DIR and VELOZ_DATABASE_URL."""
+    import os
+    import signal
+
+    # Told to stop before the projector's loop handles signals: it still drains once.
+    stopping: list[int] = [signal.SIGTERM] if drain else []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, b"veloz_projector", 0, 0, 0)  # PR_SET_NAME
+        if parent_pid is not None:
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: drain if it dies
+    if parent_pid is not None and os.getppid() != parent_pid:
+        stopping.append(signal.SIGTERM)  # it died before we asked
+    from veloz.config import SettingsError, load_settings
+    from veloz.observability.logs import configure_logging
+    from veloz.persistence.projector_process import run_projector
+
+    try:
+        settings = load_settings(env_file)
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+    history_config = settings.history_config()
+    if history_config is None:
+        typer.echo("veloz: VELOZ_DATABASE_URL=none: there is no store to project into", err=True)
+        raise typer.Exit(2)
+    configure_logging(
+        settings.log_level,
+        stream=sys.stderr,
+        log_dir=settings.log_dir,
+        secrets=settings.secret_values(),
+    )
+    raise typer.Exit(_run(run_projector(history_config, settings.wal_dir, lambda: bool(stopping))))
+
+
+async def _with_projector(
+    main: "Coroutine[Any, Any, int]", config: "HistoryConfig | None", env_file: Path | None
+) -> int:
+    """`main` with `veloz projector` as a supervised child if VELOZ_PROJECTOR=process."""
+    from veloz.runtime.projector import supervised_projector
+
+    async with supervised_projector(config.projector_mode if config else None, env_file):
+        return await main
 
 
 def _history(config: "HistoryConfig | None", engine: "LiveEngine") -> "HistoryService | None":

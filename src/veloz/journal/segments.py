@@ -4,6 +4,8 @@ orders_0000000000000001.wal   completed segment, named after its first sequence
 orders_current.wal            the active segment
 quarantine/                   copies of damaged files, kept for inspection
 .lock                         held by the one process that writes this journal
+durable.seq                   the last durable sequence, for readers in other processes
+projector/                    the history projector's status, lock and audit spool
 """
 
 import fcntl
@@ -16,6 +18,9 @@ from pathlib import Path
 CURRENT_NAME = "orders_current.wal"
 LOCK_NAME = ".lock"
 QUARANTINE_DIR = "quarantine"
+DURABLE_MARK_NAME = "durable.seq"
+# Where the history projector keeps what it shares with the engine (not the journal's).
+PROJECTOR_DIR = "projector"
 _NUMBERED = re.compile(r"^orders_(\d{16})\.wal$")
 
 
@@ -44,7 +49,7 @@ def list_segments(directory: Path) -> tuple[list[Segment], list[Path]]:
     current: Segment | None = None
     strangers: list[Path] = []
     for entry in sorted(directory.iterdir()):
-        if entry.name in (LOCK_NAME, QUARANTINE_DIR):
+        if entry.name in (LOCK_NAME, QUARANTINE_DIR, DURABLE_MARK_NAME, PROJECTOR_DIR):
             continue
         match = _NUMBERED.fullmatch(entry.name)
         if match and entry.is_file():

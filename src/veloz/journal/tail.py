@@ -113,9 +113,18 @@ class JournalTail:
                 os.close(fd)
 
     def _next_segment(self, cursor: _Cursor) -> _Cursor | None:
-        """The segment after the cursor's, once the cursor's is complete."""
+        """The segment after the cursor's, once the cursor's is complete (renamed, or
+        already deleted by retention once everything in it was read)."""
         if not (self._dir / segment_name(cursor.segment_first_seq)).exists():
-            return None  # still the current segment: nothing follows yet
+            try:
+                fd = os.open(self._dir / CURRENT_NAME, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                if _first_seq(fd) == cursor.segment_first_seq:
+                    return None  # still the current segment: nothing follows yet
+            finally:
+                os.close(fd)
         return self._locate(cursor.next_seq, TailRead())
 
     def _locate(self, seq: int, result: TailRead) -> _Cursor | None:

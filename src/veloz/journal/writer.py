@@ -25,6 +25,7 @@ from pathlib import Path
 
 import msgspec
 
+from veloz.journal.durable_mark import DurableMarkWriter
 from veloz.journal.framing import EntryType, encode_record
 from veloz.journal.segments import (
     CURRENT_NAME,
@@ -119,6 +120,7 @@ class JournalWriter:
         # The oldest sequence someone still has to read from the files (the projector's
         # next entry); retention keeps its segment. None: nobody is reading.
         self.retention_floor: Callable[[], int | None] | None = None
+        self._mark: DurableMarkWriter | None = None
 
     # -- state -----------------------------------------------------------------------
 
@@ -140,6 +142,8 @@ class JournalWriter:
     def start(self) -> None:
         """Open the current segment and start the flusher (needs a running loop)."""
         self._fd = os.open(self._dir / CURRENT_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._mark = DurableMarkWriter(self._dir)
+        self._mark.publish(self.durable_seq)
         fsync_directory(self._dir)
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_loop(), name="veloz-journal-flusher"
@@ -167,6 +171,8 @@ class JournalWriter:
                 )
             os.close(self._fd)
             self._fd = -1
+        if self._mark is not None:
+            self._mark.close()
         self._executor.shutdown(wait=True)
         self._lock.release()
 
@@ -261,7 +267,9 @@ class JournalWriter:
             assert future is not None
             self._inflight = future
             try:
-                await loop.run_in_executor(self._executor, self._write_batch, items, entries)
+                await loop.run_in_executor(
+                    self._executor, self._write_batch, items, entries, last_seq
+                )
             except OSError as exc:
                 self._fail(exc, future)
                 return
@@ -269,7 +277,7 @@ class JournalWriter:
             self.durable_seq = last_seq
             future.set_result(None)
 
-    def _write_batch(self, items: list[bytes | _Rotate], entries: int) -> None:
+    def _write_batch(self, items: list[bytes | _Rotate], entries: int, last_seq: int) -> None:
         chunk: list[bytes] = []
         written = 0
         for item in items:
@@ -286,6 +294,9 @@ class JournalWriter:
             self._stats.fsync_seconds.observe(time.perf_counter() - started)
         else:
             self._dirty = True
+        # Readers in other processes go as far as this; published only once synced.
+        if self._mark is not None:
+            self._mark.publish(last_seq)
         self._stats.batch_size.observe(entries)
         self._stats.entries_written += entries
         self._stats.bytes_written += written

@@ -522,6 +522,16 @@ class StoreCollector(Collector):
             "veloz_store_up", "1 while the history store answers", value=int(stats.connected)
         )
         yield GaugeMetricFamily(
+            "veloz_store_projector_up",
+            "1 while the history projector runs (in process, or reporting from its own)",
+            value=int(history.projector_up()),
+        )
+        yield GaugeMetricFamily(
+            "veloz_store_retention_floor_seq",
+            "Oldest journal sequence retention keeps for the projector",
+            value=history.next_needed_seq(),
+        )
+        yield GaugeMetricFamily(
             "veloz_store_high_water_seq",
             "Last journal sequence the history store holds",
             value=stats.high_water,

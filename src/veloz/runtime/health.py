@@ -146,6 +146,13 @@ def database_health(history: HistoryService | None) -> ComponentHealth:
         return ComponentHealth(ok=True, status="not_configured", detail="VELOZ_DATABASE_URL=none")
     stats = history.stats
     lag = history.lag()
+    if not history.projector_up():
+        # Retention keeps the journal from its next entry on until it is back.
+        detail = (
+            f"{history.name}: projector not running; {lag} entries behind, journal "
+            f"retention waits at entry {history.next_needed_seq()}"
+        )
+        return ComponentHealth(ok=True, status="degraded", detail=detail)
     if not stats.connected:
         detail = f"{history.name} unavailable ({stats.last_error}); {lag} entries behind"
         return ComponentHealth(ok=True, status="degraded", detail=detail)

@@ -69,7 +69,9 @@ async def fill_orders(running: Running) -> None:
     # Every fill durable, not only applied: the projector stores what the journal holds,
     # and a fill applied but not yet synced is in neither the store nor the recent fills.
     await wait_for(lambda: sum(isinstance(m.event, OrderFilled) for m in durable) == ORDERS, engine)
-    assert await running.history.projector.catch_up()
+    projector = running.history.projector
+    assert projector is not None  # inline: the HistoryConfig default
+    assert await projector.catch_up()
 
 
 async def test_final_orders_and_fills_beyond_memory_come_from_the_store(running: Running):

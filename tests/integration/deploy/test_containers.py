@@ -433,6 +433,22 @@ def test_the_engine_is_one_writer_with_its_journal_on_a_volume(rendered):
     assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "veloz"
 
 
+def test_the_projector_runs_as_a_sidecar_on_the_journal_volume(rendered):
+    _, _, docs = rendered
+    pod = one(docs, "StatefulSet", "veloz-engine")["spec"]["template"]["spec"]
+    (sidecar,) = pod["initContainers"]
+    (engine,) = pod["containers"]
+    assert sidecar["name"] == "veloz-projector" and sidecar["args"] == ["projector"]
+    assert sidecar["restartPolicy"] == "Always"  # a native sidecar: stops after the engine
+    assert sidecar["image"] == engine["image"] and sidecar["envFrom"] == engine["envFrom"]
+    assert sidecar.get("env") == engine.get("env")  # the same database URL
+    mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    engine_mounts = {m["name"]: m["mountPath"] for m in engine["volumeMounts"]}
+    assert mounts["wal"] == engine_mounts["wal"] and mounts["data"] == engine_mounts["data"]
+    assert one(docs, "ConfigMap", "veloz-engine-env")["data"]["VELOZ_PROJECTOR"] == "external"
+    assert sidecar["securityContext"] == engine["securityContext"]
+
+
 def config_name(docs: list[dict[str, Any]]) -> str:
     return str(one(docs, "ConfigMap", "veloz-engine-env")["metadata"]["name"])
 
@@ -560,10 +576,12 @@ def test_the_upgrade_overlay_of_the_helm_mapping_changes_only_the_image(tmp_path
     after = list(yaml.safe_load_all(done.stdout))
     old = one(before, "StatefulSet")
     new = one(after, "StatefulSet")
-    assert new["spec"]["template"]["spec"]["containers"][0]["image"] == "veloz/veloz-engine:1.1.0"
-    new["spec"]["template"]["spec"]["containers"][0]["image"] = old["spec"]["template"]["spec"][
-        "containers"
-    ][0]["image"]
+    # The engine and its projector sidecar run the same image: both move to the new tag.
+    for kind in ("containers", "initContainers"):
+        (container,) = new["spec"]["template"]["spec"][kind]
+        assert container["image"] == "veloz/veloz-engine:1.1.0"
+        (previous,) = old["spec"]["template"]["spec"][kind]
+        container["image"] = previous["image"]
     assert new == old
     assert [d for d in after if d["kind"] != "StatefulSet"] == [
         d for d in before if d["kind"] != "StatefulSet"

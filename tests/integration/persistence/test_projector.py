@@ -88,6 +88,23 @@ async def test_the_tail_reads_every_entry_once_across_rotations(wal_dir):
     assert [r.seq for r in bounded.records] == list(range(1, 11))
 
 
+async def test_the_tail_moves_on_when_retention_deletes_the_segment_it_finished(wal_dir):
+    # Retention may delete the segment a reader has read to its end (its next entry is in
+    # the following one): the reader must find that one, not wait for a rename.
+    engine = await started(wal_dir, max_segment_bytes=4096, max_files=1000)
+    await trade(engine, 30)
+    await engine.stop()
+    first, second = (s for s in list_segments(wal_dir)[0][:2])
+    assert first.first_seq == 1 and second.first_seq is not None
+    tail = JournalTail(wal_dir)
+    read = tail.read(0, up_to_seq=second.first_seq - 1, limit=100_000)
+    assert read.records[-1].seq == second.first_seq - 1
+    first.path.unlink()
+    following = tail.read(second.first_seq - 1, limit=5)
+    assert [r.seq for r in following.records] == list(range(second.first_seq, second.first_seq + 5))
+    assert following.missing is None
+
+
 async def test_the_store_holds_what_the_engine_holds(wal_dir, tmp_path):
     engine = await started(wal_dir, max_segment_bytes=8192, max_files=1000)
     store = await store_at(tmp_path / "h.db")
