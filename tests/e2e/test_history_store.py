@@ -7,16 +7,14 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
 
 import pytest
 
 from tests.e2e.test_runbooks import call
 from tests.e2e.test_service_mode import wait_until_serving
 from tests.support.postgres import Cluster
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import eventually, free_port, start_veloz, veloz_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +38,6 @@ def metric(base: str, name: str) -> float:
     match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert match, f"{name} not in /metrics"
     return float(match.group(1))
-
-
-def eventually(check: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within_s} s: {what}")
-        time.sleep(0.1)
 
 
 def place(base: str, coid: str) -> None:

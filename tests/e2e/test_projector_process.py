@@ -9,15 +9,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_runbooks import call
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import eventually, free_port, start_veloz, veloz_env
 from veloz.journal.durable_mark import read_durable_mark
 from veloz.journal.segments import list_segments
 from veloz.journal.tail import JournalTail
@@ -86,14 +85,6 @@ def engine(tmp_path: Path, **env: str) -> Iterator[Engine]:
         yield running
     finally:
         running.stop()
-
-
-def eventually(check: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within_s} s: {what}")
-        time.sleep(0.1)
 
 
 def high_water(db: Path) -> int:

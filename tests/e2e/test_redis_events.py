@@ -6,10 +6,10 @@ import json
 import signal
 import subprocess
 
-from tests.e2e.test_history_store import eventually, metric, place
+from tests.e2e.test_history_store import metric, place
 from tests.e2e.test_runbooks import call
 from tests.e2e.test_service_mode import wait_until_serving
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import eventually, free_port, start_veloz, veloz_env
 from tests.support.redis import private_redis
 
 PASSWORD = "e2e-r3dis-secret"

@@ -4,7 +4,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 OPEN_RISK_LIMITS = Path(__file__).resolve().parent / "risk_limits_open.yaml"
 SHIPPED_RISK_LIMITS = Path(__file__).resolve().parents[2] / "config" / "risk_limits.yaml"
@@ -47,3 +51,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def eventually(check: Callable[[], bool], within_s: float, what: str) -> None:
+    """Poll `check` until it holds (another process: there is no event to await); fail
+    the test naming `what` after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {within_s} s: {what}")
+        time.sleep(0.1)

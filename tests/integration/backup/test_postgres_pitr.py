@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_history_store import eventually, metric, place, runbook_psql
+from tests.e2e.test_history_store import metric, place, runbook_psql
 from tests.e2e.test_service_mode import wait_until_serving
 from tests.integration.backup.host import run_script as run
 from tests.support.postgres import PG_BIN, ArchivingCluster
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import eventually, free_port, start_veloz, veloz_env
 
 REPO = Path(__file__).resolve().parents[3]
 BACKUP = REPO / "scripts" / "backup" / "backup_postgres.sh"
