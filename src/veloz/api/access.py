@@ -246,16 +246,24 @@ class AccessControl(ASGIMiddleware):
             await self._refuse(send, websocket, refused)
             return
         scope.setdefault("state", {})["principal"] = principal
-        status = 0
+        audited = method in MUTATING
         body = bytearray()
+        answered = False
+
+        def audit(status: int) -> None:
+            nonlocal answered
+            answered = True
+            self._audit(call, principal, _params(bytes(body), scope), str(status))
 
         async def capture(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 response_headers = MutableScopeHeaders.from_message(message)
                 for name, value in {**SECURITY_HEADERS, **limit_headers}.items():
                     response_headers[name] = value
+                # Before the client sees a byte of the answer: a kill -9 after the
+                # answer cannot lose the record of what was done.
+                if audited:
+                    audit(message["status"])
             await send(message)
 
         async def keep_body() -> ReceiveMessage:
@@ -264,10 +272,9 @@ class AccessControl(ASGIMiddleware):
                 body.extend(message.get("body", b"")[: _AUDIT_BODY_BYTES - len(body)])
             return message
 
-        audited = method in MUTATING
         await next_app(scope, keep_body if audited else receive, capture)
-        if audited:
-            self._audit(call, principal, _params(bytes(body), scope), str(status))
+        if audited and not answered:  # the app ended without an answer
+            audit(0)
 
     # -- who is calling ----------------------------------------------------------------
 

@@ -333,6 +333,43 @@ async def test_every_mutation_leaves_an_audit_row_without_secrets(secured: Secur
     assert ADMIN_PASSWORD not in str(rows) and logs["count"] == len(rows)
 
 
+async def test_a_mutation_is_audited_before_the_client_sees_its_answer(secured: Secured):
+    """A kill -9 right after the answer must not lose the record of what was done."""
+    body = b'{"side":"BUY","symbol":"BTCUSDT","qty":0.01,"price":40000}'
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/order",
+        "raw_path": b"/api/order",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"veloz.test"),
+            (b"content-type", b"application/json"),
+            (b"x-api-key", secured.keys[Role.TRADER].encode()),
+            (b"x-request-id", b"audit-first"),
+        ],
+        "client": CLIENT,
+        "server": ("veloz.test", 80),
+    }
+    audited_at_answer: list[list[str]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            assert await secured.history.flush_audit()
+            rows = await secured.history.store.audit_log(AuditQuery(limit=50))
+            audited_at_answer.append([r.result for r in rows if r.request_id == "audit-first"])
+
+    await secured.app(scope, receive, send)  # type: ignore[arg-type]
+    assert audited_at_answer == [["200"]]
+
+
 async def test_requests_per_address_are_limited_before_any_credential(engine, tmp_path):
     async for secured in secure(engine, tmp_path, api_ip_rate_limit=2):
         async with secured.client() as client, secured.client(("10.9.9.9", 1)) as other:
