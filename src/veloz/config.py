@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
-SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret", "jwt_secret", "admin_password"})
+SECRET_FIELDS = frozenset(
+    {"binance_api_key", "binance_api_secret", "jwt_secret", "admin_password", "engine_api_key"}
+)
 # Each may also come from a file named by VELOZ_<NAME>_FILE (Kubernetes and Docker secrets).
 FILE_FIELDS = SECRET_FIELDS | {"database_url", "redis_url"}
 # Known placeholders nobody should run a release with, whatever their length.
@@ -133,6 +135,13 @@ class Settings(BaseSettings):
     redis_master: str | None = None
     redis_stream: str = Field("veloz:events", min_length=1)
     redis_stream_maxlen: int = Field(100_000, ge=1_000)
+    # A gateway replica (`veloz gateway`, docs/operations/scaling.md): the engine's HTTP
+    # API it forwards commands to, and its own key for the engine when auth is on (a
+    # viewer key is enough: commands carry their caller's credential). Its name in logs
+    # and metrics; the host name if unset.
+    engine_url: str | None = None
+    engine_api_key: str | None = Field(None, repr=False)
+    gateway_name: str = ""
 
     @field_validator("market_symbol")
     @classmethod
@@ -179,6 +188,16 @@ class Settings(BaseSettings):
         if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
             raise ValueError("the database is a number: redis://host:6379/0")
         return value.strip()
+
+    @field_validator("engine_url")
+    @classmethod
+    def _engine_url_is_http(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected the engine's HTTP address, e.g. http://engine:8080")
+        return value
 
     @field_validator("redis_sentinels")
     @classmethod

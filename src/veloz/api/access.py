@@ -14,7 +14,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import msgspec
@@ -72,6 +72,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/risk/limits"): Role.VIEWER,
     ("GET", "/api/risk/status"): Role.VIEWER,
     ("GET", "/api/stream"): Role.VIEWER,
+    ("GET", "/api/internal/feed"): Role.VIEWER,  # a gateway's market data
     ("WS", "/ws/market"): Role.VIEWER,
     ("WS", "/ws/orders"): Role.VIEWER,
     ("GET", "/api/auth/me"): Role.VIEWER,
@@ -134,6 +135,21 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 _AUDIT_BODY_BYTES = 16 * 1024
+# A command a gateway forwards carries this header (the gateway's name). From a trusted
+# proxy it means: the gateway has counted it against its caller's limits and audits it,
+# so the engine checks the credential and the role again but neither counts nor audits
+# it a second time.
+GATEWAY_HEADER = "x-veloz-gateway"
+
+
+class SharedLimit(Protocol):
+    """A per-credential rate limit shared by every replica (a gateway's is in Redis)."""
+
+    async def take(self, key: str) -> tuple[bool, int, float]:
+        """(allowed, tokens left, seconds until the next one)."""
+        ...
+
+
 _PARAM_TYPE = re.compile(r"\{(\w+):\w+\}")
 
 
@@ -205,8 +221,10 @@ class AccessControl(ASGIMiddleware):
         config: AccessConfig,
         record_audit: Callable[[AuditRecord], None] | None = None,
         now_ns: Callable[[], int] = time.time_ns,
+        shared_limit: SharedLimit | None = None,
     ) -> None:
         self._auth = auth
+        self._shared_limit = shared_limit
         self._config = config
         self._record_audit = record_audit
         self._now_ns = now_ns
@@ -233,20 +251,23 @@ class AccessControl(ASGIMiddleware):
         )
         limit_headers: dict[str, str] = {}
         principal: Principal | None = None
+        forwarded = self._from_gateway(scope, headers)
         try:
             if method == "OPTIONS":  # CORS preflights carry no credentials
                 principal = self._anonymous(call.client_ip)
             else:
-                principal = self._authenticate(call)
+                principal = self._authenticate(call, counted=not forwarded)
                 self._authorize(call, principal)
-                limit_headers = self._limit(call, principal)
+                if not forwarded:
+                    limit_headers = await self._limit(call, principal)
         except AuthError as refused:
             self.refused[refused.code] += 1
-            self._audit_refusal(call, principal, refused)
+            if not forwarded:
+                self._audit_refusal(call, principal, refused)
             await self._refuse(send, websocket, refused)
             return
         scope.setdefault("state", {})["principal"] = principal
-        audited = method in MUTATING
+        audited = method in MUTATING and not forwarded
         body = bytearray()
         answered = False
 
@@ -292,6 +313,12 @@ class AccessControl(ASGIMiddleware):
                 return hop
         return str(peer)
 
+    def _from_gateway(self, scope: Scope, headers: dict[str, str]) -> bool:
+        if GATEWAY_HEADER not in headers or not self._proxies:
+            return False
+        client = scope.get("client")
+        return client is not None and self._trusted(str(client[0]))
+
     def _trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
@@ -303,8 +330,8 @@ class AccessControl(ASGIMiddleware):
         # Auth off (the dev preset): everything is allowed, and the audit names the address.
         return Principal(kind="anonymous", name=client_ip, role=Role.ADMIN)
 
-    def _authenticate(self, call: _Call) -> Principal | None:
-        if call.required is not PUBLIC and not self._per_ip.take(call.client_ip):
+    def _authenticate(self, call: _Call, *, counted: bool = True) -> Principal | None:
+        if counted and call.required is not PUBLIC and not self._per_ip.take(call.client_ip):
             raise AuthError(
                 ErrorCode.RATE_LIMIT_EXCEEDED,
                 f"too many requests from {call.client_ip}",
@@ -336,7 +363,7 @@ class AccessControl(ASGIMiddleware):
                 f"{principal.actor} is {principal.role}",
             )
 
-    def _limit(self, call: _Call, principal: Principal | None) -> dict[str, str]:
+    async def _limit(self, call: _Call, principal: Principal | None) -> dict[str, str]:
         if call.route == "/api/auth/login" and not self._logins.take(call.client_ip):
             raise AuthError(
                 ErrorCode.RATE_LIMIT_EXCEEDED,
@@ -345,6 +372,18 @@ class AccessControl(ASGIMiddleware):
             )
         if principal is None or principal.kind == "anonymous" or call.required is PUBLIC:
             return {}
+        if self._shared_limit is not None:
+            allowed, left, retry_after = await self._shared_limit.take(principal.actor)
+            if not allowed:
+                raise AuthError(
+                    ErrorCode.RATE_LIMIT_EXCEEDED,
+                    f"too many requests for {principal.actor}",
+                    retry_after,
+                )
+            return {
+                "x-ratelimit-limit": f"{self._per_credential.rate:g}",
+                "x-ratelimit-remaining": str(left),
+            }
         bucket = self._per_credential.take(principal.actor)
         if bucket is None:
             raise AuthError(

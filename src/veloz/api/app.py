@@ -14,13 +14,14 @@ from litestar.static_files import create_static_files_router
 from prometheus_client.registry import CollectorRegistry
 
 from veloz import __version__
-from veloz.api.access import AccessConfig, AccessControl
+from veloz.api.access import AccessConfig, AccessControl, SharedLimit
 from veloz.api.account import AccountController
 from veloz.api.admin import AdminController
 from veloz.api.audit import AuditController
 from veloz.api.auth import AuthController
 from veloz.api.config import ConfigController
 from veloz.api.errors import domain_error, http_error
+from veloz.api.feed import internal_feed
 from veloz.api.health import HealthController
 from veloz.api.http_metrics import HttpMetrics
 from veloz.api.json import DecimalAsNumber, NumberJSONResponse
@@ -67,6 +68,7 @@ def create_app(
     record_audit: Callable[[AuditRecord], None] | None = None,
     memory: MemoryPool | None = None,
     jobs: JobService | None = None,
+    shared_limit: SharedLimit | None = None,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open. Without `auth` (or with it off) every caller may do everything: the
@@ -75,7 +77,8 @@ def create_app(
     `record_audit` keeps the audit trail (it is logged in any case). `memory` (the
     engine's VELOZ_MEMORY_POOL_SIZE budget) bounds what the streams queue. `jobs` runs
     the backtests and optimisations submitted over HTTP (one from `settings` if not
-    given; whoever stops the service closes it)."""
+    given; whoever stops the service closes it). `shared_limit` replaces the in-process
+    per-credential limit with one shared by replicas (a gateway's, in Redis)."""
     settings = settings or Settings()
     research_jobs = jobs or JobService(JobsConfig.of(settings))
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
@@ -88,6 +91,7 @@ def create_app(
             trusted_proxies=split_list(settings.trusted_proxies),
         ),
         record_audit,
+        shared_limit=shared_limit,
     )
     origins = split_list(settings.cors_origins)
     if metrics is None:
@@ -112,6 +116,7 @@ def create_app(
             BacktestsController,
             OptimizationsController,
             *stream_routes,
+            internal_feed,
             create_static_files_router(path="/", directories=[UI_DIR], html_mode=True),
         ],
         dependencies={

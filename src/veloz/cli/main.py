@@ -138,6 +138,51 @@ def engine(
 
 
 @app.command()
+def gateway(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default VELOZ_PORT, 8080)")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default VELOZ_HOST)")] = None,
+    env_file: Annotated[Path | None, typer.Option(help="Read VELOZ_* from this file too")] = None,
+) -> None:
+    """Serve the API and the streams for an engine, as one of any number of stateless
+    replicas: events from Redis (VELOZ_REDIS_URL), commands forwarded to the engine
+    (VELOZ_ENGINE_URL)."""
+    from veloz.config import SettingsError, load_settings, unknown_variables
+    from veloz.observability.logs import configure_logging
+
+    try:
+        settings = load_settings(env_file)
+        settings.auth_config()  # a missing or weak JWT secret stops the start here
+        redis_config = settings.redis_config()
+        if redis_config is None:
+            raise SettingsError(
+                "a gateway follows the engine's events in Redis: set VELOZ_REDIS_URL "
+                "(or VELOZ_REDIS_SENTINELS and VELOZ_REDIS_MASTER)"
+            )
+        if not settings.engine_url:
+            raise SettingsError(
+                "a gateway forwards commands to its engine: set VELOZ_ENGINE_URL "
+                "(e.g. http://engine:8080)"
+            )
+    except SettingsError as exc:
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(
+        settings.log_level,
+        stream=sys.stdout,
+        log_dir=settings.log_dir,
+        secrets=settings.secret_values(),
+    )
+    for unknown in unknown_variables(env_file):
+        logging.getLogger("veloz.config").warning(unknown)
+    from veloz.runtime.gateway.service import run_gateway
+
+    effective = settings.model_copy(
+        update={"host": host or settings.host, "port": port if port is not None else settings.port}
+    )
+    raise typer.Exit(_run(run_gateway(effective, redis_config, effective.host, effective.port)))
+
+
+@app.command()
 def projector(
     env_file: Annotated[Path | None, typer.Option(help="Read VELOZ_* from this file too")] = None,
     parent_pid: Annotated[

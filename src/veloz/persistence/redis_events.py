@@ -32,7 +32,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from veloz.codec import PayloadError, decode_event, decode_msgpack, encode_json
+from veloz.codec import PayloadError, decode_event, decode_msgpack, encode_json, encode_msgpack
 from veloz.engine.bus import Journaled
 from veloz.engine.checkpoint import EngineCheckpoint
 from veloz.engine.views.streams import stream_events
@@ -158,7 +158,14 @@ class EventFold:
             fields["event"] = "Unreadable"
             return fields
         fields["event"] = type(event).__name__
-        for item in stream_events(Journaled(record.seq, event, self._order_after(event))):
+        order = self._order_after(event)
+        # The journaled event as the journal holds it, and the order after it: a gateway
+        # rebuilds the engine's bus message from these (`decode_entry`).
+        fields["entry_type"] = str(int(record.entry_type))
+        fields["payload"] = record.payload
+        if order is not None:
+            fields["order"] = encode_msgpack(order)
+        for item in stream_events(Journaled(record.seq, event, order)):
             fields[item["type"]] = encode_json(item)
         return fields
 

@@ -40,3 +40,6 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     trading: str = ""
     market_source: str = ""
     execution_mode: str = ""
+    # "engine", or "gateway" for a replica answering for its engine (then with the
+    # components `engine`, its link, and `stream`, how far behind the events it is).
+    served_by: str = "engine"

@@ -1,0 +1,74 @@
+"""`/metrics` of a gateway: its link to the engine, the stream it follows, the commands
+it forwarded (the app adds requests and stream clients, as on the engine)."""
+
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from veloz.histogram import Histogram
+from veloz.observability.metrics import prometheus_buckets
+from veloz.runtime.gateway.client import GatewayClient
+from veloz.runtime.gateway.limits import RedisRateLimit
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+    buckets, total = prometheus_buckets(histogram)
+    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
+
+
+class GatewayCollector(Collector):
+    def __init__(self, client: GatewayClient, limit: RedisRateLimit | None) -> None:
+        self._client = client
+        self._limit = limit
+
+    def collect(self) -> Iterator[Metric]:
+        client = self._client
+        link, stream = client.link.stats, client.follower.stats
+        for name, value, help_text in (
+            ("engine_up", link.up, "1 while the engine answers this gateway"),
+            ("stream_connected", stream.connected, "1 while Redis answers this gateway"),
+            ("stream_lag_entries", stream.lag, "Stream entries not yet applied here"),
+            ("stream_seq", stream.seq, "Last journal sequence applied here"),
+            ("feed_connected", client.feed_connected, "1 while the engine's market feed is open"),
+        ):
+            yield GaugeMetricFamily(f"veloz_gateway_{name}", help_text, value=int(value))
+        for name, value, help_text in (
+            ("stream_entries", stream.entries, "Stream entries applied"),
+            ("stream_gaps", stream.gaps, "Times the stream skipped sequences"),
+            ("stream_failures", stream.failures, "Failed reads of the stream"),
+            ("engine_failures", link.failures, "Requests to the engine that got no answer"),
+            ("engine_reads", client.reads.fetches, "Reads fetched from the engine"),
+            ("read_hits", client.reads.hits, "Reads answered from what was kept"),
+            ("feed_messages", client.feed_messages, "Market feed messages received"),
+            (
+                "rate_limit_fallbacks",
+                self._limit.fallbacks if self._limit is not None else 0,
+                "Rate-limit decisions taken per replica because Redis failed",
+            ),
+        ):
+            yield CounterMetricFamily(f"veloz_gateway_{name}", help_text, value=value)
+        forwarded = CounterMetricFamily(
+            "veloz_gateway_forwarded_commands",
+            "Commands forwarded to the engine, by route and answer status",
+            labels=["route", "status"],
+        )
+        for label, count in sorted(link.forwarded.items()):
+            route, _, status = label.rpartition(" ")
+            forwarded.add_metric([route, status], count)
+        yield forwarded
+        yield _histogram(
+            "veloz_gateway_command_seconds",
+            "From forwarding a command to the engine's answer",
+            link.command_seconds,
+        )
+        yield _histogram(
+            "veloz_gateway_delivery_seconds",
+            "From an event's time in the engine to its arrival at this gateway",
+            stream.delivery_seconds,
+        )

@@ -1,0 +1,252 @@
+"""`veloz gateway`: the API app on a `GatewayClient`, served by uvicorn, with the tasks
+that keep it fed (the stream, the engine's feed, the open orders' snapshot) and the
+stores its access control needs (users and keys, the audit trail, shared rate limits).
+"""
+
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import uvicorn
+from litestar import Litestar
+from litestar.types import Receive, Scope, Send
+from prometheus_client import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from veloz.api.app import create_app
+from veloz.auth.service import AuthService
+from veloz.config import Settings
+from veloz.model.errors import CommandRejected
+from veloz.persistence.redis_events import RedisConfig, connect
+from veloz.persistence.service import open_store
+from veloz.persistence.store import AuditRecord, Store, StoreUnavailable
+from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
+from veloz.runtime.gateway.follower import StreamFollower
+from veloz.runtime.gateway.limits import RedisRateLimit
+from veloz.runtime.gateway.link import CALLER, Caller, EngineLink
+from veloz.runtime.gateway.metrics import GatewayCollector
+
+logger = logging.getLogger(__name__)
+
+AUDIT_BACKLOG = 100_000
+AUDIT_BATCH = 1_000
+RETRY_MAX_S = 10.0
+
+
+class GatewayAudit:
+    """Audit records into the store, in order, in batches: they wait in memory (bounded)
+    while the store is down. A gateway killed outright loses the records not yet written
+    (those of its last moments); the engine's own spool is not this process's to use."""
+
+    def __init__(self, store: Store | None) -> None:
+        self._store = store
+        self._queue: collections.deque[AuditRecord] = collections.deque()
+        self._waiting = asyncio.Event()
+        self.dropped = 0
+
+    def record(self, record: AuditRecord) -> None:
+        if self._store is None:
+            return  # logged on veloz.audit by access control in any case
+        if len(self._queue) >= AUDIT_BACKLOG:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(record)
+        self._waiting.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.5
+        while not stop.is_set() or self._queue:
+            if not self._queue:
+                await _until(stop, self._waiting.wait())
+                self._waiting.clear()
+                continue
+            if await self.flush():
+                delay = 0.5
+            else:
+                await _until(stop, asyncio.sleep(delay))
+                delay = min(delay * 2, RETRY_MAX_S)
+                if stop.is_set():
+                    return
+
+    async def flush(self) -> bool:
+        assert self._store is not None
+        while self._queue:
+            batch = list(self._queue)[:AUDIT_BATCH]
+            try:
+                await self._store.record_audits(batch)
+            except StoreUnavailable as exc:
+                logger.warning("gateway: audit records waiting for the store: %s", exc)
+                return False
+            for _ in batch:
+                self._queue.popleft()
+        return True
+
+
+async def _until(stop: asyncio.Event, waiting: Awaitable[object]) -> None:
+    """Await `waiting` unless `stop` is set first."""
+    task = asyncio.ensure_future(waiting)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopping):
+        pending.cancel()
+
+
+class _Server(uvicorn.Server):
+    """Signals are ours (they also end the open streams), not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def with_caller(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The app, with each request's credential headers and address chain kept for the
+    commands it forwards (`link.CALLER`)."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        chain = [h for h in (headers.get("x-forwarded-for", ""),) if h]
+        chain.append(client[0] if client else "unknown")
+        token = CALLER.set(Caller(headers=headers, forwarded_for=", ".join(chain)))
+        try:
+            await app(scope, receive, send)
+        finally:
+            CALLER.reset(token)
+
+    return serve
+
+
+async def _connect_store(store: Store, stop: asyncio.Event) -> None:
+    """Connect, retrying: the engine creates and migrates the schema, a gateway only uses
+    it."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await store.connect()
+        except StoreUnavailable as exc:
+            logger.warning("gateway: history store unavailable, retrying: %s", exc)
+            await store.close()
+            await _until(stop, asyncio.sleep(delay))
+            delay = min(delay * 2, RETRY_MAX_S)
+            continue
+        return
+
+
+async def _snapshot(client: GatewayClient, stop: asyncio.Event) -> None:
+    """The engine's open orders, once the stream's backlog is read; retried until the
+    engine answers."""
+    await _until(stop, client.follower.ready.wait())
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await client.take_snapshot()
+        except CommandRejected as exc:
+            logger.warning("gateway: no snapshot from the engine yet, retrying: %s", exc)
+            await _until(stop, asyncio.sleep(delay))
+            delay = min(delay * 2, RETRY_MAX_S)
+            continue
+        logger.info("gateway: snapshot of the engine's open orders taken")
+        return
+
+
+def gateway_parts(
+    settings: Settings, redis: RedisConfig, name: str
+) -> tuple[GatewayClient, RedisRateLimit]:
+    assert settings.engine_url is not None
+    link = EngineLink(settings.engine_url, name=name, api_key=settings.engine_api_key)
+    client: GatewayClient
+
+    def on_message(message: object) -> None:
+        client.on_journaled(message)  # type: ignore[arg-type]
+
+    def on_gap(seq: int) -> None:
+        client.on_gap(seq)
+
+    follower = StreamFollower(redis, on_message, on_gap)
+    client = GatewayClient(GatewayConfig(name=name), link, follower)
+    limit = RedisRateLimit(connect(redis), redis.stream, settings.api_rate_limit)
+    return client, limit
+
+
+async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: int) -> int:
+    name = settings.gateway_name or socket.gethostname()
+    client, limit = gateway_parts(settings, redis, name)
+    stop = asyncio.Event()
+    # Only a store named on purpose: the default SQLite file is the engine's own when
+    # they share a directory, and nothing at all when they do not.
+    history = settings.history_config() if "database_url" in settings.model_fields_set else None
+    store = open_store(history.url) if history is not None else None
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request
+    auth = AuthService(settings.auth_config(), store, time.time_ns)
+    audit = GatewayAudit(store)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(client, limit))
+    ProcessCollector(namespace="veloz", registry=registry)
+    app = create_app(
+        client,
+        settings,
+        shutdown=stop,
+        max_body_bytes=settings.max_body_bytes,
+        http_metrics=settings.metrics,
+        auth=auth,
+        metrics=registry,
+        record_audit=audit.record,
+        shared_limit=limit,
+    )
+    config = uvicorn.Config(
+        with_caller(app),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+
+    def stop_serving() -> None:
+        stop.set()
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_serving)
+    if store is not None:
+        await _connect_store(store, stop)
+    await auth.start()
+    tasks = [
+        loop.create_task(client.follower.run(stop), name="veloz-gateway-stream"),
+        loop.create_task(client.run_feed(stop), name="veloz-gateway-feed"),
+        loop.create_task(_snapshot(client, stop), name="veloz-gateway-snapshot"),
+        loop.create_task(audit.run(stop), name="veloz-gateway-audit"),
+    ]
+    logger.info(
+        "gateway %s for the engine at %s, events from %s %s, serving on %s:%d",
+        name,
+        client.link.base_url,
+        redis.name,
+        redis.stream,
+        host,
+        port,
+    )
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await auth.stop()
+        await client.follower.close()
+        await client.link.close()
+        if store is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await store.close()
+    return 0
