@@ -457,7 +457,10 @@ class AccessControl(ASGIMiddleware):
                 msgspec.json.encode(record.params, enc_hook=str).decode(),
             )
         if self._record_audit is not None:
-            self._record_audit(record)
+            try:
+                self._record_audit(record)
+            except Exception:  # the request is answered regardless: the log line has it
+                audit_log.exception("audit record of %s not kept", record.action)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -481,4 +484,18 @@ def _params(body: bytes, scope: Scope) -> dict[str, Any]:
             decoded = {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
         if isinstance(decoded, dict):
             params.update(decoded)
-    return {k: "***" if k.lower() in SECRET_PARAMS else v for k, v in params.items()}
+    return {k: "***" if k.lower() in SECRET_PARAMS else _storable(v) for k, v in params.items()}
+
+
+def _storable(value: Any) -> Any:
+    """`value` with integers too large for the stores' encodings (beyond 64 bits) as text:
+    a client may send anything, and its audit record must still be kept."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value

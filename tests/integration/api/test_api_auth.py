@@ -370,6 +370,22 @@ async def test_a_mutation_is_audited_before_the_client_sees_its_answer(secured: 
     assert audited_at_answer == [["200"]]
 
 
+async def test_a_body_the_stores_cannot_encode_is_still_answered_and_audited(secured: Secured):
+    huge = 244790983969211518917017600  # beyond 64 bits: msgpack and the stores refuse it
+    async with secured.client() as client:
+        answer = await client.post(
+            "/api/order",
+            headers={"X-API-Key": secured.keys[Role.TRADER], "X-Request-ID": "huge-1"},
+            content=b'{"side":"BUY","symbol":"BTCUSDT","qty":0.01,"price":40000,"junk":[%d]}'
+            % huge,
+        )
+    assert answer.status_code == 400, answer.text
+    assert await secured.history.flush_audit()
+    rows = await secured.history.store.audit_log(AuditQuery(limit=50))
+    [row] = [r for r in rows if r.request_id == "huge-1"]
+    assert row.result == "400" and row.params["junk"] == [str(huge)]
+
+
 async def test_requests_per_address_are_limited_before_any_credential(engine, tmp_path):
     async for secured in secure(engine, tmp_path, api_ip_rate_limit=2):
         async with secured.client() as client, secured.client(("10.9.9.9", 1)) as other:
