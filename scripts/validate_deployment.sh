@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The deployment runbook's validation: health, ready, startup, metrics, market data, an
-# order round trip, SSE and WebSocket against a running engine, one line per step.
+# order round trip, SSE and WebSocket against a running engine or a gateway replica (then
+# also its engine link and stream lag), one line per step.
 #   scripts/validate_deployment.sh production      # URL from VELOZ_PRODUCTION_URL
 #   scripts/validate_deployment.sh https://veloz.example.com [--skip-order]
 # With authentication on, set TEST_TOKEN (or VELOZ_API_KEY). Exit 0: every step passed;

@@ -12,6 +12,12 @@ buy below the bid by half the price band in force (half the bid without a band),
 `/api/order_state`, then cancelled), the SSE stream and the
 market WebSocket. `--skip-order` leaves the order out (a production account without a test
 symbol). Exit codes: 0 every step passed, 1 a step failed, 2 a bad target.
+
+When the target is a gateway replica (or a proxy over gateways: its `/health/ready` says
+`"served_by": "gateway"`), two more steps come right after `health`: `gateway engine` (the
+gateway's link to the engine it forwards commands to) and `gateway stream` (how far it
+follows the engine's event stream), each passing only when that component of the
+gateway's `/health/ready` is ok, so that a gateway that is not ready says why.
 """
 
 import asyncio
@@ -40,7 +46,8 @@ def validate_deployment(
     timeout: Annotated[float, typer.Option(help="Seconds each step may take")] = 10.0,
 ) -> None:
     """Check a running deployment as the runbook does: health, metrics, market data, an
-    order round trip, the SSE stream and the WebSocket."""
+    order round trip, the SSE stream and the WebSocket; on a gateway also its engine link
+    and its event stream."""
     base = _resolve(target)
     token = os.environ.get("TEST_TOKEN") or os.environ.get("VELOZ_API_KEY")
     code = asyncio.run(
@@ -71,8 +78,14 @@ async def _run(
     limit = aiohttp.ClientTimeout(total=step_s)
     async with aiohttp.ClientSession(base_url=base, headers=headers, timeout=limit) as http:
         checks = _Checks(http, symbol, qty, step_s)
-        steps: list[tuple[str, Step]] = [
-            ("health", lambda: checks.probe("/health")),
+        gateway = await checks.served_by_gateway()
+        steps: list[tuple[str, Step]] = [("health", lambda: checks.probe("/health"))]
+        if gateway:
+            steps += [
+                ("gateway engine", lambda: checks.gateway_component("engine")),
+                ("gateway stream", lambda: checks.gateway_component("stream")),
+            ]
+        steps += [
             ("ready", lambda: checks.probe("/health/ready")),
             ("startup", lambda: checks.probe("/health/startup")),
             ("metrics", checks.metrics),
@@ -81,7 +94,7 @@ async def _run(
         if not skip_order:
             steps.append(("order round trip", checks.order_round_trip))
         steps += [("sse stream", checks.sse), ("websocket", checks.websocket)]
-        typer.echo(f"validating {base}")
+        typer.echo(f"validating {base}{' (a gateway)' if gateway else ''}")
         for name, step in steps:
             started = time.perf_counter()
             try:
@@ -115,6 +128,45 @@ class _Checks:
     async def probe(self, path: str) -> str:
         answer = await self._json("GET", path)
         return str(answer.get("status", ""))
+
+    async def _readiness(self) -> tuple[int, Any]:
+        """/health/ready's status and JSON body, whatever the status: a gateway that is not
+        ready answers 503 with the components that say why."""
+        async with self._http.get("/health/ready") as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                raise StepFailed(
+                    f"GET /health/ready answered {response.status}, not JSON: {text[:300]}"
+                ) from None
+
+    async def served_by_gateway(self) -> bool:
+        """Whether the target is a gateway (`"served_by": "gateway"` in /health/ready).
+        Unreachable or not JSON: not known to be one; the steps then say what is wrong."""
+        import aiohttp
+
+        try:
+            _, answer = await asyncio.wait_for(self._readiness(), self._timeout)
+        except (StepFailed, aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return isinstance(answer, dict) and answer.get("served_by") == "gateway"
+
+    async def gateway_component(self, name: str) -> str:
+        """One component of a gateway's /health/ready (`engine`: its link to the engine;
+        `stream`: its place in the event stream), which must be ok."""
+        status, answer = await self._readiness()
+        components = answer.get("components") if isinstance(answer, dict) else None
+        component = components.get(name) if isinstance(components, dict) else None
+        if not isinstance(component, dict):
+            raise StepFailed(f"the gateway's /health/ready ({status}) reports no `{name}`")
+        state = component.get("status", "?")
+        detail = component.get("detail") or ""
+        said = f"{state}{': ' + detail if detail else ''}"
+        if component.get("ok") is not True:
+            what = {"engine": "engine link", "stream": "event stream"}.get(name, name)
+            raise StepFailed(f"the gateway's {what} is not ok (/health/ready {status}): {said}")
+        return said
 
     async def metrics(self) -> str:
         async with self._http.get("/metrics") as response:

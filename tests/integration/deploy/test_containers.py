@@ -1,12 +1,15 @@
 """The container and Kubernetes files, checked offline (there is no Docker engine and no
 cluster here): the Dockerfile's stages and properties (and BuildKit's own parser), its
 HEALTHCHECK against a real engine, docker-compose.yml against the Compose Specification
-schema and `docker-compose config`, the kustomize overlays rendered by `kubectl kustomize`
-and validated against Kubernetes' schemas, and every file's VELOZ_* settings through the
+schema and `docker-compose config` (and the gateway replicas scalable as docker-compose's
+own code sees them), the kustomize overlays rendered by `kubectl kustomize` and validated
+against Kubernetes' schemas (the engine one pod, the gateways a Deployment with an
+autoscaler and a disruption budget), and every file's VELOZ_* settings through the
 engine's own settings loader."""
 
 import base64
 import fnmatch
+import ipaddress
 import json
 import os
 import re
@@ -16,12 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.e2e.test_service_mode import wait_until_serving
-from tests.support.processes import free_port, start_veloz, veloz_env
+from tests.support.processes import eventually, free_port, start_veloz, veloz_env
 from tests.support.tools import tool
 from veloz.config import SettingsError, load_settings
 
@@ -152,8 +156,8 @@ def healthcheck_command() -> list[str]:
     return [sys.executable, *command[1:]]
 
 
-def compose_healthcheck_command(port: int) -> list[str]:
-    test = yaml.safe_load(COMPOSE.read_text())["services"]["engine"]["healthcheck"]["test"]
+def compose_healthcheck_command(port: int, service: str = "engine") -> list[str]:
+    test = yaml.safe_load(COMPOSE.read_text())["services"][service]["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"]
     return [sys.executable, *(part.replace(":8080/", f":{port}/") for part in test[2:])]
 
@@ -180,6 +184,21 @@ def test_the_healthchecks_pass_on_a_live_engine_and_fail_without_one(tmp_path):
             engine.wait()
     assert run(*healthcheck_command(), env=env).returncode != 0
     assert run(*compose_healthcheck_command(port), env=env).returncode != 0
+
+
+@pytest.mark.slow
+def test_the_gateway_healthcheck_passes_on_a_ready_gateway_and_fails_without_its_engine(
+    tmp_path,
+):
+    from tests.support.gateways import cluster  # noqa: PLC0415
+    from tests.support.redis import private_redis  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VELOZ_")}
+    with private_redis(tmp_path / "redis") as redis, cluster(tmp_path, redis, gateways=1) as c:
+        check = compose_healthcheck_command(c.gateways[0].port, "gateway")
+        assert run(*check, env=env).returncode == 0
+        c.engine.stop()  # the gateway lives on, not ready: docker-compose ps says unhealthy
+        eventually(lambda: run(*check, env=env).returncode != 0, 15, "the healthcheck fails")
 
 
 def test_dockerfile_parses_with_buildkits_own_parser():
@@ -266,16 +285,144 @@ def test_docker_compose_config_accepts_it():
     resolved = yaml.safe_load(rendered.stdout)
     engine = resolved["services"]["engine"]
     assert engine["image"] == "veloz/veloz-engine:0.1.0"
-    assert engine["ports"] == ["127.0.0.1:8080:8080/tcp"]  # loopback unless VELOZ_BIND says
+    # The API's port is nginx's (over the gateways), loopback unless VELOZ_BIND says; the
+    # engine's own is for operators on the host only.
+    assert resolved["services"]["nginx"]["ports"] == ["127.0.0.1:8080:8080/tcp"]
+    assert engine["ports"] == ["127.0.0.1:8090:8080/tcp"]
     # The env file is read and merged with the service's own environment.
     assert engine["environment"]["VELOZ_PRESET"] == "release"
     assert engine["environment"]["VELOZ_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+    gateway = resolved["services"]["gateway"]
+    assert gateway["image"] == engine["image"]
+    assert gateway["environment"]["VELOZ_PRESET"] == "release"  # the same env file
+    # No host port and no name of its own: nothing two replicas would fight over.
+    assert "ports" not in gateway and "container_name" not in gateway
+    rendered = run(
+        docker_compose, "-f", COMPOSE, "config", cwd=ROOT, env=env | {"VELOZ_PORT": "9443"}
+    )
+    assert yaml.safe_load(rendered.stdout)["services"]["nginx"]["ports"] == [
+        "127.0.0.1:9443:8080/tcp"
+    ]
+
+
+# What docker-compose itself warns about before `up --scale SERVICE=N` (its own code, run
+# with its own interpreter): a fixed container name, a port fixed on the host.
+SCALE_WARNINGS = """
+import json, logging, sys
+from compose.config import config
+from compose.config.environment import Environment
+from compose.service import Service
+
+said = []
+class Collect(logging.Handler):
+    def emit(self, record):
+        said.append(record.getMessage())
+logging.getLogger("compose.service").addHandler(Collect())
+path = sys.argv[1]
+# Relative paths (env files, mounts) from the repository, as `--project-directory .`.
+details = config.find(".", [path], Environment.from_env_file("."), override_dir=".")
+for service in config.load(details).services:
+    options = {k: service[k] for k in ("container_name", "ports") if k in service}
+    Service(service["name"], project="veloz", **options).show_scale_warnings(5)
+print(json.dumps(said))
+"""
+
+
+def scale_warnings(docker_compose: str, path: Path) -> list[str]:
+    """docker-compose 1.x's warnings for `--scale <every service>=5` of the file at path."""
+    interpreter = Path(docker_compose).read_bytes()[:200].split(b"\n")[0]
+    if not interpreter.startswith(b"#!") or b"python" not in interpreter:
+        pytest.skip("docker-compose is not the Python docker-compose 1.x (Debian's)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VELOZ_", "COMPOSE_"))}
+    done = run(interpreter[2:].decode().strip(), "-c", SCALE_WARNINGS, path, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stdout)
+    return found
+
+
+def test_the_gateway_scales_and_the_engine_cannot(tmp_path):
+    """`docker-compose up -d --scale gateway=5`: no warning for the gateway; the engine's
+    fixed name (one writer per journal) and the published ports are what compose names."""
+    docker_compose = tool("docker-compose", "docker-compose")
+    warnings = scale_warnings(docker_compose, COMPOSE)
+    assert not [w for w in warnings if '"gateway"' in w], warnings
+    engine = [w for w in warnings if '"engine"' in w]
+    assert len(engine) == 2 and "custom container name" in engine[0], warnings
+    # The same check on a gateway given a name and a host port of its own.
+    broken = compose()
+    broken["services"]["gateway"]["container_name"] = "veloz-gateway"
+    broken["services"]["gateway"]["ports"] = ["127.0.0.1:8090:8080"]
+    (tmp_path / "docker-compose.yml").write_text(yaml.safe_dump(broken))
+    warnings = scale_warnings(docker_compose, tmp_path / "docker-compose.yml")
+    assert len([w for w in warnings if '"gateway"' in w]) == 2, warnings
+
+
+def test_the_gateways_follow_the_engine_and_nginx_is_in_front():
+    spec = compose()
+    services = spec["services"]
+    engine, gateway, nginx = services["engine"], services["gateway"], services["nginx"]
+    assert gateway["image"] == engine["image"] and "build" not in gateway
+    assert gateway["command"] == ["gateway", "--host", "0.0.0.0", "--port", "8080"]
+    assert "container_name" not in gateway and "ports" not in gateway
+    assert not gateway.get("volumes")  # stateless: no journal, no data
+    assert gateway["env_file"] == engine["env_file"]
+    env = gateway["environment"]
+    # The engine publishes to the Redis the gateways read.
+    assert env["VELOZ_REDIS_URL"] == engine["environment"]["VELOZ_REDIS_URL"]
+    redis = urlsplit(env["VELOZ_REDIS_URL"])
+    assert redis.hostname in services and redis.port == 6379
+    # Commands go to the engine's service name and its container port.
+    engine_url = urlsplit(env["VELOZ_ENGINE_URL"])
+    assert (engine_url.hostname, engine_url.port) == ("engine", 8080)
+    assert set(gateway["depends_on"]) >= {"engine", "redis"}
+    # Secrets: what a gateway reads, each declared, the admin password not among them.
+    assert set(gateway["secrets"]) == {"jwt_secret", "database_url", "engine_api_key"}
+    for secret in gateway["secrets"]:
+        assert env[f"VELOZ_{secret.upper()}_FILE"] == f"/run/secrets/{secret}"
+        assert secret in spec["secrets"]
+    health = " ".join(gateway["healthcheck"]["test"])
+    assert "127.0.0.1:8080/health/ready" in health or "127.0.0.1:8080/health/live" in health
+    # nginx: the official Debian image, this repository's config, the one published port.
+    assert re.fullmatch(r"nginx:1\.\d+-bookworm", nginx["image"]), nginx["image"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
+    assert mounts["/etc/nginx/conf.d/default.conf"] == "./deploy/nginx/compose.conf"
+    conf = (ROOT / "deploy/nginx/compose.conf").read_text()
+    listen = re.search(r"^\s*listen (\d+);", conf, re.MULTILINE)
+    assert listen is not None and nginx["ports"][0].endswith(f":{listen[1]}")
+    upstream = re.search(r"set \$veloz_gateways (\S+):(\d+);", conf)
+    assert upstream is not None and upstream[1] == "gateway" and upstream[2] == "8080"
+    assert "resolver 127.0.0.11 " in conf  # Docker's DNS: every replica, as it comes and goes
+    directives = "\n".join(line.split("#")[0] for line in conf.splitlines())
+    assert "ip_hash" not in directives and "sticky" not in directives  # any replica will do
+
+
+def test_the_engine_and_gateways_trust_the_compose_network_only():
+    spec = compose()
+    subnet_text = spec["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    default = re.fullmatch(r"\$\{VELOZ_SUBNET:-(.+)\}", subnet_text)
+    assert default is not None, subnet_text
+    subnet = ipaddress.ip_network(default[1])
+    assert subnet.is_private and subnet.num_addresses >= 64  # room for the replicas
+    for name in ("engine", "gateway"):
+        trusted = spec["services"][name]["environment"]["VELOZ_TRUSTED_PROXIES"]
+        assert trusted == subnet_text, name  # the same range, whatever .env sets
+    # No service picks its own network: every one is on the trusted range.
+    assert not [n for n, s in spec["services"].items() if s.get("networks")]
 
 
 def test_compose_services_volumes_and_healthchecks():
     spec = compose()
     services = spec["services"]
-    assert {"engine", "postgres", "redis", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {
+        "engine",
+        "gateway",
+        "nginx",
+        "postgres",
+        "redis",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= set(services)
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     engine = services["engine"]
@@ -311,11 +458,15 @@ def test_compose_wiring_matches_the_monitoring_configs():
     targets = [
         target
         for job in prometheus["scrape_configs"]
-        for static in job["static_configs"]
+        for static in job.get("static_configs", [])
         for target in static["targets"]
     ] + prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     for target in targets:
         assert target.split(":")[0] in names, target
+    # Every gateway replica scraped on its own, found by the service's name in Docker's DNS.
+    (gateways,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "veloz-gateway"]
+    (dns,) = gateways["dns_sd_configs"]
+    assert dns["names"] == ["gateway"] and dns["type"] == "A" and dns["port"] == 8080
     # The rule files sit beside the config in the container, as prometheus.yml names them.
     prometheus_mounts = [v.split(":")[1] for v in services["prometheus"]["volumes"]]
     for rule_file in prometheus["rule_files"]:
@@ -332,13 +483,14 @@ def test_compose_wiring_matches_the_monitoring_configs():
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
 
 
-def test_compose_engine_settings_pass_the_settings_loader(monkeypatch, tmp_path):
-    """The image's ENV, then the env_file, then the service's environment, with secret
-    files such as deploy/docker/secrets/README.md tells how to make."""
+def compose_settings(service: str, tmp_path: Path) -> dict[str, str]:
+    """The image's ENV, then the env_file, then the service's environment (compose's
+    own `${VAR:-default}` taken at its default), with secret files such as
+    deploy/docker/secrets/README.md tells how to make."""
     runtime = stages(DOCKERFILE)[-1]
     env = env_pairs(" ".join(rest for word, rest in runtime if word == "ENV"))
-    engine = compose()["services"]["engine"]
-    for line in (ROOT / engine["env_file"][0]).read_text().splitlines():
+    spec = compose()["services"][service]
+    for line in (ROOT / spec["env_file"][0]).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, value = line.partition("=")
             env[key] = value
@@ -346,15 +498,26 @@ def test_compose_engine_settings_pass_the_settings_loader(monkeypatch, tmp_path)
         "jwt_secret": STRONG_SECRET,
         "admin_password": "a0b1c2d3e4f5a6b7",
         "database_url": "postgresql://veloz:pw@postgres:5432/veloz",
+        "engine_api_key": "vz_0123456789ab_" + "c" * 43,
     }
-    for key, value in engine["environment"].items():
-        name = value.removeprefix("/run/secrets/")
-        (tmp_path / name).write_text(secrets[name])
-        env[key] = str(tmp_path / name)
-    veloz = {k: v for k, v in env.items() if k.startswith("VELOZ_")}
-    settings = settings_from(veloz, monkeypatch)
+    for key, value in spec["environment"].items():
+        value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)  # noqa: PLW2901
+        if value.startswith("/run/secrets/"):
+            name = value.removeprefix("/run/secrets/")
+            (tmp_path / name).write_text(secrets[name])
+            value = str(tmp_path / name)  # noqa: PLW2901
+        env[key] = value
+    return {k: v for k, v in env.items() if k.startswith("VELOZ_")}
+
+
+@pytest.mark.parametrize("service", ["engine", "gateway"])
+def test_compose_settings_pass_the_settings_loader(service, monkeypatch, tmp_path):
+    settings = settings_from(compose_settings(service, tmp_path), monkeypatch)
     assert settings.database_url.startswith("postgresql://veloz:")
     assert settings.auth_config().enabled and settings.port == 8080
+    redis = settings.redis_config()
+    assert redis is not None and redis.url == "redis://redis:6379/0"
+    assert settings.trusted_proxies
 
 
 def test_compose_secrets_stay_out_of_git():
@@ -497,10 +660,10 @@ def test_services_pdb_and_network_policy_select_the_engine(rendered):
     assert services["veloz-engine-headless"]["clusterIP"] == "None"
     assert selects(services["veloz-engine-headless"]["selector"])
     assert one(docs, "StatefulSet")["spec"]["serviceName"] == "veloz-engine-headless"
-    pdb = one(docs, "PodDisruptionBudget")["spec"]
+    pdb = one(docs, "PodDisruptionBudget", "veloz-engine")["spec"]
     assert selects(pdb["selector"]["matchLabels"])
     assert pdb["maxUnavailable"] == (1 if overlay == "staging" else 0)
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", "veloz-engine")["spec"]
     assert selects(policy["podSelector"]["matchLabels"])
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
     # Other pods' selectors are left as written (no common labels pushed into them).
@@ -516,13 +679,17 @@ def test_secrets_and_risk_limits_come_from_files(rendered):
     volumes = {v["name"]: v for v in pod["volumes"]}
     secret = one(docs, "Secret", "veloz-engine-secrets")
     assert volumes["secrets"]["secret"]["secretName"] == secret["metadata"]["name"]
-    keys = {"jwt_secret", "admin_password"} | (
-        {"database_url"} if overlay == "production" else set()
-    )
+    keys = {"jwt_secret", "admin_password", "database_url"}
     assert set(secret["data"]) == keys
-    for key in keys:
+    # The gateways' Secret: theirs only, from the same files, no admin password.
+    gateway_secret = one(docs, "Secret", "veloz-gateway-secrets")
+    gateway_keys = {"jwt_secret", "database_url", "engine_api_key"}
+    assert set(gateway_secret["data"]) == gateway_keys
+    for key in keys | gateway_keys:
         on_disk = (K8S / "overlays" / overlay / "secrets" / key).read_bytes()
-        assert base64.b64decode(secret["data"][key]) == on_disk
+        for generated in (secret, gateway_secret):
+            if key in generated["data"]:
+                assert base64.b64decode(generated["data"][key]) == on_disk
         assert b"changeme-placeholder" in on_disk  # never a real secret in git
     limits = one(docs, "ConfigMap", "veloz-risk-limits")
     assert volumes["risk-limits"]["configMap"]["name"] == limits["metadata"]["name"]
@@ -533,7 +700,7 @@ def test_secrets_and_risk_limits_come_from_files(rendered):
 
 
 def test_rendered_settings_load_and_placeholders_refuse_to_start(rendered, monkeypatch, tmp_path):
-    overlay, _, docs = rendered
+    _, _, docs = rendered
     pod = one(docs, "StatefulSet")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = dict(one(docs, "ConfigMap", "veloz-engine-env")["data"])
@@ -548,10 +715,8 @@ def test_rendered_settings_load_and_placeholders_refuse_to_start(rendered, monke
         assert Path(path).exists(), path
     settings = settings_from(env | files, monkeypatch)
     assert settings.preset == "release"
-    if overlay == "production":
-        assert settings.database_url.startswith("postgresql://")
-    else:
-        assert settings.database_url == "sqlite:////var/lib/veloz/data/veloz.db"
+    # PostgreSQL in both overlays: the gateways share the engine's store.
+    assert settings.database_url.startswith("postgresql://")
     with pytest.raises(SettingsError, match="VELOZ_JWT_SECRET"):
         settings.auth_config()
     (tmp_path / "jwt_secret").write_text(STRONG_SECRET)
@@ -583,6 +748,194 @@ def test_the_upgrade_overlay_of_the_helm_mapping_changes_only_the_image(tmp_path
         (previous,) = old["spec"]["template"]["spec"][kind]
         container["image"] = previous["image"]
     assert new == old
-    assert [d for d in after if d["kind"] != "StatefulSet"] == [
-        d for d in before if d["kind"] != "StatefulSet"
+    # So do the gateways (one release: engine and gateways speak the same API).
+    old_gateway = one(before, "Deployment", "veloz-gateway")
+    new_gateway = one(after, "Deployment", "veloz-gateway")
+    (container,) = new_gateway["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "veloz/veloz-engine:1.1.0"
+    container["image"] = old_gateway["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert new_gateway == old_gateway
+    assert [d for d in after if d["kind"] not in ("StatefulSet", "Deployment")] == [
+        d for d in before if d["kind"] not in ("StatefulSet", "Deployment")
     ]
+
+
+# The gateway replicas on Kubernetes ----------------------------------------------------------
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def test_the_gateways_are_a_deployment_with_an_autoscaler_and_a_budget(rendered):
+    _, _, docs = rendered
+    deployment = one(docs, "Deployment", "veloz-gateway")
+    spec = deployment["spec"]
+    labels = pod_labels(deployment)
+    assert labels["app"] == "veloz-gateway"  # the runbooks' kubectl get pods -l app=veloz-gateway
+    assert selects(spec["selector"]["matchLabels"], labels)
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0  # no capacity lost
+    # The autoscaler owns the count: a number here would be put back by every apply.
+    assert "replicas" not in spec
+    hpa = one(docs, "HorizontalPodAutoscaler", "veloz-gateway")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "veloz-gateway",
+    }
+    assert hpa["spec"]["minReplicas"] == 3 < hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    pdb = one(docs, "PodDisruptionBudget", "veloz-gateway")["spec"]
+    assert selects(pdb["selector"]["matchLabels"], labels)
+    assert pdb.get("maxUnavailable", 0) >= 1 or pdb.get("minAvailable", 3) < 3  # drainable
+    # The gateways' budget leaves the engine's pod alone, and the engine's the gateways'.
+    engine = one(docs, "StatefulSet", "veloz-engine")
+    assert not selects(pdb["selector"]["matchLabels"], pod_labels(engine))
+    engine_pdb = one(docs, "PodDisruptionBudget", "veloz-engine")["spec"]
+    assert not selects(engine_pdb["selector"]["matchLabels"], labels)
+    service = one(docs, "Service", "veloz-gateway")["spec"]
+    assert selects(service["selector"], labels) and not selects(
+        service["selector"], pod_labels(engine)
+    )
+    assert service.get("sessionAffinity", "None") == "None"  # SSE resumes on any replica
+    assert service["ports"][0]["port"] == 8080
+
+
+def test_the_engine_stays_one_pod_in_no_autoscaler(rendered):
+    _, _, docs = rendered
+    assert one(docs, "StatefulSet", "veloz-engine")["spec"]["replicas"] == 1
+    targets = [d["spec"]["scaleTargetRef"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert targets and all(t["kind"] == "Deployment" for t in targets)
+    assert "veloz-engine" not in {t["name"] for t in targets}
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"] == ["veloz-gateway"]
+
+
+def test_the_gateway_pod_runs_like_the_engine(rendered):
+    _, _, docs = rendered
+    engine_pod = one(docs, "StatefulSet", "veloz-engine")["spec"]["template"]["spec"]
+    pod = one(docs, "Deployment", "veloz-gateway")["spec"]["template"]["spec"]
+    (engine,) = engine_pod["containers"]
+    (container,) = pod["containers"]
+    assert container["image"] == engine["image"]
+    assert container["args"] == ["gateway", "--host", "0.0.0.0", "--port", "8080"]
+    probes = {
+        kind: (container[kind]["httpGet"]["path"], container[kind]["httpGet"]["port"])
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {
+        "startupProbe": ("/health/startup", "http"),
+        "livenessProbe": ("/health/live", "http"),
+        "readinessProbe": ("/health/ready", "http"),
+    }
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert pod["securityContext"] == engine_pod["securityContext"]
+    assert container["securityContext"] == engine["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    # Stateless: no claim, no journal; only the secrets and a scratch /tmp.
+    assert {v["name"]: sorted(set(v) - {"name"}) for v in pod["volumes"]} == {
+        "secrets": ["secret"],
+        "tmp": ["emptyDir"],
+    }
+    account = one(docs, "ServiceAccount", "veloz-gateway")
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_network_policies_let_the_gateways_reach_the_engine_and_redis(rendered):
+    _, _, docs = rendered
+    gateway_labels = pod_labels(one(docs, "Deployment", "veloz-gateway"))
+    engine_labels = pod_labels(one(docs, "StatefulSet", "veloz-engine"))
+    policy = one(docs, "NetworkPolicy", "veloz-gateway")["spec"]
+    assert selects(policy["podSelector"]["matchLabels"], gateway_labels)
+    assert not selects(policy["podSelector"]["matchLabels"], engine_labels)
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+
+    def egress_ports(labels: dict[str, str]) -> set[int]:
+        return {
+            port["port"]
+            for rule in policy["egress"]
+            for peer in rule["to"]
+            if "podSelector" in peer
+            and "namespaceSelector" not in peer
+            and peer["podSelector"].get("matchLabels", {}).items() <= labels.items()
+            for port in rule["ports"]
+        }
+
+    assert 8080 in egress_ports(engine_labels)
+    assert {6379, 26379} <= egress_ports({"app.kubernetes.io/name": "redis"})  # any pod
+    ingress_namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in policy["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    }
+    assert {"ingress-nginx", "monitoring"} <= ingress_namespaces
+    # The engine's own policy admits the gateways on its API port.
+    engine_policy = one(docs, "NetworkPolicy", "veloz-engine")["spec"]
+    assert any(
+        "podSelector" in peer and selects(peer["podSelector"]["matchLabels"], gateway_labels)
+        for rule in engine_policy["ingress"]
+        for peer in rule["from"]
+    )
+
+
+def test_gateway_settings_load_and_name_the_engine_and_its_redis(rendered, monkeypatch, tmp_path):
+    _, _, docs = rendered
+    pod = one(docs, "Deployment", "veloz-gateway")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (source,) = container["envFrom"]
+    config = one(docs, "ConfigMap", "veloz-gateway-env")
+    assert source == {"configMapRef": {"name": config["metadata"]["name"]}}
+    env = dict(config["data"]) | {e["name"]: e["value"] for e in container.get("env", [])}
+    # Commands go to the engine's headless Service, which lists it even while it is not
+    # ready (in MAINTENANCE an admin's `ready` must still reach it), on its port.
+    engine_url = urlsplit(env["VELOZ_ENGINE_URL"])
+    (engine_service,) = [
+        d
+        for d in docs
+        if d["kind"] == "Service" and d["metadata"]["name"] == "veloz-engine-headless"
+    ]
+    assert engine_url.hostname == engine_service["metadata"]["name"]
+    assert engine_service["spec"]["publishNotReadyAddresses"] is True
+    assert engine_service["spec"]["selector"]["app.kubernetes.io/component"] == "engine"
+    assert engine_url.port == engine_service["spec"]["ports"][0]["port"]
+    # The engine publishes to the Redis the gateways read.
+    engine_env = one(docs, "ConfigMap", "veloz-engine-env")["data"]
+    for key in ("VELOZ_REDIS_URL", "VELOZ_REDIS_SENTINELS", "VELOZ_REDIS_MASTER"):
+        assert env.get(key) == engine_env.get(key), key
+    assert engine_env.get("VELOZ_REDIS_URL") or engine_env.get("VELOZ_REDIS_SENTINELS")
+    # Authentication as on the engine: same preset, same JWT secret.
+    assert env["VELOZ_PRESET"] == engine_env["VELOZ_PRESET"]
+    secret = one(docs, "Secret", "veloz-gateway-secrets")
+    engine_secret = one(docs, "Secret", "veloz-engine-secrets")
+    assert secret["data"]["jwt_secret"] == engine_secret["data"]["jwt_secret"]
+    assert "admin_password" not in secret["data"]
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "secrets")
+    assert (
+        next(v for v in pod["volumes"] if v["name"] == "secrets")["secret"]["secretName"]
+        == (secret["metadata"]["name"])
+    )
+    for key, value in secret["data"].items():
+        (tmp_path / key).write_bytes(base64.b64decode(value))
+    files = {k: v.replace(mount, str(tmp_path)) for k, v in env.items() if v.startswith(mount)}
+    assert {"VELOZ_JWT_SECRET_FILE", "VELOZ_ENGINE_API_KEY_FILE"} <= set(files)
+    for path in files.values():
+        assert Path(path).exists(), path
+    (tmp_path / "jwt_secret").write_text(STRONG_SECRET)
+    settings = settings_from(env | files, monkeypatch)
+    assert settings.auth_config().enabled
+    redis = settings.redis_config()
+    assert redis is not None and redis.master == "veloz-master"  # the runbooks' Sentinel name
+    # The engine's PostgreSQL (users and keys, audit, history): the same URL.
+    assert settings.database_url.startswith("postgresql://")
+    assert secret["data"]["database_url"] == engine_secret["data"]["database_url"]
+    assert env["VELOZ_DATABASE_URL_FILE"] == engine_env["VELOZ_DATABASE_URL_FILE"]
