@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from veloz.auth.service import AuthConfig
+from veloz.auth.service import AuthConfig, gateway_token
 from veloz.auth.tokens import MIN_SECRET_BYTES
 from veloz.data.store import data_root
 from veloz.journal.writer import JournalConfig
@@ -270,7 +270,13 @@ class Settings(BaseSettings):
             for url in (self.database_url, self.redis_url or "")
             if "@" in url
         ]
-        return found + [p for p in passwords if p]
+        # What gateways show the engine, derived from the JWT secret: as secret as it.
+        derived = (
+            [gateway_token(AuthConfig(enabled=True, jwt_secret=self.jwt_secret))]
+            if self.jwt_secret
+            else []
+        )
+        return found + [p for p in passwords if p] + derived
 
     @property
     def auth_on(self) -> bool:

@@ -7,6 +7,7 @@ A route missing from ROUTE_ROLES is refused to everyone but admins (and a test g
 from the app's routes fails), so a new route cannot be public by accident.
 """
 
+import hmac
 import ipaddress
 import logging
 import re
@@ -34,7 +35,7 @@ from litestar.types import (
 
 from veloz.api.errors import http_status
 from veloz.auth.roles import Role
-from veloz.auth.service import AuthError, AuthService, Principal
+from veloz.auth.service import AuthError, AuthService, Principal, gateway_token
 from veloz.model.errors import ErrorCode
 from veloz.persistence.store import AuditRecord
 from veloz.risk.rate import TokenBucket
@@ -135,10 +136,11 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 _AUDIT_BODY_BYTES = 16 * 1024
-# A command a gateway forwards carries this header (the gateway's name). From a trusted
-# proxy it means: the gateway has counted it against its caller's limits and audits it,
-# so the engine checks the credential and the role again but neither counts nor audits
-# it a second time.
+# A command a gateway forwards carries this header, holding `auth.service.gateway_token`.
+# From a trusted proxy and with the right token it means: the gateway has counted it
+# against its caller's limits and audits it, so the engine checks the credential and the
+# role again but neither counts nor audits it a second time. Gateways themselves never
+# honour it (`honour_gateways`).
 GATEWAY_HEADER = "x-veloz-gateway"
 
 
@@ -220,11 +222,14 @@ class AccessControl(ASGIMiddleware):
         auth: AuthService,
         config: AccessConfig,
         record_audit: Callable[[AuditRecord], None] | None = None,
+        *,
         now_ns: Callable[[], int] = time.time_ns,
         shared_limit: SharedLimit | None = None,
+        honour_gateways: bool = True,
     ) -> None:
         self._auth = auth
         self._shared_limit = shared_limit
+        self._gateway_token = gateway_token(auth.config) if honour_gateways else None
         self._config = config
         self._record_audit = record_audit
         self._now_ns = now_ns
@@ -256,7 +261,7 @@ class AccessControl(ASGIMiddleware):
             if method == "OPTIONS":  # CORS preflights carry no credentials
                 principal = self._anonymous(call.client_ip)
             else:
-                principal = self._authenticate(call, counted=not forwarded)
+                principal = await self._authenticate_forwarded(call, forwarded)
                 self._authorize(call, principal)
                 if not forwarded:
                     limit_headers = await self._limit(call, principal)
@@ -314,7 +319,10 @@ class AccessControl(ASGIMiddleware):
         return str(peer)
 
     def _from_gateway(self, scope: Scope, headers: dict[str, str]) -> bool:
-        if GATEWAY_HEADER not in headers or not self._proxies:
+        shown = headers.get(GATEWAY_HEADER)
+        if shown is None or self._gateway_token is None or not self._proxies:
+            return False
+        if not hmac.compare_digest(shown.encode(), self._gateway_token.encode()):
             return False
         client = scope.get("client")
         return client is not None and self._trusted(str(client[0]))
@@ -329,6 +337,19 @@ class AccessControl(ASGIMiddleware):
     def _anonymous(self, client_ip: str) -> Principal:
         # Auth off (the dev preset): everything is allowed, and the audit names the address.
         return Principal(kind="anonymous", name=client_ip, role=Role.ADMIN)
+
+    async def _authenticate_forwarded(self, call: _Call, forwarded: bool) -> Principal | None:
+        """As `_authenticate`; for a request a gateway forwards, a credential unknown here
+        makes the engine read users and keys again once (the gateway knew it: it was
+        created or changed through another replica since the last reload)."""
+        if not forwarded:
+            return self._authenticate(call)
+        try:
+            return self._authenticate(call, counted=False)
+        except AuthError as refused:
+            if refused.code is not ErrorCode.UNAUTHORIZED or not await self._auth.catch_up():
+                raise
+        return self._authenticate(call, counted=False)
 
     def _authenticate(self, call: _Call, *, counted: bool = True) -> Principal | None:
         if counted and call.required is not PUBLIC and not self._per_ip.take(call.client_ip):

@@ -69,6 +69,7 @@ def create_app(
     memory: MemoryPool | None = None,
     jobs: JobService | None = None,
     shared_limit: SharedLimit | None = None,
+    gateway: bool = False,
 ) -> Litestar:
     """`shutdown` is set when the service stops, so open streams end instead of holding
     the server open. Without `auth` (or with it off) every caller may do everything: the
@@ -78,7 +79,8 @@ def create_app(
     engine's VELOZ_MEMORY_POOL_SIZE budget) bounds what the streams queue. `jobs` runs
     the backtests and optimisations submitted over HTTP (one from `settings` if not
     given; whoever stops the service closes it). `shared_limit` replaces the in-process
-    per-credential limit with one shared by replicas (a gateway's, in Redis)."""
+    per-credential limit with one shared by replicas (a gateway's, in Redis). `gateway`:
+    the app of a gateway replica, which never takes a request as forwarded by another."""
     settings = settings or Settings()
     research_jobs = jobs or JobService(JobsConfig.of(settings))
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
@@ -92,6 +94,7 @@ def create_app(
         ),
         record_audit,
         shared_limit=shared_limit,
+        honour_gateways=not gateway,
     )
     origins = split_list(settings.cors_origins)
     if metrics is None:

@@ -10,6 +10,7 @@ from litestar import Request, get
 from litestar.response import Stream
 
 from veloz.api.deps import Client
+from veloz.api.errors import error_responses
 from veloz.engine.bus import BusMessage
 from veloz.engine.views.feed import MEDIA_TYPE, feed_frame
 
@@ -53,6 +54,7 @@ async def _frames(client: Client, shutdown: asyncio.Event) -> AsyncIterator[byte
     media_type=MEDIA_TYPE,
     summary="Market data and risk alerts for gateways (length-prefixed MessagePack)",
     tags=["streams"],
+    responses=error_responses(),
 )
 async def internal_feed(request: Request[Any, Any, Any], engine_client: Client) -> Stream:
     return Stream(

@@ -17,6 +17,8 @@ is down at start is retried quickly, not only every `reload_s`.
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import re
@@ -67,6 +69,16 @@ class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return f"AuthConfig(enabled={self.enabled}, access_ttl_s={self.access_ttl_s})"
+
+
+def gateway_token(config: AuthConfig) -> str:
+    """What a gateway replica shows the engine (`X-Veloz-Gateway`) to have the requests it
+    forwards taken as already counted and audited: derived from the JWT secret both hold,
+    so a client cannot forge it. Authentication off: empty (nothing to protect)."""
+    if not config.enabled or not config.jwt_secret:
+        return ""
+    digest = hmac.new(config.jwt_secret.encode(), b"veloz-gateway", hashlib.sha256)
+    return digest.hexdigest()
 
 
 class AuthError(VelozError):
@@ -144,6 +156,7 @@ class AuthService:
         self._reloader: asyncio.Task[None] | None = None
         self._admin_set = False
         self._loaded = False
+        self._reloaded_ns = 0
         self._loading = asyncio.Lock()
         self.load_error = ""  # why the first load has not worked yet
 
@@ -217,6 +230,19 @@ class AuthService:
         self._keys = {k.key_hash: k for k in keys}
         self._users = {u.user_id: u for u in users}
         self._loaded = True
+        self._reloaded_ns = self._now_ns()
+
+    async def catch_up(self, min_age_s: float = 1.0) -> bool:
+        """Read users and keys again now unless that was done in the last `min_age_s`:
+        another replica may have created the credential a request carries. False when
+        nothing was read (too soon, or the store is down)."""
+        if self._now_ns() - self._reloaded_ns < min_age_s * 1e9:
+            return False
+        try:
+            await self._load()
+        except StoreUnavailable:
+            return False
+        return True
 
     async def _reload_forever(self) -> None:
         purged_at = 0

@@ -159,14 +159,14 @@ class EventFold:
             return fields
         fields["event"] = type(event).__name__
         order = self._order_after(event)
-        # The journaled event as the journal holds it, and the order after it: a gateway
-        # rebuilds the engine's bus message from these (`decode_entry`).
+        for item in stream_events(Journaled(record.seq, event, order)):
+            fields[item["type"]] = encode_json(item)
+        # Last, the journaled event as the journal holds it and the order after it: a
+        # gateway rebuilds the engine's bus message from these (`decode_entry`).
         fields["entry_type"] = str(int(record.entry_type))
         fields["payload"] = record.payload
         if order is not None:
             fields["order"] = encode_msgpack(order)
-        for item in stream_events(Journaled(record.seq, event, order)):
-            fields[item["type"]] = encode_json(item)
         return fields
 
     def _order_after(self, event: Event) -> Order | None:

@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute, WebSocketRoute
 
 from veloz.api.access import PUBLIC, ROUTE_ROLES, required_role, route_template
 from veloz.auth.roles import Role
-from veloz.auth.service import AuthConfig, AuthService
+from veloz.auth.service import AuthConfig, AuthService, gateway_token
 from veloz.config import Settings
 from veloz.model.queries import AuditQuery
 from veloz.persistence.service import HistoryConfig, HistoryService
@@ -152,7 +152,8 @@ async def test_route_role_matrix(secured: Secured):
             if method == "WS":
                 continue  # WebSockets: tests/e2e/test_security.py, against a real server
             url = concrete(path)
-            streaming = path == "/api/stream"  # never ends: only refusals are checked here
+            # These never end: only refusals are checked here.
+            streaming = path in ("/api/stream", "/api/internal/feed")
 
             async def call(key: str | None, method: str = method, url: str = url) -> int:
                 headers = {"X-API-Key": key} if key else {}
@@ -384,6 +385,43 @@ async def test_a_body_the_stores_cannot_encode_is_still_answered_and_audited(sec
     rows = await secured.history.store.audit_log(AuditQuery(limit=50))
     [row] = [r for r in rows if r.request_id == "huge-1"]
     assert row.result == "400" and row.params["junk"] == [str(huge)]
+
+
+async def test_the_gateway_header_means_something_only_from_a_trusted_proxy(engine, tmp_path):
+    """A gateway counts and audits what it forwards; the engine then neither counts nor
+    audits it again, but only for a peer in VELOZ_TRUSTED_PROXIES showing the token
+    derived from the JWT secret."""
+    limits = {"api_rate_limit": 1, "trusted_proxies": "10.1.2.0/24"}
+    async for secured in secure(engine, tmp_path, **limits):  # type: ignore[arg-type]
+        token = gateway_token(secured.auth.config)
+        assert token and JWT_SECRET not in token
+        key = secured.keys[Role.VIEWER]
+        viewer = {"X-API-Key": key, "X-Veloz-Gateway": token}
+        forged = {"X-API-Key": secured.keys[Role.TRADER], "X-Veloz-Gateway": "gw-1"}
+        async with secured.client() as gateway, secured.client(("10.9.9.9", 1)) as stranger:
+            codes = [(await gateway.get("/api/account", headers=viewer)).status_code for _ in "abc"]
+            assert codes == [200, 200, 200]
+            # A trusted peer without the token (a client through the proxy) is counted.
+            codes = [(await gateway.get("/api/account", headers=forged)).status_code for _ in "ab"]
+            assert codes == [200, 429]
+            forwarded = await gateway.post(
+                "/api/admin/readonly", headers=viewer | {"X-Request-ID": "from-gateway"}
+            )
+            assert forwarded.status_code == 403  # the role is checked again all the same
+            codes = [(await stranger.get("/api/account", headers=viewer)).status_code for _ in "ab"]
+            assert codes == [200, 429]
+            await stranger.post("/api/admin/readonly", headers=viewer | {"X-Request-ID": "other"})
+            # A key another replica made since this one last read the store: from a gateway
+            # (which knew it), the engine reads users and keys again once.
+            replica = AuthService(secured.auth.config, secured.history.store, secured.clock)
+            late = {"X-API-Key": (await replica.create_key("late", Role.VIEWER)).key}
+            assert (await stranger.get("/api/positions", headers=late)).status_code == 401
+            secured.clock.advance(2)
+            known = await gateway.get("/api/positions", headers=late | {"X-Veloz-Gateway": token})
+            assert known.status_code == 200, known.text
+        assert await secured.history.flush_audit()
+        ids = {r.request_id for r in await secured.history.store.audit_log(AuditQuery(limit=50))}
+        assert "other" in ids and "from-gateway" not in ids
 
 
 async def test_requests_per_address_are_limited_before_any_credential(engine, tmp_path):

@@ -14,11 +14,13 @@ from veloz.api.app import create_app
 from veloz.auth.service import AuthConfig, AuthService
 from veloz.engine.client import EngineClient
 
-# Answers that are not JSON resources: Prometheus text, the event stream, static files,
-# and the configuration (a mapping of settings, secrets masked).
+# Answers that are not JSON resources: Prometheus text, the event stream and the
+# gateways' feed, static files, and the configuration (a mapping of settings, secrets
+# masked).
 NOT_STRUCTS = {
     "GET /metrics",
     "GET /api/stream",
+    "GET /api/internal/feed",
     "GET /api/config",
     # A research job's HTML report and an optimisation's results table (CSV).
     "GET /api/backtests/{job_id:str}/report",

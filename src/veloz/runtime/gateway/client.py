@@ -235,11 +235,13 @@ class GatewayClient:
         *,
         ttl_s: float = STATE_TTL_S,
         static: bool = False,
+        also_ok: frozenset[int] = frozenset(),
     ) -> _V:
         query = encode_json(sorted((params or {}).items())).decode()
 
         async def fetch() -> _V:
-            return msgspec.json.decode(await self.link.read(path, params), type=kind)
+            body = await self.link.read(path, params, also_ok)
+            return msgspec.json.decode(body, type=kind)
 
         return await self.reads.get((path, query), ttl_s, fetch, static=static)
 
@@ -398,13 +400,19 @@ class GatewayClient:
         engine: Readiness | None = None
         try:
             engine = await self._engine(
-                Readiness, "/health/ready", {"symbol": symbol}, ttl_s=STATE_TTL_S
+                Readiness,
+                "/health/ready",  # judged by the engine's own first symbol
+                ttl_s=STATE_TTL_S,
+                also_ok=frozenset({503}),  # not ready to trade: still an answer
             )
         except CommandRejected as exc:
             engine_part = ComponentHealth(ok=False, status="unreachable", detail=exc.message)
         else:
+            # Ready to serve while the engine answers: its readiness to trade (phase, mode,
+            # its components) is shown, not required, so that a load balancer keeps the
+            # gateways while the engine is in MAINTENANCE and an admin can end it.
             engine_part = ComponentHealth(
-                ok=engine.ok,
+                ok=True,
                 status="ready" if engine.ok else "not_ready",
                 detail=f"{self.link.base_url} (phase {engine.phase}, mode {engine.mode})",
             )

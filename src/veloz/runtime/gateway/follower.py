@@ -29,6 +29,7 @@ from veloz.persistence.redis_events import RedisConfig, connect
 logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+LENGTH_EVERY_S = 5.0
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class FollowerStats:
     failures: int = 0
     last_error: str = ""
     last_entry_ns: int = 0  # when the last entry was applied (wall clock)
+    length: int = 0  # entries the stream holds (XLEN), looked at every few seconds
     # From the event's own time (the engine's clock when it happened) to its arrival here.
     delivery_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
 
@@ -88,6 +90,7 @@ class StreamFollower:
         self._batch = batch
         self._client: Redis | None = None
         self._started = False
+        self._length_due = 0.0
         self.ready = asyncio.Event()  # set once the backlog is read
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -149,6 +152,9 @@ class StreamFollower:
             self._apply(entries)
         if not answer:
             await self._look_at_the_end()
+        if time.monotonic() >= self._length_due:
+            self._length_due = time.monotonic() + LENGTH_EVERY_S
+            self.stats.length = int(await self._redis().xlen(key))
 
     async def _look_at_the_end(self) -> None:
         """A quiet stream: note how far it goes (for the lag figure)."""

@@ -82,12 +82,14 @@ class EngineLink:
         base_url: str,
         *,
         name: str,
+        token: str = "",
         api_key: str | None = None,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
+        self._token = token  # `auth.service.gateway_token`: not a name, a proof
         self.stats = LinkStats()
         self._own = {"x-api-key": api_key} if api_key else {}
         self._http = httpx.AsyncClient(
@@ -109,10 +111,10 @@ class EngineLink:
             code=ErrorCode.NOT_READY,
         )
 
-    def _answered(self, response: httpx.Response) -> bytes:
+    def _answered(self, response: httpx.Response, also_ok: frozenset[int] = frozenset()) -> bytes:
         self.stats.up = True
         self.stats.last_ok_ns = time.time_ns()
-        if response.status_code < 400:
+        if response.status_code < 400 or response.status_code in also_ok:
             return response.content
         try:
             body = msgspec.json.decode(response.content, type=_ErrorBody)
@@ -120,16 +122,22 @@ class EngineLink:
             body = _ErrorBody(message=response.text[:200])
         raise CommandRejected(body.message, code=_code(body.error))
 
-    async def read(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+    async def read(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        also_ok: frozenset[int] = frozenset(),
+    ) -> bytes:
         """A GET with the gateway's own credential; raises CommandRejected for the engine's
-        error answers and `not_ready` when it does not answer."""
+        error answers (but the statuses in `also_ok`: a probe's 503 is an answer) and
+        `not_ready` when it does not answer."""
         self.stats.reads += 1
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.get(path, params=query, headers=self._own)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
-        return self._answered(response)
+        return self._answered(response, also_ok)
 
     async def command(self, method: str, path: str, body: bytes | None = None) -> bytes:
         """A command with its caller's credential and request id; sent again (at most
@@ -160,7 +168,7 @@ class EngineLink:
         raise AssertionError("unreachable")
 
     def _forwarded_headers(self) -> dict[str, str]:
-        headers = {GATEWAY_HEADER: self.name}
+        headers = {GATEWAY_HEADER: self._token}
         caller = CALLER.get()
         if caller is not None:
             headers.update({k: v for k, v in caller.headers.items() if k in CREDENTIAL_HEADERS})

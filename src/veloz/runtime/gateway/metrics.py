@@ -35,6 +35,7 @@ class GatewayCollector(Collector):
             ("stream_connected", stream.connected, "1 while Redis answers this gateway"),
             ("stream_lag_entries", stream.lag, "Stream entries not yet applied here"),
             ("stream_seq", stream.seq, "Last journal sequence applied here"),
+            ("stream_length", stream.length, "Entries the Redis stream holds (XLEN)"),
             ("feed_connected", client.feed_connected, "1 while the engine's market feed is open"),
         ):
             yield GaugeMetricFamily(f"veloz_gateway_{name}", help_text, value=int(value))

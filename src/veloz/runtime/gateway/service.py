@@ -19,7 +19,7 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from veloz.api.app import create_app
-from veloz.auth.service import AuthService
+from veloz.auth.service import AuthService, gateway_token
 from veloz.config import Settings
 from veloz.model.errors import CommandRejected
 from veloz.persistence.redis_events import RedisConfig, connect
@@ -162,7 +162,12 @@ def gateway_parts(
     settings: Settings, redis: RedisConfig, name: str
 ) -> tuple[GatewayClient, RedisRateLimit]:
     assert settings.engine_url is not None
-    link = EngineLink(settings.engine_url, name=name, api_key=settings.engine_api_key)
+    link = EngineLink(
+        settings.engine_url,
+        name=name,
+        token=gateway_token(settings.auth_config()),
+        api_key=settings.engine_api_key,
+    )
     client: GatewayClient
 
     def on_message(message: object) -> None:
@@ -201,6 +206,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         metrics=registry,
         record_audit=audit.record,
         shared_limit=limit,
+        gateway=True,
     )
     config = uvicorn.Config(
         with_caller(app),
