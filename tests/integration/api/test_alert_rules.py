@@ -11,11 +11,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.tools import tool
 from veloz.config import Settings
+from veloz.persistence.redis_events import RedisConfig, RedisPublisher
 from veloz.persistence.service import HistoryConfig
+from veloz.runtime.gateway.metrics import GatewayCollector
+from veloz.runtime.gateway.service import gateway_parts
 from veloz.runtime.history import attach_history
 from veloz.runtime.service import service_app
 
@@ -37,11 +41,13 @@ HANDBOOK = {
     "VelozLowWinRate",
     "VelozWalCorruption",
     "VelozMarketDataStale",
-    # Beyond the handbook: the history store, the exchange.
+    # Beyond the handbook: the history store, the exchange, Redis and the gateways.
     "VelozStoreDown",
     "VelozStoreLagging",
     "VelozExchangeBanned",
     "VelozOrphanOrders",
+    "VelozRedisLagging",
+    "VelozGatewayLagging",
 }
 
 
@@ -103,13 +109,23 @@ def dashboard_queries() -> list[str]:
 
 
 async def test_every_metric_the_rules_and_dashboards_use_exists_on_the_engine(engine, tmp_path):
-    # An engine with a history store, so the store's metrics are there too.
+    # An engine with a history store and a Redis publisher, so their metrics are there
+    # too; and a gateway's collector (nothing in either connects to anything here).
     history = attach_history(HistoryConfig(url=f"sqlite:///{tmp_path / 'h.db'}"), engine)
+    redis = RedisConfig(url="redis://127.0.0.1:1/0")
+    engine.redis = RedisPublisher(redis, tmp_path / "wal", lambda: None)
     app = service_app(engine, Settings(market_symbol="BTCUSDT,ETHUSDT"), history)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://veloz.test") as api:
         await api.get("/health")  # so the HTTP metrics have a series
         metrics_text = (await api.get("/metrics")).text
+    gateway, limit = gateway_parts(
+        Settings(engine_url="http://127.0.0.1:1", redis_url=redis.url), redis, "gw"
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(gateway, limit))
+    metrics_text += generate_latest(registry).decode()
+    await gateway.link.close()
     exposed: set[str] = set()
     for family in text_string_to_metric_families(metrics_text):
         # A family is declared even before it has a series (a counter by reason before
