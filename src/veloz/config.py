@@ -41,7 +41,14 @@ logger = logging.getLogger(__name__)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 SECRET_FIELDS = frozenset(
-    {"binance_api_key", "binance_api_secret", "jwt_secret", "admin_password", "engine_api_key"}
+    {
+        "binance_api_key",
+        "binance_api_secret",
+        "jwt_secret",
+        "admin_password",
+        "engine_api_key",
+        "redis_password",
+    }
 )
 # Each may also come from a file named by VELOZ_<NAME>_FILE (Kubernetes and Docker secrets).
 FILE_FIELDS = SECRET_FIELDS | {"database_url", "redis_url"}
@@ -133,6 +140,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, repr=False)
     redis_sentinels: str = ""
     redis_master: str | None = None
+    # With Sentinels: the password of the master (and its replicas) they name, as its
+    # `requirepass`; a URL carries its own. The Sentinels themselves are asked without one.
+    redis_password: str | None = Field(None, repr=False)
     redis_stream: str = Field("veloz:events", min_length=1)
     redis_stream_maxlen: int = Field(100_000, ge=1_000)
     # A gateway replica (`veloz gateway`, docs/operations/scaling.md): the engine's HTTP
@@ -341,12 +351,18 @@ class Settings(BaseSettings):
             )
         if self.redis_url is None and not sentinels:
             return None
+        if self.redis_password and not sentinels:
+            raise SettingsError(
+                "VELOZ_REDIS_PASSWORD is for Sentinel mode; a VELOZ_REDIS_URL carries its "
+                "own (redis://:password@host:port/db)"
+            )
         from veloz.persistence.redis_events import RedisConfig  # noqa: PLC0415
 
         return RedisConfig(
             url=self.redis_url,
             sentinels=sentinels,
             master=self.redis_master if sentinels else None,
+            password=self.redis_password or None,
             stream=self.redis_stream,
             maxlen=self.redis_stream_maxlen,
         )

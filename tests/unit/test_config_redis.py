@@ -75,6 +75,26 @@ def test_sentinels_and_the_master_name(clean_env):
     assert config.name == "sentinel veloz via s1:26379,10.0.0.2:26380,::1:26381"
 
 
+def test_the_sentinel_masters_password_comes_from_a_file_and_is_never_shown(clean_env, tmp_path):
+    (tmp_path / "redis_password").write_text(SECRET + "\n")
+    clean_env.setenv("VELOZ_REDIS_SENTINELS", "s1:26379")
+    clean_env.setenv("VELOZ_REDIS_MASTER", "veloz")
+    clean_env.setenv("VELOZ_REDIS_PASSWORD_FILE", str(tmp_path / "redis_password"))
+    settings = load_settings()
+    config = settings.redis_config()
+    assert config is not None and config.password == SECRET
+    assert SECRET not in repr(config) and SECRET not in repr(settings)
+    assert settings.public_view()["redis_password"] == "***"
+    assert SECRET in settings.secret_values()  # so the logs mask it
+
+
+def test_a_password_without_sentinels_is_refused(clean_env):
+    clean_env.setenv("VELOZ_REDIS_URL", "redis://cache:6379/0")
+    clean_env.setenv("VELOZ_REDIS_PASSWORD", SECRET)
+    with pytest.raises(SettingsError, match="Sentinel mode"):
+        load_settings().redis_config()
+
+
 @pytest.mark.parametrize("value", ["s1", "s1:port", "s1:0", ":26379", "s1:26379,s2"])
 def test_bad_sentinels_stop_the_start(clean_env, value):
     clean_env.setenv("VELOZ_REDIS_SENTINELS", value)

@@ -58,6 +58,7 @@ class RedisConfig(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None = None
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
+    password: str | None = msgspec.field(default=None)  # Sentinel mode: the master's
     stream: str = "veloz:events"
     maxlen: int = 100_000  # approximate (`MAXLEN ~`): Redis trims whole nodes
     batch_entries: int = 1_000
@@ -66,6 +67,9 @@ class RedisConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     timeout_s: float = 5.0
+
+    def __repr__(self) -> str:  # never the password, wherever a config is printed
+        return f"RedisConfig({self.name}, stream={self.stream!r})"
 
     @property
     def name(self) -> str:
@@ -88,7 +92,7 @@ def connect(config: RedisConfig) -> "Redis":
         return client
     assert config.master is not None
     sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
-    master: Redis = sentinel.master_for(config.master)
+    master: Redis = sentinel.master_for(config.master, password=config.password)
     return master
 
 
