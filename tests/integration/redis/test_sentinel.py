@@ -57,7 +57,7 @@ async def test_a_password_protected_master_is_reached_through_sentinel(
             refused = RedisConfig(sentinels=sentinels, master="veloz", retry_initial_s=0.05)
             wrong = attach_redis(refused, LiveEngine(engine_config(tmp_path / "other")))
             with pytest.raises(AuthenticationError):
-                await wrong._redis().ping()  # noqa: SLF001 - its connection, as it connects
+                await wrong._redis().ping()
             await wrong.close()
         finally:
             sentinel.stop()
