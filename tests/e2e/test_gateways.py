@@ -5,18 +5,26 @@ no repeat; Redis stopped for 30 s, FLUSHDB, and an engine restart, each under lo
 no acknowledged order; the roles and the per-credential rate limit hold through the
 gateways, and each request is audited once."""
 
+import asyncio
 import json
 import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 
+from tests.integration.api.test_api_auth import concrete, routes
 from tests.support.gateways import Load, SseReader, cluster, get, order_body, post
 from tests.support.processes import eventually
 from tests.support.redis import private_redis
+from veloz.api.access import required_role
+from veloz.api.app import create_app
+from veloz.auth.roles import Role
+from veloz.auth.service import AuthConfig, AuthService
+from veloz.engine.client import EngineClient
 
 pytestmark = pytest.mark.slow
 
@@ -275,6 +283,63 @@ def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
             ("READONLY", f"key:{admin_key_id}"),
             ("ACTIVE", f"key:{admin_key_id}"),
         ]
+
+
+def test_the_route_role_matrix_holds_through_a_gateway(tmp_path: Path):
+    """Every route of the app, with no credential and as each role, through a real
+    gateway (commands then through the engine, which checks again): the answers say
+    exactly what the in-process matrix says."""
+    keys: dict[str, str] = {}
+
+    def gateway_settings(engine) -> dict[str, str]:
+        keys.update(_keys(engine.base))
+        return {"VELOZ_ENGINE_API_KEY": keys["gateway"]}
+
+    auth = _auth_env(tmp_path)
+    app = create_app(
+        cast(EngineClient, object()),
+        auth=AuthService(AuthConfig(enabled=False), None, time.time_ns),
+        shutdown=asyncio.Event(),
+    )
+    with (
+        private_redis(tmp_path / "redis") as redis_server,
+        cluster(
+            tmp_path,
+            redis_server,
+            gateways=1,
+            engine_env=auth,
+            gateway_env=auth,
+            before_gateways=gateway_settings,
+        ) as c,
+        httpx.Client(base_url=c.bases[0], timeout=10) as client,
+    ):
+        checked = 0
+        for method, path in routes(app):
+            required = required_role(method, path)
+            if method == "WS":
+                continue  # the WebSocket handshake: tests/e2e/test_security.py
+            streaming = path in ("/api/stream", "/api/internal/feed")
+
+            def call(key: str | None, method: str = method, path: str = path) -> int:
+                headers = {"X-API-Key": key} if key else {}
+                body: dict[str, object] | None = {} if method in ("POST", "DELETE") else None
+                return client.request(
+                    method, concrete(path), headers=headers, json=body
+                ).status_code
+
+            if required is None:
+                assert call(None) not in (401, 403), (method, path)
+                checked += 1
+                continue
+            assert call(None) == 401, (method, path)
+            for role in Role:
+                if role.allows(required):
+                    if not streaming:
+                        assert call(keys[role.value]) not in (401, 403), (method, path, role)
+                else:
+                    assert call(keys[role.value]) == 403, (method, path, role)
+            checked += 1
+        assert checked > 40
 
 
 def test_the_per_credential_rate_limit_holds_across_gateways(tmp_path: Path):

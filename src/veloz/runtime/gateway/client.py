@@ -467,7 +467,9 @@ class GatewayClient:
             "before": query.before_ts_ns,
             "limit": query.limit,
         }
-        return msgspec.json.decode(await self.link.read("/api/audit/logs", params), type=AuditLog)
+        # Admin only: read as the caller (the gateway's own key is a viewer's).
+        body = await self.link.read("/api/audit/logs", params, as_caller=True)
+        return msgspec.json.decode(body, type=AuditLog)
 
     # -- strategies ----------------------------------------------------------------------
 

@@ -127,14 +127,18 @@ class EngineLink:
         path: str,
         params: Mapping[str, Any] | None = None,
         also_ok: frozenset[int] = frozenset(),
+        *,
+        as_caller: bool = False,
     ) -> bytes:
-        """A GET with the gateway's own credential; raises CommandRejected for the engine's
-        error answers (but the statuses in `also_ok`: a probe's 503 is an answer) and
-        `not_ready` when it does not answer."""
+        """A GET with the gateway's own credential, or with its caller's (`as_caller`: what
+        the gateway's own viewer key may not read); raises CommandRejected for the
+        engine's error answers (but the statuses in `also_ok`: a probe's 503 is an answer)
+        and `not_ready` when it does not answer."""
         self.stats.reads += 1
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = self._forwarded_headers() if as_caller else self._own
         try:
-            response = await self._http.get(path, params=query, headers=self._own)
+            response = await self._http.get(path, params=query, headers=headers)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         return self._answered(response, also_ok)
