@@ -7,6 +7,7 @@ gateways, and each request is audited once."""
 
 import asyncio
 import json
+import shutil
 import signal
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from tests.integration.api.test_api_auth import concrete, routes
 from tests.support.gateways import Load, SseReader, cluster, get, order_body, post
 from tests.support.processes import eventually
 from tests.support.redis import private_redis
+from tests.support.sample_bars import sample_path
 from veloz.api.access import required_role
 from veloz.api.app import create_app
 from veloz.auth.roles import Role
@@ -196,6 +198,36 @@ def test_an_engine_restart_under_load_loses_no_acknowledged_order(tmp_path: Path
         ids = [seq for seq, _, _ in reader.order_updates()]
         assert_no_gap_or_repeat(ids, [seq for seq, _ in stream_order_updates(redis_server)])
         eventually(lambda: held_by_every_gateway(c.bases, acknowledged), 60, "on every gateway")
+
+
+def test_a_backtest_started_through_one_gateway_is_found_through_another(tmp_path: Path):
+    """Research jobs live in the engine: the gateways relay their routes to it whole."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(sample_path(), data / "btc.csv")
+    with (
+        private_redis(tmp_path / "redis") as redis_server,
+        cluster(tmp_path, redis_server, engine_env={"VELOZ_DATA_DIR": str(data)}) as c,
+    ):
+        body = {
+            "strategy": "ema_cross",
+            "data": [{"symbol": "BTCUSDT", "source": "btc.csv"}],
+            "params": {"fast": 10, "slow": 30, "qty": 0.01},
+        }
+        submitted = post(c.bases[0], "/api/backtests", body)
+        assert submitted.status_code == 202, submitted.text
+        job = submitted.json()["id"]
+
+        def finished() -> bool:
+            return bool(get(c.bases[1], f"/api/backtests/{job}").json()["state"] == "done")
+
+        eventually(finished, 60, "the backtest done, seen through another gateway")
+        report = get(c.bases[2], f"/api/backtests/{job}/report")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        assert [j["id"] for j in get(c.bases[2], "/api/backtests").json()["jobs"]] == [job]
+        # The engine's own refusals pass through verbatim.
+        refused = post(c.bases[1], "/api/backtests", body | {"strategy": "no_such"})
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_params"
 
 
 def _auth_env(tmp_path: Path) -> dict[str, str]:

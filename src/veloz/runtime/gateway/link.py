@@ -183,6 +183,16 @@ class EngineLink:
             headers["x-request-id"] = str(request_id)
         return headers
 
+    async def relay(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> httpx.Response:
+        """A request passed to the engine as it came (its caller's headers), answered as
+        the engine answers it: for what the engine alone holds (research jobs)."""
+        try:
+            return await self._http.request(method, target, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
     @asynccontextmanager
     async def stream(self, path: str) -> AsyncIterator[AsyncIterator[bytes]]:
         """A streaming GET with the gateway's own credential (no read timeout)."""

@@ -11,15 +11,18 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import cast
 
 import uvicorn
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
 from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from veloz.api.app import create_app
 from veloz.auth.service import AuthService, gateway_token
+from veloz.codec import encode_json
 from veloz.config import Settings
 from veloz.model.errors import CommandRejected
 from veloz.persistence.redis_events import RedisConfig, connect
@@ -104,9 +107,30 @@ class _Server(uvicorn.Server):
         yield
 
 
-def with_caller(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+# Routes whose state only the engine holds (research jobs and their files): passed to it
+# whole, so a job started through one replica is found through any other. The engine
+# checks, counts and audits these itself.
+RELAYED_PREFIXES = ("/api/backtests", "/api/optimizations")
+_HOP_BY_HOP = frozenset({"host", "connection", "content-length", "transfer-encoding", "keep-alive"})
+_ANSWER_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-disposition",
+        "cache-control",
+        "retry-after",
+        "www-authenticate",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-request-id",
+    }
+)
+
+
+def gateway_asgi(
+    app: Litestar, link: EngineLink, max_body_bytes: int
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The app, with each request's credential headers and address chain kept for the
-    commands it forwards (`link.CALLER`)."""
+    commands it forwards (`link.CALLER`), and the research routes relayed to the engine."""
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -116,13 +140,57 @@ def with_caller(app: Litestar) -> Callable[[Scope, Receive, Send], Awaitable[Non
         client = scope.get("client")
         chain = [h for h in (headers.get("x-forwarded-for", ""),) if h]
         chain.append(client[0] if client else "unknown")
-        token = CALLER.set(Caller(headers=headers, forwarded_for=", ".join(chain)))
+        caller = Caller(headers=headers, forwarded_for=", ".join(chain))
+        if scope["type"] == ScopeType.HTTP and str(scope["path"]).startswith(RELAYED_PREFIXES):
+            await _relay(scope, receive, send, link, caller=caller, limit=max_body_bytes)
+            return
+        token = CALLER.set(caller)
         try:
             await app(scope, receive, send)
         finally:
             CALLER.reset(token)
 
     return serve
+
+
+async def _relay(
+    scope: Scope, receive: Receive, send: Send, link: EngineLink, *, caller: Caller, limit: int
+) -> None:
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += cast(bytes, message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        if len(body) > limit:
+            await _answer(send, 413, {"error": "body_too_large", "message": f"over {limit} bytes"})
+            return
+    headers = {k: v for k, v in caller.headers.items() if k not in _HOP_BY_HOP}
+    headers["x-forwarded-for"] = caller.forwarded_for
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = str(scope["path"]) + (f"?{query}" if query else "")
+    try:
+        method = str(scope.get("method", "GET"))
+        answer = await link.relay(method, target, headers, bytes(body))
+    except CommandRejected as exc:
+        await _answer(send, 503, {"error": exc.code.value, "message": exc.message})
+        return
+    kept = [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in answer.headers.items()
+        if k.lower() in _ANSWER_HEADERS
+    ]
+    await send({"type": "http.response.start", "status": answer.status_code, "headers": kept})
+    await send({"type": "http.response.body", "body": answer.content, "more_body": False})
+
+
+async def _answer(send: Send, status: int, error: dict[str, str]) -> None:
+    body = encode_json(error)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _connect_store(store: Store, stop: asyncio.Event) -> None:
@@ -209,7 +277,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         gateway=True,
     )
     config = uvicorn.Config(
-        with_caller(app),
+        gateway_asgi(app, client.link, settings.max_body_bytes),
         host=host,
         port=port,
         log_config=None,
