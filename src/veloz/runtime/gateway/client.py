@@ -157,6 +157,8 @@ class GatewayClient:
         self._open: dict[str, OrderView] = {}
         self._final: OrderedDict[str, OrderView] = OrderedDict()
         self._snapshot_taken = False
+        self.snapshot_wanted = asyncio.Event()  # a gap in the stream: take it again
+        self.snapshots = 0
         self._started = time.monotonic()
         self.feed_connected = False
         self.feed_messages = 0
@@ -173,7 +175,11 @@ class GatewayClient:
         self.bus.publish(message)
 
     def on_gap(self, seq: int) -> None:
+        """Events up to `seq` are not here: a resume from before must re-fetch, and the
+        open orders are taken from the engine again (what the gap held is unknown)."""
         self.activity.starts_after(seq)
+        if self._snapshot_taken:
+            self.snapshot_wanted.set()
 
     def _keep(self, order: OrderView) -> None:
         cid = order.client_order_id
@@ -196,14 +202,23 @@ class GatewayClient:
         self._keep(view)
 
     async def take_snapshot(self) -> None:
-        """The engine's open orders, once the stream is followed: what the stream shows
-        after this replaces them order by order."""
+        """The engine's open orders, once the stream is followed: they replace the open
+        orders held here, but for those the stream changed while the engine answered (the
+        stream is then newer); what the stream shows after this replaces them order by
+        order."""
+        self.snapshot_wanted.clear()
+        asked_ns = time.time_ns()
         body = await self.link.read("/api/orders_state", {"status": "open"})
         state = msgspec.json.decode(body, type=OrdersState)
+        newer = {cid: o for cid, o in self._open.items() if o.last_ts_ns >= asked_ns}
+        self._open = {}
         for view in state.orders:
-            if view.client_order_id not in self._open and view.client_order_id not in self._final:
+            if view.client_order_id not in self._final:
                 self._keep_view(view)
+        for order in newer.values():
+            self._keep_view(order)
         self._snapshot_taken = True
+        self.snapshots += 1
 
     async def run_feed(self, stop: asyncio.Event) -> None:
         """The engine's market data and risk alerts onto this gateway's bus, reconnecting."""

@@ -209,9 +209,9 @@ async def _connect_store(store: Store, stop: asyncio.Event) -> None:
         return
 
 
-async def _snapshot(client: GatewayClient, stop: asyncio.Event) -> None:
-    """The engine's open orders, once the stream's backlog is read; retried until the
-    engine answers."""
+async def _snapshots(client: GatewayClient, stop: asyncio.Event) -> None:
+    """The engine's open orders, once the stream's backlog is read, and again after each
+    gap in the stream; retried until the engine answers."""
     await _until(stop, client.follower.ready.wait())
     delay = 0.5
     while not stop.is_set():
@@ -222,8 +222,9 @@ async def _snapshot(client: GatewayClient, stop: asyncio.Event) -> None:
             await _until(stop, asyncio.sleep(delay))
             delay = min(delay * 2, RETRY_MAX_S)
             continue
+        delay = 0.5
         logger.info("gateway: snapshot of the engine's open orders taken")
-        return
+        await _until(stop, client.snapshot_wanted.wait())
 
 
 def gateway_parts(
@@ -300,7 +301,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
     tasks = [
         loop.create_task(client.follower.run(stop), name="veloz-gateway-stream"),
         loop.create_task(client.run_feed(stop), name="veloz-gateway-feed"),
-        loop.create_task(_snapshot(client, stop), name="veloz-gateway-snapshot"),
+        loop.create_task(_snapshots(client, stop), name="veloz-gateway-snapshot"),
         loop.create_task(audit.run(stop), name="veloz-gateway-audit"),
     ]
     logger.info(
