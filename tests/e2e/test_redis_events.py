@@ -1,10 +1,12 @@
 """`veloz engine` with VELOZ_REDIS_URL: orders placed over HTTP are in the Redis stream,
-with their journal sequences as ids, the Redis password shown nowhere; `/health/ready`
-and `/metrics` report the publisher."""
+with their journal sequences as ids, published by the projector child (not the engine's
+process), the Redis password shown nowhere; `/health/ready` and `/metrics` report the
+publisher."""
 
 import json
 import signal
 import subprocess
+from pathlib import Path
 
 from tests.e2e.test_history_store import metric, place
 from tests.e2e.test_runbooks import call
@@ -51,6 +53,13 @@ def test_orders_placed_over_http_are_in_the_stream(tmp_path):
                 assert placed == {f"http-{n}" for n in range(10)}
                 for seq, fields in stream:
                     assert fields["seq"] == str(seq).encode()
+
+                # The publisher runs in the projector child, not in the engine's process.
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                projector = int(children.read_text().split()[0])
+                names = [c["name"] for c in server.client().client_list()]
+                assert f"veloz-publisher-{projector}" in names, names
+                assert f"veloz-publisher-{process.pid}" not in names
 
                 status, body = call(base, "/health/ready")
                 cache = json.loads(body)["components"]["cache"]

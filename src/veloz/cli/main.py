@@ -89,7 +89,10 @@ def engine(
     if redis_config is not None:
         from veloz.runtime.redis_events import attach_redis
 
-        attach_redis(redis_config, engine)  # before the start: retention then counts it
+        # Before the start: retention then counts it. With a projector process (the
+        # default), the publisher runs there, off the engine's process.
+        out_of_process = history_config is not None and not history_config.inline
+        attach_redis(redis_config, engine, in_projector=out_of_process)
     try:
         if stdio:
             from veloz.runtime.stdio import run_stdio
@@ -193,10 +196,12 @@ def projector(
         bool, typer.Option("--drain", help="Project what is durable now, then exit")
     ] = False,
 ) -> None:
-    """Run the history projector: the journal and the audit spool into the history store.
+    """Run the history projector: the journal and the audit spool into the history store,
+    and the journal to the Redis stream when VELOZ_REDIS_* is set.
 
     `veloz engine` starts it by itself (VELOZ_PROJECTOR=process); run it yourself with
-    VELOZ_PROJECTOR=external, on the same VELOZ_WAL_DIR and VELOZ_DATABASE_URL."""
+    VELOZ_PROJECTOR=external, on the same VELOZ_WAL_DIR, VELOZ_DATABASE_URL and
+    VELOZ_REDIS_*."""
     import os
     import signal
 
@@ -219,6 +224,7 @@ def projector(
 
     try:
         settings = load_settings(env_file)
+        redis_config = settings.redis_config()
     except SettingsError as exc:
         typer.echo(f"veloz: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -232,7 +238,13 @@ def projector(
         log_dir=settings.log_dir,
         secrets=settings.secret_values(),
     )
-    raise typer.Exit(_run(run_projector(history_config, settings.wal_dir, lambda: bool(stopping))))
+    raise typer.Exit(
+        _run(
+            run_projector(
+                history_config, settings.wal_dir, lambda: bool(stopping), redis=redis_config
+            )
+        )
+    )
 
 
 async def _with_projector(

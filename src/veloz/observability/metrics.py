@@ -43,7 +43,7 @@ from veloz.risk.portfolio_risk import exposures
 from veloz.strategy.host import StrategyHost
 
 if TYPE_CHECKING:
-    from veloz.persistence.redis_events import RedisPublisher
+    from veloz.persistence.redis_events import RedisPublisher, RemotePublisher
     from veloz.persistence.service import HistoryService
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
@@ -552,7 +552,7 @@ class RedisCollector(Collector):
     """The Redis Streams publisher: whether Redis answers and how far the stream is behind
     the journal."""
 
-    def __init__(self, redis: "RedisPublisher") -> None:
+    def __init__(self, redis: "RedisPublisher | RemotePublisher") -> None:
         self._redis = redis
 
     def collect(self) -> Iterator[Metric]:
@@ -604,7 +604,7 @@ class AccessCollector(Collector):
 def registry_for(
     engine: EngineFigures,
     history: "HistoryService | None" = None,
-    redis: "RedisPublisher | None" = None,
+    redis: "RedisPublisher | RemotePublisher | None" = None,
 ) -> CollectorRegistry:
     """One registry per engine (no process-global state), so two engines can share a
     process in tests and sweeps."""

@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from veloz.journal.durable_mark import read_durable_mark
 from veloz.persistence.audit_spool import AuditSpoolReader
@@ -34,15 +35,39 @@ from veloz.persistence.service import AUDIT_BATCH, HistoryConfig, open_store
 from veloz.persistence.store import Store, StoreUnavailable
 from veloz.persistence.urls import redact
 
+if TYPE_CHECKING:
+    from veloz.persistence.redis_events import RedisConfig, RedisPublisher
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
+REDIS_DRAIN_S = 5.0
+
+
+def _durable_mark(journal_dir: Path) -> Callable[[], int | None]:
+    """The durable mark as the publisher wants it: None until the engine has written one
+    (so a stream ahead of nothing is waited for, not refused)."""
+
+    def durable_seq() -> int | None:
+        return read_durable_mark(journal_dir) or None
+
+    return durable_seq
 
 
 class ProjectorProcess:
-    def __init__(self, config: HistoryConfig, journal_dir: Path) -> None:
+    def __init__(
+        self, config: HistoryConfig, journal_dir: Path, redis: "RedisConfig | None" = None
+    ) -> None:
         self.config = config
         self.journal_dir = journal_dir
+        # The Redis publisher follows the journal beside the projector, off the engine's
+        # process (redis-py is imported only when it is configured).
+        self.publisher: RedisPublisher | None = None
+        if redis is not None:
+            from veloz.persistence import redis_events  # noqa: PLC0415
+
+            durable_seq = _durable_mark(journal_dir)
+            self.publisher = redis_events.RedisPublisher(redis, journal_dir, durable_seq)
         projector_dir(journal_dir).mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(config.url)
         self.stats = ProjectorStats()
@@ -74,6 +99,7 @@ class ProjectorProcess:
             missing_entries=stats.missing_entries,
             skipped_entries=stats.skipped_entries,
             audit_imported=self.audit_imported,
+            redis=self.publisher.status() if self.publisher is not None else None,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,11 +129,19 @@ class ProjectorProcess:
     async def _run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         reporting = loop.create_task(self._report(stop), name="veloz-projector-status")
+        publishing = (
+            loop.create_task(self.publisher.run(stop), name="veloz-redis")
+            if self.publisher is not None
+            else None
+        )
         await self._connect(stop)
         await asyncio.gather(
             self.projector.run(stop), self._import_audit(stop), return_exceptions=True
         )
         await reporting
+        if publishing is not None:
+            await asyncio.gather(publishing, return_exceptions=True)
+            await self._drain_publisher()
         # Stopping: everything durable into the store, then the spool.
         if not await self.projector.catch_up(self.config.drain_timeout_s):
             logger.warning(
@@ -117,6 +151,18 @@ class ProjectorProcess:
         await self.import_audit()
         write_status(self.journal_dir, self.status())
         await self.store.close()
+
+    async def _drain_publisher(self) -> None:
+        """What is durable into the stream (bounded, and only while Redis answers)."""
+        publisher = self.publisher
+        assert publisher is not None
+        drained = publisher.stats.connected and await publisher.catch_up(REDIS_DRAIN_S)
+        if not drained:
+            logger.warning(
+                "redis: %d journal entries not published at exit; they are at the next start",
+                publisher.lag(),
+            )
+        await publisher.close()
 
     async def _connect(self, stop: asyncio.Event) -> None:
         """Connect, retrying with backoff; once stopping (even from the start: the engine
@@ -173,7 +219,10 @@ class ProjectorProcess:
 
 
 async def run_projector(
-    config: HistoryConfig, journal_dir: Path, stopping: Callable[[], bool] = lambda: False
+    config: HistoryConfig,
+    journal_dir: Path,
+    stopping: Callable[[], bool] = lambda: False,
+    redis: "RedisConfig | None" = None,
 ) -> int:
     """`veloz projector` until SIGTERM or SIGINT. `stopping()` says whether it was told to
     stop before its loop took the signals over: then it drains once and exits."""
@@ -184,5 +233,7 @@ async def run_projector(
     if stopping():
         stop.set()
     logger.info("projector following %s into %s", journal_dir, redact(config.url))
-    await ProjectorProcess(config, journal_dir).run(stop)
+    if redis is not None:
+        logger.info("publishing %s to %s %s", journal_dir, redis.name, redis.stream)
+    await ProjectorProcess(config, journal_dir, redis).run(stop)
     return 0

@@ -23,6 +23,22 @@ STATUS_INTERVAL_S = 0.2
 STALE_AFTER_S = 5.0
 
 
+class PublisherStatus(msgspec.Struct, kw_only=True):
+    """The Redis publisher's figures when it runs in the projector's process (the engine
+    shows them on /health/ready and /metrics, and keeps the journal it still needs)."""
+
+    connected: bool = False
+    published_seq: int = 0
+    published_entries: int = 0
+    republishes: int = 0
+    missing_entries: int = 0
+    failures: int = 0
+    last_error: str = ""
+    next_needed_seq: int = 1
+    batch_counts: list[int] = msgspec.field(default_factory=list)  # LATENCY_BUCKETS + inf
+    batch_total_s: float = 0.0
+
+
 class ProjectorStatus(msgspec.Struct, kw_only=True):
     pid: int
     ts_ns: int  # wall time of this write
@@ -38,6 +54,7 @@ class ProjectorStatus(msgspec.Struct, kw_only=True):
     missing_entries: int = 0
     skipped_entries: int = 0
     audit_imported: int = 0
+    redis: PublisherStatus | None = None  # when it publishes to Redis
 
     def fresh(self, now_ns: int | None = None) -> bool:
         now = time.time_ns() if now_ns is None else now_ns

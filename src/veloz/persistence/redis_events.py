@@ -19,6 +19,7 @@ the stream's window resumes by sequence without a gap. See docs/operations/scali
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,11 +46,13 @@ from veloz.model.events import Event, OrderDenied, OrderEvent, OrderSubmitted
 from veloz.model.orders import Order
 from veloz.oms.manager import OrderManager
 from veloz.persistence.projector import sleep_unless_stopped
+from veloz.persistence.projector_status import PublisherStatus, read_status
 from veloz.persistence.urls import redact
 
 logger = logging.getLogger(__name__)
 
 Fields = dict[str, str | bytes]
+REMOTE_READ_EVERY_S = 0.5  # how often the engine reads an out-of-process publisher's status
 
 
 class RedisConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,14 +82,16 @@ class RedisConfig(msgspec.Struct, frozen=True, kw_only=True):
         return f"sentinel {self.master} via {hosts}"
 
 
-def connect(config: RedisConfig) -> "Redis":
-    """A client for `config` (connects lazily). No retries of its own: the publisher's
-    backoff decides when to try again."""
+def connect(config: RedisConfig, client_name: str | None = None) -> "Redis":
+    """A client for `config` (connects lazily), named `client_name` in `CLIENT LIST`. No
+    retries of its own: the caller's backoff decides when to try again."""
     options: dict[str, Any] = {
         "socket_timeout": config.timeout_s,
         "socket_connect_timeout": config.timeout_s,
         "retry": Retry(NoBackoff(), 0),
     }
+    if client_name is not None:
+        options["client_name"] = client_name
     if config.url is not None:
         client: Redis = Redis.from_url(config.url, **options)
         return client
@@ -184,6 +189,69 @@ class EventFold:
         return None
 
 
+class RemotePublisher:
+    """The engine's view of the publisher when it runs in the projector's process
+    (`veloz projector`): its figures from the status file, for /health/ready, /metrics and
+    the journal's retention. Until that process has reported since `started_ns`, the whole
+    journal is kept."""
+
+    def __init__(
+        self,
+        config: RedisConfig,
+        journal_dir: Path,
+        durable_seq: Callable[[], int | None],
+        started_ns: int,
+    ) -> None:
+        self.config = config
+        self._dir = journal_dir
+        self._durable_seq = durable_seq
+        self._started_ns = started_ns
+        self._stats = PublisherStats(last_error="the projector process has not reported yet")
+        self._reported: PublisherStatus | None = None
+        self._read_at = -1.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def stats(self) -> PublisherStats:
+        self._refresh()
+        return self._stats
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._read_at < REMOTE_READ_EVERY_S:
+            return
+        self._read_at = now
+        status = read_status(self._dir)
+        if status is None or status.redis is None or status.ts_ns < self._started_ns:
+            return
+        reported = self._reported = status.redis
+        fresh = status.fresh()
+        stats = self._stats
+        stats.connected = reported.connected and fresh
+        stats.last_error = reported.last_error if fresh else "projector process not running"
+        stats.published_seq = reported.published_seq
+        stats.published_entries = reported.published_entries
+        stats.republishes = reported.republishes
+        stats.missing_entries = reported.missing_entries
+        stats.failures = reported.failures
+        if len(reported.batch_counts) == len(stats.batch_seconds.counts):
+            stats.batch_seconds.counts = list(reported.batch_counts)
+            stats.batch_seconds.count = sum(reported.batch_counts)
+            stats.batch_seconds.total = reported.batch_total_s
+
+    def next_needed_seq(self) -> int:
+        self._refresh()
+        return self._reported.next_needed_seq if self._reported is not None else 1
+
+    def lag(self) -> int:
+        durable = self._durable_seq()
+        published = self.stats.published_seq
+        return max(0, durable - published) if durable is not None else 0
+
+
 class RedisPublisher:
     """Follows the journal in `journal_dir` up to `durable_seq()` (None until the engine
     has opened its journal) and publishes to the stream in `config`."""
@@ -225,6 +293,22 @@ class RedisPublisher:
     def lag(self) -> int:
         durable = self._durable_seq()
         return max(0, durable - self.stats.published_seq) if durable is not None else 0
+
+    def status(self) -> PublisherStatus:
+        """Its figures for the status file (when it runs in the projector's process)."""
+        stats = self.stats
+        return PublisherStatus(
+            connected=stats.connected,
+            published_seq=stats.published_seq,
+            published_entries=stats.published_entries,
+            republishes=stats.republishes,
+            missing_entries=stats.missing_entries,
+            failures=stats.failures,
+            last_error=stats.last_error,
+            next_needed_seq=self.next_needed_seq(),
+            batch_counts=list(stats.batch_seconds.counts),
+            batch_total_s=stats.batch_seconds.total,
+        )
 
     # -- following ---------------------------------------------------------------------
 
@@ -291,7 +375,8 @@ class RedisPublisher:
 
     def _redis(self) -> "Redis":
         if self._client is None:
-            self._client = connect(self.config)
+            # Who publishes, as `redis-cli CLIENT LIST` shows it.
+            self._client = connect(self.config, f"veloz-publisher-{os.getpid()}")
         return self._client
 
     async def _last_id(self) -> int | None:

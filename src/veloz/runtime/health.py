@@ -13,7 +13,7 @@ from veloz.persistence.service import HistoryService
 from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:  # redis-py is imported only by engines that publish to Redis
-    from veloz.persistence.redis_events import RedisPublisher
+    from veloz.persistence.redis_events import RedisPublisher, RemotePublisher
 
 LIVE_LAG_LIMIT_S = 1.0
 
@@ -161,7 +161,7 @@ def database_health(history: HistoryService | None) -> ComponentHealth:
     )
 
 
-def cache_health(redis: "RedisPublisher | None") -> ComponentHealth:
+def cache_health(redis: "RedisPublisher | RemotePublisher | None") -> ComponentHealth:
     """Redis Streams, for the gateways. Never unready: the engine trades and journals
     without Redis, and the publisher catches up from the journal when it is back."""
     if redis is None:

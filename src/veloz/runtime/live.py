@@ -71,7 +71,7 @@ from veloz.runtime.factories import build_market, build_venue
 from veloz.strategy.host import RunningStrategy, StrategyHost, StrategySpec
 
 if TYPE_CHECKING:
-    from veloz.persistence.redis_events import RedisPublisher
+    from veloz.persistence.redis_events import RedisPublisher, RemotePublisher
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class LiveEngine:
         # each says the oldest sequence it still needs, and retention keeps its segment.
         self.journal_readers: list[Callable[[], int]] = []
         # The Redis Streams publisher, when VELOZ_REDIS_* configure one (`redis_events`).
-        self.redis: RedisPublisher | None = None
+        self.redis: RedisPublisher | RemotePublisher | None = None
         self.started_ns = self.clock.time_ns()
         self.loop_lag = LoopLagMonitor()
         self._checkpoint: EngineCheckpoint | None = None

@@ -4,6 +4,7 @@ among the journal's readers, and its life around the engine's."""
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,33 +12,46 @@ from typing import TYPE_CHECKING
 from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:  # redis-py is imported only by engines that publish to Redis
-    from veloz.persistence.redis_events import RedisConfig, RedisPublisher
+    from veloz.persistence.redis_events import RedisConfig, RedisPublisher, RemotePublisher
 
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 5.0
 
 
-def attach_redis(config: "RedisConfig", engine: LiveEngine) -> "RedisPublisher":
-    """A publisher following `engine`'s journal. Call it before the engine starts:
+def attach_redis(
+    config: "RedisConfig", engine: LiveEngine, *, in_projector: bool = False
+) -> "RedisPublisher | RemotePublisher":
+    """A publisher following `engine`'s journal, in this process; or, `in_projector`, the
+    engine's view of the one `veloz projector` runs. Call it before the engine starts:
     registered as a journal reader then, retention never deletes what is unpublished."""
-    from veloz.persistence.redis_events import RedisPublisher  # noqa: PLC0415
+    from veloz.persistence.redis_events import RedisPublisher, RemotePublisher  # noqa: PLC0415
 
     def durable_seq() -> int | None:
         journal = engine.journal
         return journal.durable_seq if journal is not None else None
 
-    publisher = RedisPublisher(config, Path(engine.config.journal.directory), durable_seq)
+    directory = Path(engine.config.journal.directory)
+    publisher: RedisPublisher | RemotePublisher = (
+        RemotePublisher(config, directory, durable_seq, time.time_ns())
+        if in_projector
+        else RedisPublisher(config, directory, durable_seq)
+    )
     engine.journal_readers.append(publisher.next_needed_seq)
     engine.redis = publisher  # for /health/ready and /metrics
     return publisher
 
 
 @contextlib.asynccontextmanager
-async def running_redis(publisher: "RedisPublisher | None") -> AsyncIterator[None]:
+async def running_redis(
+    publisher: "RedisPublisher | RemotePublisher | None",
+) -> AsyncIterator[None]:
     """Publish for as long as the engine runs: started before it, and after it stopped the
-    journal's last entries are published (bounded) before the connection closes."""
-    if publisher is None:
+    journal's last entries are published (bounded) before the connection closes. One in
+    the projector's process runs with that process."""
+    from veloz.persistence.redis_events import RedisPublisher  # noqa: PLC0415
+
+    if not isinstance(publisher, RedisPublisher):
         yield
         return
     stop = asyncio.Event()

@@ -12,6 +12,7 @@ gateway is told (a resume from before it must re-fetch state).
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class StreamFollower:
 
     def _redis(self) -> Redis:
         if self._client is None:
-            self._client = connect(self.config)
+            self._client = connect(self.config, f"veloz-gateway-{os.getpid()}")
         return self._client
 
     def _failed(self, exc: BaseException) -> None:
