@@ -87,12 +87,14 @@ def engine(
     engine = LiveEngine(engine_config)
     history_config = settings.history_config()
     if redis_config is not None:
-        from veloz.runtime.redis_events import attach_redis
+        from veloz.runtime.redis_events import attach_redis, attach_remote_redis
 
         # Before the start: retention then counts it. With a projector process (the
         # default), the publisher runs there, off the engine's process.
-        out_of_process = history_config is not None and not history_config.inline
-        attach_redis(redis_config, engine, in_projector=out_of_process)
+        if history_config is not None and not history_config.inline:
+            attach_remote_redis(redis_config, engine)
+        else:
+            attach_redis(redis_config, engine)
     try:
         if stdio:
             from veloz.runtime.stdio import run_stdio

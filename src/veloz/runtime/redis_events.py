@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,26 +19,37 @@ logger = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 5.0
 
 
-def attach_redis(
-    config: "RedisConfig", engine: LiveEngine, *, in_projector: bool = False
-) -> "RedisPublisher | RemotePublisher":
-    """A publisher following `engine`'s journal, in this process; or, `in_projector`, the
-    engine's view of the one `veloz projector` runs. Call it before the engine starts:
-    registered as a journal reader then, retention never deletes what is unpublished."""
-    from veloz.persistence.redis_events import RedisPublisher, RemotePublisher  # noqa: PLC0415
-
+def _durable_seq(engine: LiveEngine) -> "Callable[[], int | None]":
     def durable_seq() -> int | None:
         journal = engine.journal
         return journal.durable_seq if journal is not None else None
 
+    return durable_seq
+
+
+def attach_redis(config: "RedisConfig", engine: LiveEngine) -> "RedisPublisher":
+    """A publisher following `engine`'s journal in this process. Call it before the engine
+    starts: registered as a journal reader then, retention never deletes what is
+    unpublished."""
+    from veloz.persistence.redis_events import RedisPublisher  # noqa: PLC0415
+
     directory = Path(engine.config.journal.directory)
-    publisher: RedisPublisher | RemotePublisher = (
-        RemotePublisher(config, directory, durable_seq, time.time_ns())
-        if in_projector
-        else RedisPublisher(config, directory, durable_seq)
-    )
+    publisher = RedisPublisher(config, directory, _durable_seq(engine))
     engine.journal_readers.append(publisher.next_needed_seq)
     engine.redis = publisher  # for /health/ready and /metrics
+    return publisher
+
+
+def attach_remote_redis(config: "RedisConfig", engine: LiveEngine) -> "RemotePublisher":
+    """The engine's view of the publisher `veloz projector` runs: its figures for
+    /health/ready and /metrics, and its place among the journal's readers (from the
+    projector's status file). Call it before the engine starts, as `attach_redis`."""
+    from veloz.persistence.redis_events import RemotePublisher  # noqa: PLC0415
+
+    directory = Path(engine.config.journal.directory)
+    publisher = RemotePublisher(config, directory, _durable_seq(engine), time.time_ns())
+    engine.journal_readers.append(publisher.next_needed_seq)
+    engine.redis = publisher
     return publisher
 
 
