@@ -6,11 +6,13 @@ no acknowledged order; the roles and the per-credential rate limit hold through 
 gateways, and each request is audited once."""
 
 import asyncio
+import contextlib
 import json
 import shutil
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -18,9 +20,18 @@ import httpx
 import pytest
 
 from tests.integration.api.test_api_auth import concrete, routes
-from tests.support.gateways import Load, SseReader, cluster, get, order_body, post
+from tests.support.gateways import (
+    Cluster,
+    Load,
+    Process,
+    SseReader,
+    cluster,
+    get,
+    order_body,
+    post,
+)
 from tests.support.processes import eventually
-from tests.support.redis import private_redis
+from tests.support.redis import RedisServer, private_redis
 from tests.support.sample_bars import sample_path
 from veloz.api.access import required_role
 from veloz.api.app import create_app
@@ -256,10 +267,15 @@ def _keys(engine_base: str) -> dict[str, str]:
     return keys
 
 
-def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
+@contextlib.contextmanager
+def secured_cluster(
+    tmp_path: Path, gateways: int, **gateway_env: str
+) -> Iterator[tuple[Cluster, RedisServer, dict[str, str]]]:
+    """Authentication on: an engine, API keys made on it for each role and for the
+    gateways' own reads, then `gateways` replicas; the cluster, its Redis and the keys."""
     keys: dict[str, str] = {}
 
-    def gateway_settings(engine) -> dict[str, str]:
+    def gateway_settings(engine: Process) -> dict[str, str]:
         keys.update(_keys(engine.base))
         return {"VELOZ_ENGINE_API_KEY": keys["gateway"]}
 
@@ -269,12 +285,17 @@ def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
         cluster(
             tmp_path,
             redis_server,
-            gateways=1,
+            gateways=gateways,
             engine_env=auth,
-            gateway_env=auth,
+            gateway_env=auth | gateway_env,
             before_gateways=gateway_settings,
-        ) as c,
+        ) as made,
     ):
+        yield made, redis_server, keys
+
+
+def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
+    with secured_cluster(tmp_path, 1) as (c, redis_server, keys):
         base = c.bases[0]
         as_role = {role: {"X-API-Key": keys[role]} for role in ("viewer", "trader", "admin")}
         assert get(base, "/api/orders_state").status_code == 401
@@ -321,28 +342,13 @@ def test_the_route_role_matrix_holds_through_a_gateway(tmp_path: Path):
     """Every route of the app, with no credential and as each role, through a real
     gateway (commands then through the engine, which checks again): the answers say
     exactly what the in-process matrix says."""
-    keys: dict[str, str] = {}
-
-    def gateway_settings(engine) -> dict[str, str]:
-        keys.update(_keys(engine.base))
-        return {"VELOZ_ENGINE_API_KEY": keys["gateway"]}
-
-    auth = _auth_env(tmp_path)
     app = create_app(
         cast(EngineClient, object()),
         auth=AuthService(AuthConfig(enabled=False), None, time.time_ns),
         shutdown=asyncio.Event(),
     )
     with (
-        private_redis(tmp_path / "redis") as redis_server,
-        cluster(
-            tmp_path,
-            redis_server,
-            gateways=1,
-            engine_env=auth,
-            gateway_env=auth,
-            before_gateways=gateway_settings,
-        ) as c,
+        secured_cluster(tmp_path, 1) as (c, _redis, keys),
         httpx.Client(base_url=c.bases[0], timeout=10) as client,
     ):
         checked = 0
@@ -375,23 +381,7 @@ def test_the_route_role_matrix_holds_through_a_gateway(tmp_path: Path):
 
 
 def test_the_per_credential_rate_limit_holds_across_gateways(tmp_path: Path):
-    keys: dict[str, str] = {}
-
-    def gateway_settings(engine) -> dict[str, str]:
-        keys.update(_keys(engine.base))
-        return {"VELOZ_ENGINE_API_KEY": keys["gateway"], "VELOZ_API_RATE_LIMIT": "5"}
-
-    auth = _auth_env(tmp_path)
-    with (
-        private_redis(tmp_path / "redis") as redis_server,
-        cluster(
-            tmp_path,
-            redis_server,
-            engine_env=auth,
-            gateway_env=auth,
-            before_gateways=gateway_settings,
-        ) as c,
-    ):
+    with secured_cluster(tmp_path, 3, VELOZ_API_RATE_LIMIT="5") as (c, _redis, keys):
         viewer = {"X-API-Key": keys["viewer"]}
         with httpx.Client(timeout=10) as client:
             started = time.monotonic()

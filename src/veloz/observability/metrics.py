@@ -196,10 +196,12 @@ class EngineCollector(Collector):
             "Time the last start spent replaying the journal",
             value=stats.replay_seconds,
         )
-        yield _histogram(
+        yield histogram_family(
             "veloz_wal_fsync_seconds", "Journal fdatasync duration", stats.fsync_seconds
         )
-        yield _histogram("veloz_wal_batch_size", "Entries per journal write", stats.batch_size)
+        yield histogram_family(
+            "veloz_wal_batch_size", "Entries per journal write", stats.batch_size
+        )
 
     def _orders(self) -> Iterator[Metric]:
         engine = self._engine
@@ -260,7 +262,7 @@ class EngineCollector(Collector):
 
     def _latency(self) -> Iterator[Metric]:
         engine = self._engine
-        yield _histogram(
+        yield histogram_family(
             "veloz_order_latency_seconds",
             "Order submit to durable acknowledgement",
             engine.stats.order_latency,
@@ -357,7 +359,7 @@ def prometheus_buckets(histogram: Histogram) -> tuple[list[tuple[str, float]], f
     return buckets, histogram.total
 
 
-def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+def histogram_family(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
     buckets, total = prometheus_buckets(histogram)
     return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
 
@@ -577,7 +579,7 @@ class RedisCollector(Collector):
             ("failures", stats.failures, "Failed attempts to reach or write Redis"),
         ):
             yield CounterMetricFamily(f"veloz_redis_{name}", help_text, value=value)
-        yield _histogram(
+        yield histogram_family(
             "veloz_redis_publish_batch_seconds",
             "Time to add one pipelined batch of entries to the stream",
             stats.batch_seconds,

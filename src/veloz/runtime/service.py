@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import uvicorn
 from litestar import Litestar
+from litestar.types import ASGIApp
 
 from veloz.api.app import DEFAULT_MAX_BODY_BYTES, create_app
 from veloz.auth.service import AuthService
@@ -28,13 +29,28 @@ from veloz.runtime.redis_events import running_redis
 logger = logging.getLogger(__name__)
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn re-raises captured signals after serving, which would kill the process
-    before the engine drains; the engine installs its own handlers instead."""
+    before the engine drains; the engine (or a gateway) installs its own handlers instead,
+    which also end the open streams."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def embedded_server(app: ASGIApp, host: str, port: int) -> EmbeddedServer:
+    """uvicorn for `app`, logging through ours, no access log, no lifespan."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    return EmbeddedServer(config)
 
 
 def service_app(
@@ -84,16 +100,7 @@ async def run_service(
         http_metrics=settings.metrics,
         jobs=jobs,
     )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    server = _EmbeddedServer(config)
+    server = embedded_server(app, host, port)
     loop = asyncio.get_running_loop()
 
     def stop_serving() -> None:
@@ -103,7 +110,7 @@ async def run_service(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_serving)
     try:
-        listening = _listen(host, port, config.backlog)
+        listening = _listen(host, port, server.config.backlog)
     except OSError as exc:
         # Before uvicorn binds it, so the refusal is one line, not its exit(3) and trace.
         raise StartRefused(

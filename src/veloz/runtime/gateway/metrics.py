@@ -6,20 +6,13 @@ from collections.abc import Iterator
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
-from veloz.histogram import Histogram
-from veloz.observability.metrics import prometheus_buckets
+from veloz.observability.metrics import histogram_family
 from veloz.runtime.gateway.client import GatewayClient
 from veloz.runtime.gateway.limits import RedisRateLimit
-
-
-def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
-    buckets, total = prometheus_buckets(histogram)
-    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
 
 
 class GatewayCollector(Collector):
@@ -63,12 +56,12 @@ class GatewayCollector(Collector):
             route, _, status = label.rpartition(" ")
             forwarded.add_metric([route, status], count)
         yield forwarded
-        yield _histogram(
+        yield histogram_family(
             "veloz_gateway_command_seconds",
             "From forwarding a command to the engine's answer",
             link.command_seconds,
         )
-        yield _histogram(
+        yield histogram_family(
             "veloz_gateway_delivery_seconds",
             "From an event's time in the engine to its arrival at this gateway",
             stream.delivery_seconds,

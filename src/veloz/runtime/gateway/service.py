@@ -10,10 +10,9 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import cast
 
-import uvicorn
 from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
@@ -33,6 +32,7 @@ from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.limits import RedisRateLimit
 from veloz.runtime.gateway.link import CALLER, Caller, EngineLink
 from veloz.runtime.gateway.metrics import GatewayCollector
+from veloz.runtime.service import embedded_server
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +97,6 @@ async def _until(stop: asyncio.Event, waiting: Awaitable[object]) -> None:
     await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
     for pending in (task, stopping):
         pending.cancel()
-
-
-class _Server(uvicorn.Server):
-    """Signals are ours (they also end the open streams), not uvicorn's."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 # Routes whose state only the engine holds (research jobs and their files): passed to it
@@ -277,16 +269,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         shared_limit=limit,
         gateway=True,
     )
-    config = uvicorn.Config(
-        gateway_asgi(app, client.link, settings.max_body_bytes),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    server = _Server(config)
+    server = embedded_server(gateway_asgi(app, client.link, settings.max_body_bytes), host, port)
     loop = asyncio.get_running_loop()
 
     def stop_serving() -> None:
