@@ -18,6 +18,7 @@ from typing import cast
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.integration.api.test_api_auth import concrete, routes
 from tests.support.gateways import (
@@ -117,6 +118,40 @@ def test_orders_through_any_gateway_are_on_all_in_one_sequence(tmp_path: Path):
         eventually(gateway_ready_in_maintenance, 10, "a gateway ready while its engine is not")
         assert get(c.bases[2], "/health/ready").json()["mode"] == "MAINTENANCE"
         assert post(c.bases[2], "/api/admin/ready").json()["mode"] == "ACTIVE"
+
+
+async def _market_channels(base: str) -> set[str]:
+    """The channels a gateway's /ws/market sends for BTCUSDT (from the engine's feed)."""
+    ws_base = base.replace("http://", "ws://")
+    async with connect(ws_base + "/ws/market") as market, asyncio.timeout(30):
+        await market.send(
+            json.dumps(
+                {"action": "subscribe", "symbols": ["BTCUSDT"], "channels": ["trade", "book_top"]}
+            )
+        )
+        assert json.loads(await market.recv())["type"] == "subscribed"
+        seen: set[str] = set()
+        while seen != {"trade", "book_top"}:
+            message = json.loads(await market.recv())
+            assert message["symbol"] == "BTCUSDT"
+            seen.add(message["type"])
+        return seen
+
+
+def test_market_data_and_order_updates_reach_a_gateways_websockets(tmp_path: Path):
+    with private_redis(tmp_path / "redis") as redis_server, cluster(tmp_path, redis_server) as c:
+        assert asyncio.run(_market_channels(c.bases[0])) == {"trade", "book_top"}
+
+        async def order_update() -> str:
+            ws_base = c.bases[1].replace("http://", "ws://")
+            async with connect(ws_base + "/ws/orders") as orders, asyncio.timeout(30):
+                await asyncio.to_thread(post, c.engine.base, "/api/order", order_body("ws-1"))
+                while True:
+                    message = json.loads(await orders.recv())
+                    if message["type"] == "order_update":
+                        return str(message["client_order_id"])
+
+        assert asyncio.run(order_update()) == "ws-1"
 
 
 def test_a_client_resumes_on_another_gateway_with_no_gap_or_repeat(tmp_path: Path):
