@@ -374,17 +374,19 @@ class StreamHub:
         frames = sse_frames(message)
         if not frames:
             return
-        everything = b"".join(f for _, f in frames)
+        # One chunk per distinct set of types asked for, not one per client: with a
+        # thousand clients most ask for the same few.
+        chunks: dict[frozenset[str] | None, bytes] = {None: b"".join(f for _, f in frames)}
         slow: list[Mailbox[bytes]] = []
         for mailbox, client in self._sse.items():
             if seq is not None and seq <= client.covered_seq:
                 continue
-            if client.types is None:
-                chunk = everything
-            else:
-                chunk = b"".join(f for t, f in frames if t in client.types)
-                if not chunk:
-                    continue
+            chunk = chunks.get(client.types)
+            if chunk is None:
+                assert client.types is not None
+                chunk = chunks[client.types] = b"".join(f for t, f in frames if t in client.types)
+            if not chunk:
+                continue
             if mailbox.offer(chunk):
                 self._dirty[mailbox] = None
             else:

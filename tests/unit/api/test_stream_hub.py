@@ -200,15 +200,20 @@ async def test_frames_over_the_streams_share_drop_the_client_that_would_exceed_i
 async def test_a_client_gets_only_the_types_it_asked_for(engine):
     hub = StreamHub(LocalEngineClient(engine), asyncio.Event())
     fills, everything = hub.open_sse(frozenset({"fill"}), None), hub.open_sse(None, None)
+    # Others asking for the same or for other types (their chunks are built once a set).
+    fills_too = hub.open_sse(frozenset({"fill"}), None)
+    updates = hub.open_sse(frozenset({"order_update"}), None)
     engine.market.on_data(quote(bid="50000.5"))
     await engine.submit(marketable("f1"))
     await wait_for_status(engine, "f1", OrderStatus.FILLED)
     assert types(await fills.mailbox.take()) == ["fill"]
+    assert types(await fills_too.mailbox.take()) == ["fill"]
+    assert set(types(await updates.mailbox.take())) == {"order_update"}
     seen = await everything.mailbox.take()
     assert types(seen)[0] == "market" and "fill" in types(seen)
     assert b"event: market\n" in seen[0] and not seen[0].startswith(b"id:")
-    hub.close(fills.mailbox)
-    hub.close(everything.mailbox)
+    for client in (fills, fills_too, updates, everything):
+        hub.close(client.mailbox)
 
 
 async def test_orders_socket_messages_are_order_updates_and_fills(engine):
