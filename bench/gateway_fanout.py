@@ -55,7 +55,6 @@ run of 100 clients and 5 s; `--help` for options).
 """
 
 import argparse
-import array
 import asyncio
 import contextlib
 import functools
@@ -80,6 +79,7 @@ import numpy as np
 import redis
 
 from bench.common import Target, emit, figure, median, quiet_logging, record, run
+from bench.sse_client import SseReader, stream_request
 from tests.support.processes import free_port, veloz_env
 from tests.support.redis import RedisServer
 from veloz.engine.views.streams import stream_events
@@ -88,14 +88,7 @@ from veloz.runtime.gateway.follower import decode_entry, entry_seq
 NAME = "gateway_fanout"
 STREAM = "veloz:events"
 TARGETS = (Target("p99_lag_ms", "<=", 100), Target("lost_events", "<=", 0))
-REQUEST = (
-    b"GET /api/stream?types=order_update HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-    b"Accept: text/event-stream\r\n\r\n"
-)
-# Unanchored, so the regex engine scans for its literal prefix: about 7x cheaper than
-# `^id: (\d+)$` in MULTILINE mode (4 us per ~500-byte event here), which made the client
-# process the bottleneck. A compact JSON data line never holds "id: ".
-EVENT_ID = re.compile(rb"id: (\d+)\n")
+REQUEST = stream_request("/api/stream?types=order_update")
 BIN_NS = 10_000  # lag histogram resolution: 10 us
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PLACE_DELAY_S = 0.05  # from the call to the first order
@@ -552,77 +545,18 @@ def merge_clients(outputs: list[dict[str, Any]]) -> dict[str, float]:
 # -- the client side -------------------------------------------------------------------------
 
 
-class SseReader(asyncio.Protocol):
-    """One SSE client: reads the chunked body and notes (id, receive time) per event."""
-
-    def __init__(self) -> None:
-        self.ids = array.array("q")
-        self.received_ns = array.array("q")
-        self.ok = False
-        self.ended_ns = 0
-        self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._buffer = bytearray()
-        self._in_body = False
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._transport.write(REQUEST)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time_ns()
-        self._buffer += data
-        if not self._in_body and not self._read_head():
-            return
-        while self._read_chunk(now):
-            pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.ended_ns = self.ended_ns or time.time_ns()
-        if not self.head.done():
-            self.head.set_result(None)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def _read_head(self) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        self.ok = self._buffer.startswith(b"HTTP/1.1 200")
-        del self._buffer[: end + 4]
-        self._in_body = True
-        if not self.head.done():
-            self.head.set_result(None)
-        return True
-
-    def _read_chunk(self, now: int) -> bool:
-        line_end = self._buffer.find(b"\r\n")
-        if line_end < 0:
-            return False
-        size = int(self._buffer[:line_end], 16)
-        chunk_end = line_end + 2 + size
-        if len(self._buffer) < chunk_end + 2:
-            return False
-        if size == 0:  # the server ended the stream
-            self.ended_ns = now
-            self.close()
-            return False
-        found = EVENT_ID.findall(self._buffer, line_end + 2, chunk_end)
-        self.ids.extend(map(int, found))
-        self.received_ns.extend(itertools.repeat(now, len(found)))
-        del self._buffer[: chunk_end + 2]
-        return True
-
-
 async def run_clients(ports: list[int], count: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     readers: list[SseReader] = []
     for start in range(0, count, 100):  # in batches: the listen backlog is finite
         batch = range(start, min(start + 100, count))
         connected = await asyncio.gather(
-            *(loop.create_connection(SseReader, "127.0.0.1", ports[n % len(ports)]) for n in batch)
+            *(
+                loop.create_connection(
+                    functools.partial(SseReader, REQUEST), "127.0.0.1", ports[n % len(ports)]
+                )
+                for n in batch
+            )
         )
         readers += [reader for _, reader in connected]
     await asyncio.gather(*(r.head for r in readers))

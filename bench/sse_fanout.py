@@ -30,13 +30,11 @@ Run: `.venv/bin/python -m bench.sse_fanout` (about 60 s; `--help` for options).
 """
 
 import argparse
-import array
 import asyncio
 import contextlib
-import itertools
+import functools
 import json
 import os
-import re
 import resource
 import shutil
 import socket
@@ -47,7 +45,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import uvicorn
 
@@ -64,6 +62,7 @@ from bench.common import (
     result_name,
     run,
 )
+from bench.sse_client import SseReader, stream_request
 from veloz.api.app import create_app
 from veloz.api.stream_hub import DEFAULT_FLUSH_INTERVAL_S, StreamHub
 from veloz.engine.bus import BusMessage, Journaled
@@ -79,8 +78,7 @@ from veloz.runtime.live import EngineConfig, LiveEngine
 NAME = "sse_fanout"
 SYMBOL = "BTCUSDT"
 TARGETS = (Target("p99_lag_ms", "<=", 100), Target("lost_events", "<=", 0))
-REQUEST = b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-EVENT_ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
+REQUEST = stream_request("/api/stream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,76 +244,20 @@ def cpu_seconds() -> float:
 # -- the client side -------------------------------------------------------------------------
 
 
-class SseReader(asyncio.Protocol):
-    """One SSE client: reads the chunked body and notes (id, receive time) per event."""
-
-    def __init__(self) -> None:
-        self.ids = array.array("q")
-        self.received_ns = array.array("q")
-        self.ok = False
-        self.ended_ns = 0
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._buffer = bytearray()
-        self._in_body = False
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._transport.write(REQUEST)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time_ns()
-        self._buffer += data
-        if not self._in_body and not self._read_head():
-            return
-        while self._read_chunk(now):
-            pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.ended_ns = self.ended_ns or time.time_ns()
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def _read_head(self) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        self.ok = self._buffer.startswith(b"HTTP/1.1 200")
-        del self._buffer[: end + 4]
-        self._in_body = True
-        return True
-
-    def _read_chunk(self, now: int) -> bool:
-        line_end = self._buffer.find(b"\r\n")
-        if line_end < 0:
-            return False
-        size = int(self._buffer[:line_end], 16)
-        chunk_end = line_end + 2 + size
-        if len(self._buffer) < chunk_end + 2:
-            return False
-        if size == 0:  # the server ended the stream
-            self.ended_ns = now
-            assert self._transport is not None
-            self._transport.close()
-            return False
-        found = EVENT_ID.findall(self._buffer, line_end + 2, chunk_end)
-        self.ids.extend(map(int, found))
-        self.received_ns.extend(itertools.repeat(now, len(found)))
-        del self._buffer[: chunk_end + 2]
-        return True
-
-
 async def run_clients(port: int, count: int, times_file: Path) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     readers: list[SseReader] = []
     for start in range(0, count, 100):  # connect in batches: the listen backlog is finite
         batch = min(100, count - start)
         connected = await asyncio.gather(
-            *(loop.create_connection(SseReader, "127.0.0.1", port) for _ in range(batch))
+            *(
+                loop.create_connection(functools.partial(SseReader, REQUEST), "127.0.0.1", port)
+                for _ in range(batch)
+            )
         )
         readers += [reader for _, reader in connected]
     cpu_before = cpu_seconds()
-    await asyncio.gather(*(r.done for r in readers))
+    await asyncio.gather(*(r.ended for r in readers))
     client_cpu = cpu_seconds() - cpu_before
     return summarise_clients(readers, read_times(times_file)) | {"client_cpu_s": client_cpu}
 
