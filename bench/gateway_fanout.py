@@ -79,6 +79,7 @@ import numpy as np
 import redis
 
 from bench.common import Target, emit, figure, median, quiet_logging, record, run
+from bench.loadgen import order_request, read_status
 from bench.sse_client import SseReader, stream_request
 from tests.support.processes import free_port, veloz_env
 from tests.support.redis import RedisServer
@@ -86,6 +87,7 @@ from veloz.engine.views.streams import stream_events
 from veloz.runtime.gateway.follower import decode_entry, entry_seq
 
 NAME = "gateway_fanout"
+RESTING_PRICE = 30_000  # far below the sim market (near 50,000): the orders rest
 STREAM = "veloz:events"
 TARGETS = (Target("p99_lag_ms", "<=", 100), Target("lost_events", "<=", 0))
 REQUEST = stream_request("/api/stream?types=order_update")
@@ -331,29 +333,6 @@ class Placed:
     late_s: float = 0.0  # how far behind the schedule the last order went out
 
 
-def order_request(tag: str, number: int) -> bytes:
-    body = (
-        '{"side":"BUY","symbol":"BTCUSDT","qty":0.001,"price":30000,'
-        f'"client_order_id":"{tag}-{number}"}}'
-    ).encode()
-    head = (
-        "POST /api/order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def read_status(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    await reader.readexactly(length)
-    return int(head.split(b" ", 2)[1])
-
-
 async def place(port: int, orders_per_s: float, seconds: float, tag: str) -> Placed:
     """Orders on a fixed schedule (open loop) over keep-alive connections to the engine:
     connection k sends orders k, k + C, k + 2C, ... each at its scheduled time, or at once
@@ -370,7 +349,7 @@ async def place(port: int, orders_per_s: float, seconds: float, tag: str) -> Pla
                 scheduled = start + number / orders_per_s
                 await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
                 placed.late_s = max(placed.late_s, time.perf_counter() - scheduled)
-                writer.write(order_request(tag, number))
+                writer.write(order_request(number, tag, price=RESTING_PRICE))
                 status = await read_status(reader)
                 placed.sent += 1
                 placed.statuses[status] = placed.statuses.get(status, 0) + 1

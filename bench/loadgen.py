@@ -37,10 +37,11 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
 
 
-def order_request(number: int) -> bytes:
+def order_request(number: int, tag: str = "lg", price: int = 40000) -> bytes:
+    """`POST /api/order` of a limit BUY with its own client order id, `<tag>-<number>`."""
     body = (
-        '{"side":"BUY","symbol":"BTCUSDT","qty":0.001,"price":40000,'
-        f'"client_order_id":"lg-{number}"}}'
+        f'{{"side":"BUY","symbol":"BTCUSDT","qty":0.001,"price":{price},'
+        f'"client_order_id":"{tag}-{number}"}}'
     ).encode()
     head = (
         "POST /api/order HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
