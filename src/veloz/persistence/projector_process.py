@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from veloz.journal.durable_mark import read_durable_mark
+from veloz.persistence.audit_queue import AUDIT_BATCH
 from veloz.persistence.audit_spool import AuditSpoolReader
 from veloz.persistence.projector import Projector, ProjectorStats, sleep_unless_stopped
 from veloz.persistence.projector_status import (
@@ -31,7 +32,7 @@ from veloz.persistence.projector_status import (
     projector_dir,
     write_status,
 )
-from veloz.persistence.service import AUDIT_BATCH, HistoryConfig, open_store
+from veloz.persistence.service import HistoryConfig, open_store
 from veloz.persistence.store import Store, StoreUnavailable
 from veloz.persistence.urls import redact
 

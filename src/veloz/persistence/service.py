@@ -18,15 +18,14 @@ background tasks that retry with backoff, and a store that is down shows as "deg
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import msgspec
 
+from veloz.persistence.audit_queue import AuditQueue
 from veloz.persistence.audit_spool import AuditSpoolWriter
 from veloz.persistence.projector import (
     Projector,
@@ -40,8 +39,6 @@ from veloz.persistence.store import AuditRecord, PortfolioSnapshot, Store, Store
 from veloz.persistence.urls import dialect_of, redact, sqlite_path
 
 logger = logging.getLogger(__name__)
-
-AUDIT_BATCH = 1_000  # records per transaction: one commit per request would not keep up
 
 
 class HistoryConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,11 +95,14 @@ class HistoryService:
         self.status: ProjectorStatus | None = None
         self._spool: AuditSpoolWriter | None = None
         self._started_ns = 0
-        self.audit_dropped = 0
+        self._spool_failures = 0
         self.snapshots_failed = 0
-        self._audit: deque[AuditRecord] = deque()
-        self._audit_waiting = asyncio.Event()
-        self._audit_lock = asyncio.Lock()
+        self._audit = AuditQueue(
+            self.store,
+            config.audit_backlog,
+            config.projector.retry_initial_s,
+            config.projector.retry_max_s,
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
@@ -143,7 +143,7 @@ class HistoryService:
     async def stop(self) -> None:
         """After the engine stopped: project what the journal holds (bounded), then close."""
         self._stop.set()
-        self._audit_waiting.set()
+        self._audit.wake()
         # The first task starts the others once connected: await it before them.
         await asyncio.gather(self._tasks[0], return_exceptions=True)
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)
@@ -168,7 +168,9 @@ class HistoryService:
         if self.projector is None:
             await self._follow_status()
             return
-        self._tasks.append(loop.create_task(self._write_audit(), name="veloz-history-audit"))
+        self._tasks.append(
+            loop.create_task(self._audit.run(self._stop), name="veloz-history-audit")
+        )
         await self.projector.run(self._stop)
 
     async def _follow_status(self) -> None:
@@ -253,41 +255,20 @@ class HistoryService:
             try:
                 self._spool.append(record)
             except OSError as exc:
-                self.audit_dropped += 1
+                self._spool_failures += 1
                 logger.error("audit record not spooled (it is in the log): %s", exc)
             return
-        if len(self._audit) >= self.config.audit_backlog:
-            self._audit.popleft()
-            self.audit_dropped += 1
-            logger.error("audit backlog full: the oldest record was dropped from the store")
         self._audit.append(record)
-        self._audit_waiting.set()
 
-    async def _write_audit(self) -> None:
-        delay = self.config.projector.retry_initial_s
-        while not self._stop.is_set():
-            await self._audit_waiting.wait()
-            self._audit_waiting.clear()
-            if not await self.flush_audit():
-                self._audit_waiting.set()
-                await sleep_unless_stopped(self._stop, delay)
-                delay = min(delay * 2, self.config.projector.retry_max_s)
-            else:
-                delay = self.config.projector.retry_initial_s
+    @property
+    def audit_dropped(self) -> int:
+        """Audit records that did not reach the store: not spooled, or dropped from a
+        full backlog."""
+        return self._spool_failures + self._audit.dropped
 
     async def flush_audit(self) -> bool:
         """Write every queued audit record now; False if the store refused one."""
-        async with self._audit_lock:  # one writer: a record is written once, in order
-            while self._audit:
-                batch = list(itertools.islice(self._audit, AUDIT_BATCH))
-                try:
-                    await self.store.record_audits(batch)
-                except StoreUnavailable as exc:
-                    logger.warning("audit records waiting for the store: %s", exc)
-                    return False
-                for _ in batch:
-                    self._audit.popleft()
-        return True
+        return await self._audit.flush()
 
 
 @contextlib.asynccontextmanager

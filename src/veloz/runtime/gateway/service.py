@@ -4,7 +4,6 @@ stores its access control needs (users and keys, the audit trail, shared rate li
 """
 
 import asyncio
-import collections
 import contextlib
 import logging
 import signal
@@ -24,9 +23,11 @@ from veloz.auth.service import AuthService, gateway_token
 from veloz.codec import encode_json
 from veloz.config import Settings
 from veloz.model.errors import CommandRejected
+from veloz.persistence.audit_queue import AuditQueue
+from veloz.persistence.projector import sleep_unless_stopped
 from veloz.persistence.redis_events import RedisConfig, connect
 from veloz.persistence.service import open_store
-from veloz.persistence.store import AuditRecord, Store, StoreUnavailable
+from veloz.persistence.store import Store, StoreUnavailable
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
 from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.limits import RedisRateLimit
@@ -36,58 +37,10 @@ from veloz.runtime.service import embedded_server
 
 logger = logging.getLogger(__name__)
 
+# Audit records waiting in memory for a store that is down. A gateway killed outright
+# loses those not yet written (its last moments'); the engine's spool is not its to use.
 AUDIT_BACKLOG = 100_000
-AUDIT_BATCH = 1_000
 RETRY_MAX_S = 10.0
-
-
-class GatewayAudit:
-    """Audit records into the store, in order, in batches: they wait in memory (bounded)
-    while the store is down. A gateway killed outright loses the records not yet written
-    (those of its last moments); the engine's own spool is not this process's to use."""
-
-    def __init__(self, store: Store | None) -> None:
-        self._store = store
-        self._queue: collections.deque[AuditRecord] = collections.deque()
-        self._waiting = asyncio.Event()
-        self.dropped = 0
-
-    def record(self, record: AuditRecord) -> None:
-        if self._store is None:
-            return  # logged on veloz.audit by access control in any case
-        if len(self._queue) >= AUDIT_BACKLOG:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append(record)
-        self._waiting.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        delay = 0.5
-        while not stop.is_set() or self._queue:
-            if not self._queue:
-                await _until(stop, self._waiting.wait())
-                self._waiting.clear()
-                continue
-            if await self.flush():
-                delay = 0.5
-            else:
-                await _until(stop, asyncio.sleep(delay))
-                delay = min(delay * 2, RETRY_MAX_S)
-                if stop.is_set():
-                    return
-
-    async def flush(self) -> bool:
-        assert self._store is not None
-        while self._queue:
-            batch = list(self._queue)[:AUDIT_BATCH]
-            try:
-                await self._store.record_audits(batch)
-            except StoreUnavailable as exc:
-                logger.warning("gateway: audit records waiting for the store: %s", exc)
-                return False
-            for _ in batch:
-                self._queue.popleft()
-        return True
 
 
 async def _until(stop: asyncio.Event, waiting: Awaitable[object]) -> None:
@@ -195,7 +148,7 @@ async def _connect_store(store: Store, stop: asyncio.Event) -> None:
         except StoreUnavailable as exc:
             logger.warning("gateway: history store unavailable, retrying: %s", exc)
             await store.close()
-            await _until(stop, asyncio.sleep(delay))
+            await sleep_unless_stopped(stop, delay)
             delay = min(delay * 2, RETRY_MAX_S)
             continue
         return
@@ -211,7 +164,7 @@ async def _snapshots(client: GatewayClient, stop: asyncio.Event) -> None:
             await client.take_snapshot()
         except CommandRejected as exc:
             logger.warning("gateway: no snapshot from the engine yet, retrying: %s", exc)
-            await _until(stop, asyncio.sleep(delay))
+            await sleep_unless_stopped(stop, delay)
             delay = min(delay * 2, RETRY_MAX_S)
             continue
         delay = 0.5
@@ -253,7 +206,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
     store = open_store(history.url) if history is not None else None
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request
     auth = AuthService(settings.auth_config(), store, time.time_ns)
-    audit = GatewayAudit(store)
+    audit = AuditQueue(store, AUDIT_BACKLOG, 0.5, RETRY_MAX_S) if store is not None else None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(client, limit))
     ProcessCollector(namespace="veloz", registry=registry)
@@ -265,7 +218,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         http_metrics=settings.metrics,
         auth=auth,
         metrics=registry,
-        record_audit=audit.record,
+        record_audit=audit.append if audit is not None else None,
         shared_limit=limit,
         gateway=True,
     )
@@ -285,8 +238,9 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         loop.create_task(client.follower.run(stop), name="veloz-gateway-stream"),
         loop.create_task(client.run_feed(stop), name="veloz-gateway-feed"),
         loop.create_task(_snapshots(client, stop), name="veloz-gateway-snapshot"),
-        loop.create_task(audit.run(stop), name="veloz-gateway-audit"),
     ]
+    if audit is not None:
+        tasks.append(loop.create_task(audit.run(stop), name="veloz-gateway-audit"))
     logger.info(
         "gateway %s for the engine at %s, events from %s %s, serving on %s:%d",
         name,
@@ -300,7 +254,11 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         await server.serve()
     finally:
         stop.set()
+        if audit is not None:
+            audit.wake()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if audit is not None:
+            await audit.flush()  # what the last requests left, if the store answers
         await auth.stop()
         await client.follower.close()
         await client.link.close()
