@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
-REDIS_DRAIN_S = 5.0
 
 
 def _durable_mark(journal_dir: Path) -> Callable[[], int | None]:
@@ -142,7 +141,8 @@ class ProjectorProcess:
         await reporting
         if publishing is not None:
             await asyncio.gather(publishing, return_exceptions=True)
-            await self._drain_publisher()
+            assert self.publisher is not None
+            await self.publisher.drain_and_close()
         # Stopping: everything durable into the store, then the spool.
         if not await self.projector.catch_up(self.config.drain_timeout_s):
             logger.warning(
@@ -152,18 +152,6 @@ class ProjectorProcess:
         await self.import_audit()
         write_status(self.journal_dir, self.status())
         await self.store.close()
-
-    async def _drain_publisher(self) -> None:
-        """What is durable into the stream (bounded, and only while Redis answers)."""
-        publisher = self.publisher
-        assert publisher is not None
-        drained = publisher.stats.connected and await publisher.catch_up(REDIS_DRAIN_S)
-        if not drained:
-            logger.warning(
-                "redis: %d journal entries not published at exit; they are at the next start",
-                publisher.lag(),
-            )
-        await publisher.close()
 
     async def _connect(self, stop: asyncio.Event) -> None:
         """Connect, retrying with backoff; once stopping (even from the start: the engine

@@ -52,6 +52,7 @@ from veloz.persistence.urls import redact
 logger = logging.getLogger(__name__)
 
 Fields = dict[str, str | bytes]
+DRAIN_TIMEOUT_S = 5.0  # publishing what is left at a stop
 REMOTE_READ_EVERY_S = 0.5  # how often the engine reads an out-of-process publisher's status
 
 
@@ -358,6 +359,17 @@ class RedisPublisher:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+    async def drain_and_close(self, deadline_s: float = DRAIN_TIMEOUT_S) -> None:
+        """At a stop: publish what is durable (bounded, and only if Redis answers: an
+        unreachable one would hold the stop up to its timeout), then close."""
+        drained = self.stats.connected and await self.catch_up(deadline_s)
+        if not drained:
+            logger.warning(
+                "redis: %d journal entries not published at shutdown; they are at the next start",
+                self.lag(),
+            )
+        await self.close()
 
     def _failed(self, exc: BaseException) -> None:
         message = str(exc) or type(exc).__name__

@@ -3,7 +3,6 @@ among the journal's readers, and its life around the engine's."""
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,10 +12,6 @@ from veloz.runtime.live import LiveEngine
 
 if TYPE_CHECKING:  # redis-py is imported only by engines that publish to Redis
     from veloz.persistence.redis_events import RedisConfig, RedisPublisher, RemotePublisher
-
-logger = logging.getLogger(__name__)
-
-DRAIN_TIMEOUT_S = 5.0
 
 
 def _durable_seq(engine: LiveEngine) -> "Callable[[], int | None]":
@@ -72,11 +67,4 @@ async def running_redis(
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
-        # Only if Redis answers: an unreachable one would hold the shutdown up to its timeout.
-        drained = publisher.stats.connected and await publisher.catch_up(DRAIN_TIMEOUT_S)
-        if not drained:
-            logger.warning(
-                "redis: %d journal entries not published at shutdown; they are at the next start",
-                publisher.lag(),
-            )
-        await publisher.close()
+        await publisher.drain_and_close()
