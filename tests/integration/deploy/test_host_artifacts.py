@@ -7,6 +7,7 @@ names, skips one that is gone, and lets an SSE client resume on another replica 
 Last-Event-ID."""
 
 import asyncio
+import contextlib
 import datetime
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -446,6 +448,29 @@ async def read_events(response: Any, count: int) -> list[tuple[int, str]]:
     return events
 
 
+@contextlib.asynccontextmanager
+async def running_nginx(nginx: str, tmp_path: Path, main: Path) -> AsyncIterator[None]:
+    """nginx in the foreground on `main` for the block; afterwards, nothing it logged may
+    be an [emerg]."""
+    server = await asyncio.create_subprocess_exec(
+        nginx,
+        "-p",
+        str(tmp_path),
+        "-c",
+        str(main),
+        "-g",
+        "daemon off;",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        server.terminate()
+        _, errors = await asyncio.wait_for(server.communicate(), 10)
+    assert b"[emerg]" not in errors, errors.decode()
+
+
 async def test_nginx_spreads_over_replicas_and_sse_resumes_on_another(tmp_path):
     import aiohttp  # noqa: PLC0415
     from aiohttp import web  # noqa: PLC0415
@@ -463,20 +488,12 @@ async def test_nginx_spreads_over_replicas_and_sse_resumes_on_another(tmp_path):
     listen = free_port()
     site = compose_site(COMPOSE_NGINX.read_text(), listen, f"127.0.0.1:{dns_port}", port)
     main = nginx_main_config(tmp_path, site)
-    server = await asyncio.create_subprocess_exec(
-        nginx,
-        "-p",
-        str(tmp_path),
-        "-c",
-        str(main),
-        "-g",
-        "daemon off;",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
     base = f"http://127.0.0.1:{listen}"
     try:
-        async with aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with (
+            running_nginx(nginx, tmp_path, main),
+            aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=10)) as http,
+        ):
             for _ in range(100):
                 try:
                     async with http.get("/nginx-health") as ready:
@@ -512,12 +529,9 @@ async def test_nginx_spreads_over_replicas_and_sse_resumes_on_another(tmp_path):
                 async with http.get("/whoami") as answer:
                     assert (await answer.json())["replica"] == other
     finally:
-        server.terminate()
-        _, errors = await asyncio.wait_for(server.communicate(), 10)
         transport.close()
         for runner in runners.values():
             await runner.cleanup()
-    assert b"[emerg]" not in errors, errors.decode()
 
 
 def host_site(text: str, http: int, https: int, ports: dict[int, int]) -> str:
@@ -554,22 +568,16 @@ async def test_the_site_uses_the_gateways_and_the_engine_only_when_none_answers(
     await serve("engine", ports[8080])
     # Two of the three gateway lines have a replica behind them; the third is not running.
     gateways = [await serve(f"gateway-{p}", ports[p]) for p in gateway_ports[:2]]
-    server = await asyncio.create_subprocess_exec(
-        nginx,
-        "-p",
-        str(tmp_path),
-        "-c",
-        str(main),
-        "-g",
-        "daemon off;",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
         connector = aiohttp.TCPConnector(ssl=False)  # the test's self-signed certificate
-        async with aiohttp.ClientSession(
-            f"https://127.0.0.1:{https}", connector=connector, timeout=aiohttp.ClientTimeout(10)
-        ) as http:
+        async with (
+            running_nginx(nginx, tmp_path, main),
+            aiohttp.ClientSession(
+                f"https://127.0.0.1:{https}",
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(10),
+            ) as http,
+        ):
 
             async def who() -> str:
                 for _ in range(100):
@@ -587,8 +595,5 @@ async def test_the_site_uses_the_gateways_and_the_engine_only_when_none_answers(
                 await runner.cleanup()
             assert {await who() for _ in range(10)} == {"engine"}
     finally:
-        server.terminate()
-        _, errors = await asyncio.wait_for(server.communicate(), 10)
         for runner in runners:
             await runner.cleanup()
-    assert b"[emerg]" not in errors, errors.decode()
