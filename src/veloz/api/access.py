@@ -261,10 +261,17 @@ class AccessControl(ASGIMiddleware):
             if method == "OPTIONS":  # CORS preflights carry no credentials
                 principal = self._anonymous(call.client_ip)
             else:
-                principal = await self._authenticate_forwarded(call, forwarded)
+                # No await on the common path: an order pays for no coroutine it needs not.
+                if forwarded:
+                    principal = await self._authenticate_forwarded(call)
+                else:
+                    principal = self._authenticate(call)
                 self._authorize(call, principal)
-                if not forwarded:
-                    limit_headers = await self._limit(call, principal)
+                if not forwarded and (actor := self._limited_actor(call, principal)):
+                    if self._shared_limit is None:
+                        limit_headers = self._limit(actor)
+                    else:
+                        limit_headers = await self._limit_shared(actor)
         except AuthError as refused:
             self.refused[refused.code] += 1
             if not forwarded:
@@ -338,12 +345,10 @@ class AccessControl(ASGIMiddleware):
         # Auth off (the dev preset): everything is allowed, and the audit names the address.
         return Principal(kind="anonymous", name=client_ip, role=Role.ADMIN)
 
-    async def _authenticate_forwarded(self, call: _Call, forwarded: bool) -> Principal | None:
-        """As `_authenticate`; for a request a gateway forwards, a credential unknown here
-        makes the engine read users and keys again once (the gateway knew it: it was
-        created or changed through another replica since the last reload)."""
-        if not forwarded:
-            return self._authenticate(call)
+    async def _authenticate_forwarded(self, call: _Call) -> Principal | None:
+        """As `_authenticate`, uncounted, for a request a gateway forwards: a credential
+        unknown here makes the engine read users and keys again once (the gateway knew it:
+        it was created or changed through another replica since the last reload)."""
         try:
             return self._authenticate(call, counted=False)
         except AuthError as refused:
@@ -384,7 +389,9 @@ class AccessControl(ASGIMiddleware):
                 f"{principal.actor} is {principal.role}",
             )
 
-    async def _limit(self, call: _Call, principal: Principal | None) -> dict[str, str]:
+    def _limited_actor(self, call: _Call, principal: Principal | None) -> str | None:
+        """Limits login attempts per address; answers the credential whose own limit
+        this request counts against, if any."""
         if call.route == "/api/auth/login" and not self._logins.take(call.client_ip):
             raise AuthError(
                 ErrorCode.RATE_LIMIT_EXCEEDED,
@@ -392,29 +399,32 @@ class AccessControl(ASGIMiddleware):
                 self._logins.retry_after(call.client_ip),
             )
         if principal is None or principal.kind == "anonymous" or call.required is PUBLIC:
-            return {}
-        if self._shared_limit is not None:
-            allowed, left, retry_after = await self._shared_limit.take(principal.actor)
-            if not allowed:
-                raise AuthError(
-                    ErrorCode.RATE_LIMIT_EXCEEDED,
-                    f"too many requests for {principal.actor}",
-                    retry_after,
-                )
-            return {
-                "x-ratelimit-limit": f"{self._per_credential.rate:g}",
-                "x-ratelimit-remaining": str(left),
-            }
-        bucket = self._per_credential.take(principal.actor)
+            return None
+        return principal.actor
+
+    def _limit(self, actor: str) -> dict[str, str]:
+        bucket = self._per_credential.take(actor)
         if bucket is None:
             raise AuthError(
                 ErrorCode.RATE_LIMIT_EXCEEDED,
-                f"too many requests for {principal.actor}",
-                self._per_credential.retry_after(principal.actor),
+                f"too many requests for {actor}",
+                self._per_credential.retry_after(actor),
             )
+        return self._limit_headers(int(bucket.tokens))
+
+    async def _limit_shared(self, actor: str) -> dict[str, str]:
+        assert self._shared_limit is not None
+        allowed, left, retry_after = await self._shared_limit.take(actor)
+        if not allowed:
+            raise AuthError(
+                ErrorCode.RATE_LIMIT_EXCEEDED, f"too many requests for {actor}", retry_after
+            )
+        return self._limit_headers(left)
+
+    def _limit_headers(self, left: int) -> dict[str, str]:
         return {
             "x-ratelimit-limit": f"{self._per_credential.rate:g}",
-            "x-ratelimit-remaining": str(int(bucket.tokens)),
+            "x-ratelimit-remaining": str(left),
         }
 
     async def _refuse(self, send: Send, websocket: bool, refused: AuthError) -> None:
