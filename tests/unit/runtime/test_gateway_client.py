@@ -19,7 +19,6 @@ from veloz.model.orders import Order
 from veloz.model.queries import OrderQuery
 from veloz.persistence.redis_events import RedisConfig
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
-from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.link import EngineLink
 
 
@@ -64,10 +63,7 @@ def engine() -> Engine:
 @pytest.fixture
 async def gateway(engine: Engine):
     link = EngineLink("http://engine.test", name="gw", transport=httpx.MockTransport(engine.handle))
-    follower = StreamFollower(
-        RedisConfig(url="redis://127.0.0.1:1/0"), lambda m: None, lambda s: None
-    )
-    client = GatewayClient(GatewayConfig(name="gw"), link, follower)
+    client = GatewayClient(GatewayConfig(name="gw"), link, RedisConfig(url="redis://127.0.0.1:1/0"))
     yield client
     await link.close()
 
@@ -138,10 +134,7 @@ async def test_an_engine_that_does_not_answer_is_not_ready():
         raise httpx.ConnectError("refused", request=request)
 
     link = EngineLink("http://engine.test", name="gw", transport=httpx.MockTransport(refuse))
-    follower = StreamFollower(
-        RedisConfig(url="redis://127.0.0.1:1/0"), lambda m: None, lambda s: None
-    )
-    client = GatewayClient(GatewayConfig(name="gw"), link, follower)
+    client = GatewayClient(GatewayConfig(name="gw"), link, RedisConfig(url="redis://127.0.0.1:1/0"))
     with pytest.raises(CommandRejected) as refused:
         await client.positions()
     assert refused.value.code is ErrorCode.NOT_READY

@@ -61,6 +61,7 @@ from veloz.model.enums import OPEN_STATUSES, EnginePhase, ModeAction, TradingMod
 from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import OrderEvent
 from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
+from veloz.persistence.redis_events import RedisConfig
 from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.link import EngineLink
 
@@ -147,10 +148,10 @@ class _Reads:
 
 
 class GatewayClient:
-    def __init__(self, config: GatewayConfig, link: EngineLink, follower: StreamFollower) -> None:
+    def __init__(self, config: GatewayConfig, link: EngineLink, redis: RedisConfig) -> None:
         self.config = config
         self.link = link
-        self.follower = follower
+        self.follower = StreamFollower(redis, self.on_journaled, self.on_gap)
         self.bus = EventBus()
         self.activity = ActivityLog()
         self.reads = _Reads()

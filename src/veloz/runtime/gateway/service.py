@@ -29,7 +29,6 @@ from veloz.persistence.redis_events import RedisConfig, connect
 from veloz.persistence.service import open_store
 from veloz.persistence.store import Store, StoreUnavailable
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
-from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.limits import RedisRateLimit
 from veloz.runtime.gateway.link import CALLER, Caller, EngineLink
 from veloz.runtime.gateway.metrics import GatewayCollector
@@ -182,16 +181,7 @@ def gateway_parts(
         token=gateway_token(settings.auth_config()),
         api_key=settings.engine_api_key,
     )
-    client: GatewayClient
-
-    def on_message(message: object) -> None:
-        client.on_journaled(message)  # type: ignore[arg-type]
-
-    def on_gap(seq: int) -> None:
-        client.on_gap(seq)
-
-    follower = StreamFollower(redis, on_message, on_gap)
-    client = GatewayClient(GatewayConfig(name=name), link, follower)
+    client = GatewayClient(GatewayConfig(name=name), link, redis)
     limit = RedisRateLimit(connect(redis), redis.stream, settings.api_rate_limit)
     return client, limit
 
