@@ -16,7 +16,7 @@ from veloz.engine.views.orders import OrderView
 from veloz.model.enums import OPEN_STATUSES
 from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.orders import Order
-from veloz.model.queries import OrderQuery
+from veloz.model.queries import OrderQuery, TradeQuery
 from veloz.persistence.redis_events import RedisConfig
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
 from veloz.runtime.gateway.link import EngineLink
@@ -43,6 +43,10 @@ class Engine:
                 200,
                 json={"count": 0, "positions": [], "equity": 100, "drawdown": 0, "leverage": 0},
             )
+        if path == "/api/trades":
+            # The engine's history store did not answer: it says so in a header.
+            headers = {"X-VeloZ-History": "unavailable"}
+            return httpx.Response(200, json={"count": 0, "trades": []}, headers=headers)
         if path == "/api/risk/status":
             return httpx.Response(503, json={"error": "store_unavailable", "message": "db down"})
         return httpx.Response(404, json={"error": "not_found", "message": path})
@@ -118,6 +122,13 @@ async def test_an_engine_read_is_fetched_once_and_kept_until_an_event(
     gateway.on_journaled(Journaled(1, submitted("x"), order("x")))
     await gateway.positions()
     assert engine.calls.count("/api/positions") == 2  # an event: asked again
+
+
+async def test_a_history_read_says_when_the_engines_store_did_not_answer(
+    gateway: GatewayClient,
+):
+    found = await gateway.trade_history(TradeQuery(limit=20))
+    assert found.answer.count == 0 and found.complete is False
 
 
 async def test_the_engines_errors_are_answered_as_its_own(gateway: GatewayClient):

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from veloz import __version__
+from veloz.api.orders import HISTORY_HEADER
 from veloz.codec import encode_json
 from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import BusMessage, EventBus, Journaled
@@ -68,7 +69,6 @@ from veloz.runtime.gateway.link import EngineLink
 logger = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
-HISTORY_HEADER_UNAVAILABLE = "unavailable"
 # How long a read kept from the engine stays good when no event says it changed: market
 # state moves without events (prices), so it is short; the rest follows prices too
 # (unrealised PnL, equity), less sharply.
@@ -264,8 +264,16 @@ class GatewayClient:
     async def _with_history(
         self, kind: type[_V], path: str, params: dict[str, Any]
     ) -> WithHistory[_V]:
-        answer = await self._engine(kind, path, params)
-        return WithHistory(answer, True)
+        """A history read, kept like the others, with the engine's word on whether its
+        history store answered (its `X-VeloZ-History` header) passed on."""
+        query = encode_json(sorted(params.items())).decode()
+
+        async def fetch() -> WithHistory[_V]:
+            body, headers = await self.link.read_with_headers(path, params)
+            complete = headers.get(HISTORY_HEADER) != "unavailable"
+            return WithHistory(msgspec.json.decode(body, type=kind), complete)
+
+        return await self.reads.get((path, query), STATE_TTL_S, fetch, static=False)
 
     # -- orders --------------------------------------------------------------------------
 

@@ -134,6 +134,18 @@ class EngineLink:
         the gateway's own viewer key may not read); raises CommandRejected for the
         engine's error answers (but the statuses in `also_ok`: a probe's 503 is an answer)
         and `not_ready` when it does not answer."""
+        body, _ = await self.read_with_headers(path, params, also_ok, as_caller=as_caller)
+        return body
+
+    async def read_with_headers(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        also_ok: frozenset[int] = frozenset(),
+        *,
+        as_caller: bool = False,
+    ) -> tuple[bytes, httpx.Headers]:
+        """`read`, with the answer's headers."""
         self.stats.reads += 1
         query = {k: v for k, v in (params or {}).items() if v is not None}
         headers = self._forwarded_headers() if as_caller else self._own
@@ -141,7 +153,7 @@ class EngineLink:
             response = await self._http.get(path, params=query, headers=headers)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
-        return self._answered(response, also_ok)
+        return self._answered(response, also_ok), response.headers
 
     async def command(self, method: str, path: str, body: bytes | None = None) -> bytes:
         """A command with its caller's credential and request id; sent again (at most
