@@ -120,7 +120,7 @@ async def test_every_metric_the_rules_and_dashboards_use_exists_on_the_engine(en
         await api.get("/health")  # so the HTTP metrics have a series
         metrics_text = (await api.get("/metrics")).text
     gateway, limit = gateway_parts(
-        Settings(engine_url="http://127.0.0.1:1", redis_url=redis.url), redis, "gw"
+        Settings(engine_url="http://127.0.0.1:1", redis_url=redis.url), redis
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(gateway, limit))

@@ -66,8 +66,8 @@ def engine() -> Engine:
 
 @pytest.fixture
 async def gateway(engine: Engine):
-    link = EngineLink("http://engine.test", name="gw", transport=httpx.MockTransport(engine.handle))
-    client = GatewayClient(GatewayConfig(name="gw"), link, RedisConfig(url="redis://127.0.0.1:1/0"))
+    link = EngineLink("http://engine.test", transport=httpx.MockTransport(engine.handle))
+    client = GatewayClient(GatewayConfig(), link, RedisConfig(url="redis://127.0.0.1:1/0"))
     yield client
     await link.close()
 
@@ -144,8 +144,8 @@ async def test_an_engine_that_does_not_answer_is_not_ready():
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    link = EngineLink("http://engine.test", name="gw", transport=httpx.MockTransport(refuse))
-    client = GatewayClient(GatewayConfig(name="gw"), link, RedisConfig(url="redis://127.0.0.1:1/0"))
+    link = EngineLink("http://engine.test", transport=httpx.MockTransport(refuse))
+    client = GatewayClient(GatewayConfig(), link, RedisConfig(url="redis://127.0.0.1:1/0"))
     with pytest.raises(CommandRejected) as refused:
         await client.positions()
     assert refused.value.code is ErrorCode.NOT_READY

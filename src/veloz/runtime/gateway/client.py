@@ -80,11 +80,8 @@ RECENT_FINAL_ORDERS = 10_000
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
-    name: str  # this replica, as metrics, logs and the engine's logs name it
     # /health/ready turns 503 beyond this many stream entries behind.
     max_lag_entries: int = 1_000
-    # /health/ready turns 503 when the engine has not answered for this long.
-    engine_timeout_s: float = 10.0
     feed_retry_s: float = 1.0
 
 

@@ -81,14 +81,12 @@ class EngineLink:
         self,
         base_url: str,
         *,
-        name: str,
         token: str = "",
         api_key: str | None = None,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.name = name
         self._token = token  # `auth.service.gateway_token`: not a name, a proof
         self.stats = LinkStats()
         self._own = {"x-api-key": api_key} if api_key else {}

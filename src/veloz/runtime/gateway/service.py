@@ -171,24 +171,21 @@ async def _snapshots(client: GatewayClient, stop: asyncio.Event) -> None:
         await _until(stop, client.snapshot_wanted.wait())
 
 
-def gateway_parts(
-    settings: Settings, redis: RedisConfig, name: str
-) -> tuple[GatewayClient, RedisRateLimit]:
+def gateway_parts(settings: Settings, redis: RedisConfig) -> tuple[GatewayClient, RedisRateLimit]:
     assert settings.engine_url is not None
     link = EngineLink(
         settings.engine_url,
-        name=name,
         token=gateway_token(settings.auth_config()),
         api_key=settings.engine_api_key,
     )
-    client = GatewayClient(GatewayConfig(name=name), link, redis)
+    client = GatewayClient(GatewayConfig(), link, redis)
     limit = RedisRateLimit(connect(redis), redis.stream, settings.api_rate_limit)
     return client, limit
 
 
 async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: int) -> int:
     name = settings.gateway_name or socket.gethostname()
-    client, limit = gateway_parts(settings, redis, name)
+    client, limit = gateway_parts(settings, redis)
     stop = asyncio.Event()
     # Only a store named on purpose: the default SQLite file is the engine's own when
     # they share a directory, and nothing at all when they do not.
