@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     engine_url: str | None = None
     engine_api_key: str | None = Field(None, repr=False)
     gateway_name: str = ""
+    # How long the stream hub gathers events before it writes them to each SSE and
+    # WebSocket client, in ms; unset: 0 on the engine, 25 on a gateway. With a thousand
+    # clients the socket writes, not the events, are what costs (docs/operations/scaling.md).
+    stream_flush_ms: float | None = Field(None, ge=0, le=1000)
 
     @field_validator("market_symbol")
     @classmethod

@@ -32,6 +32,7 @@ from veloz.api.request_context import RequestContext
 from veloz.api.research import BacktestsController, OptimizationsController
 from veloz.api.risk import RiskController
 from veloz.api.strategies import StrategiesController
+from veloz.api.stream_hub import DEFAULT_FLUSH_INTERVAL_S, GATEWAY_FLUSH_INTERVAL_S
 from veloz.api.streams import stream_routes
 from veloz.auth.service import AuthConfig, AuthService
 from veloz.config import Settings, split_list
@@ -54,6 +55,15 @@ def _queued_bytes(app: Litestar) -> int:
 def _stream_counts(app: Litestar) -> tuple[int, int, int]:
     hub = app.state.get("stream_hub")
     return (hub.sse_clients, hub.ws_clients, hub.slow_dropped) if hub is not None else (0, 0, 0)
+
+
+def stream_flush_interval(settings: Settings, gateway: bool) -> float:
+    """VELOZ_STREAM_FLUSH_MS, or the default of this kind of process: none on the engine,
+    whose few clients get each event as the loop turns; some on a gateway, whose
+    thousands of clients cost a socket write each per flush."""
+    if settings.stream_flush_ms is not None:
+        return settings.stream_flush_ms / 1000
+    return GATEWAY_FLUSH_INTERVAL_S if gateway else DEFAULT_FLUSH_INTERVAL_S
 
 
 def create_app(
@@ -80,7 +90,8 @@ def create_app(
     the backtests and optimisations submitted over HTTP (one from `settings` if not
     given; whoever stops the service closes it). `shared_limit` replaces the in-process
     per-credential limit with one shared by replicas (a gateway's, in Redis). `gateway`:
-    the app of a gateway replica, which never takes a request as forwarded by another."""
+    the app of a gateway replica, which never takes a request as forwarded by another and
+    gathers stream events before writing them (`stream_flush_interval`)."""
     settings = settings or Settings()
     research_jobs = jobs or JobService(JobsConfig.of(settings))
     auth = auth or AuthService(AuthConfig(enabled=False), None, time.time_ns)
@@ -139,6 +150,7 @@ def create_app(
         logging_config=None,  # logging is configured once, by the CLI, to stderr
     )
     app.state.shutdown = shutdown or asyncio.Event()
+    app.state.stream_flush_s = stream_flush_interval(settings, gateway)
     app.state.metrics = metrics
     app.state.memory = memory
     app.state.research_jobs = research_jobs

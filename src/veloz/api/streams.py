@@ -21,6 +21,7 @@ from litestar.types import ControllerRouterHandler
 from veloz.api.deps import Client
 from veloz.api.errors import error_responses
 from veloz.api.stream_hub import (
+    DEFAULT_FLUSH_INTERVAL_S,
     MARKET_CHANNELS,
     SSE_TYPES,
     Closed,
@@ -50,6 +51,7 @@ def hub_of(app: Litestar, client: EngineClient) -> StreamHub:
         hub = app.state.stream_hub = StreamHub(
             client,
             app.state.shutdown,
+            flush_interval_s=app.state.get("stream_flush_s", DEFAULT_FLUSH_INTERVAL_S),
             max_queued_bytes=memory.share("streams") if memory is not None else None,
         )
     return hub

@@ -20,6 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.support.engine import quote, wait_for_status
 from veloz.api.app import create_app
 from veloz.api.stream_hub import StreamHub
+from veloz.api.streams import hub_of
+from veloz.config import Settings
 from veloz.model.commands import SubmitOrder
 from veloz.model.enums import OrderSide, OrderStatus
 from veloz.model.market import TradeTick
@@ -342,3 +344,18 @@ async def test_orders_socket_sends_order_updates_and_fills(served, engine):
         await place(engine, "w2")
         update = await receive(ws)
         assert update["type"] == "order_update" and update["client_order_id"] == "w2"
+
+
+@pytest.mark.parametrize(
+    ("flush_ms", "gateway", "interval_s"),
+    [(None, False, 0.0), (None, True, 0.025), (5, False, 0.005), (0, True, 0.0)],
+)
+async def test_the_hub_gathers_events_for_the_flush_interval_of_its_kind_of_process(
+    engine: LiveEngine, flush_ms: float | None, gateway: bool, interval_s: float
+):
+    """A gateway's thousands of clients cost a socket write each per flush: it gathers
+    events by default, the engine does not; VELOZ_STREAM_FLUSH_MS decides for both."""
+    client = LocalEngineClient(engine)
+    app = create_app(client, Settings(stream_flush_ms=flush_ms), gateway=gateway)
+    hub = hub_of(app, client)
+    assert hub.flush_interval_s == interval_s
