@@ -19,8 +19,6 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import msgspec
-import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import (
@@ -34,6 +32,8 @@ from litestar.types import (
 )
 
 from veloz.api.errors import http_status
+from veloz.api.headers import header_pairs, set_headers
+from veloz.api.request_context import request_id_of
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthError, AuthService, Principal, gateway_token
 from veloz.model.errors import ErrorCode
@@ -135,6 +135,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cross-origin-opener-policy": "same-origin",
 }
+_SECURITY_PAIRS = header_pairs(SECURITY_HEADERS)
 _AUDIT_BODY_BYTES = 16 * 1024
 # A command a gateway forwards carries this header, holding `auth.service.gateway_token`.
 # From a trusted proxy and with the right token it means: the gateway has counted it
@@ -290,9 +291,7 @@ class AccessControl(ASGIMiddleware):
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableScopeHeaders.from_message(message)
-                for name, value in {**SECURITY_HEADERS, **limit_headers}.items():
-                    response_headers[name] = value
+                set_headers(message, [*_SECURITY_PAIRS, *header_pairs(limit_headers)])
                 # Before the client sees a byte of the answer: a kill -9 after the
                 # answer cannot lose the record of what was done.
                 if audited:
@@ -439,7 +438,7 @@ class AccessControl(ASGIMiddleware):
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        headers += _SECURITY_PAIRS
         if status == 429:
             retry_after = max(1, round(refused.retry_after_s + 0.5))
             headers.append((b"retry-after", str(retry_after).encode()))
@@ -467,7 +466,7 @@ class AccessControl(ASGIMiddleware):
                 params=params,
                 result=result,
                 client_ip=call.client_ip,
-                request_id=_request_id(),
+                request_id=request_id_of(call.scope),
             )
         )
 
@@ -496,10 +495,6 @@ class AccessControl(ASGIMiddleware):
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-
-
-def _request_id() -> str:
-    return str(structlog.contextvars.get_contextvars().get("request_id", ""))
 
 
 def _params(body: bytes, scope: Scope) -> dict[str, Any]:
