@@ -423,3 +423,30 @@ def test_the_per_credential_rate_limit_holds_across_gateways(tmp_path: Path):
         allowed = codes.count(200)
         assert allowed <= 5 + int(5 * elapsed) + 1, (codes, elapsed)
         assert codes.count(429) >= 15 - allowed and 429 in codes
+
+
+def test_a_credential_made_or_revoked_through_one_replica_holds_on_all_at_once(tmp_path: Path):
+    """Each replica keeps users and keys in memory, read again every 10 s; a change made
+    through one is announced on Redis, so the others (and the engine) follow within a
+    round trip, not a reload: well inside the 3 s allowed here."""
+    with secured_cluster(tmp_path, 2) as (c, _redis, keys):
+        admin = {"X-API-Key": keys["admin"]}
+        made = post(c.bases[0], "/api/auth/keys", {"name": "new trader", "role": "trader"}, admin)
+        assert made.status_code == 201, made.text
+        new_key = {"X-API-Key": made.json()["key"]}
+
+        def answers(base: str, status: int) -> bool:
+            return get(base, "/api/orders_state", new_key).status_code == status
+
+        eventually(lambda: answers(c.bases[1], 200), 3, "the new key works on the other gateway")
+        placed = post(c.bases[1], "/api/order", order_body("new-key-1"), new_key)
+        assert placed.status_code == 200, placed.text
+
+        revoked = httpx.delete(
+            f"{c.bases[1]}/api/auth/keys/{made.json()['key_id']}", headers=admin, timeout=10
+        )
+        assert revoked.status_code == 200, revoked.text
+        eventually(lambda: answers(c.bases[0], 401), 3, "the revoked key refused by the other")
+        assert answers(c.engine.base, 401)  # the engine heard it too
+        refused = post(c.bases[0], "/api/order", order_body("new-key-2"), new_key)
+        assert refused.status_code == 401, refused.text

@@ -4,9 +4,10 @@ logs people in and out, rotates refresh tokens, and manages API keys and users.
 Authentication of an ordinary request reads memory only: API keys and users are cached and
 re-read from the store every `reload_s` (so a key created or revoked with the CLI while
 the engine runs counts within that time; through the API, at once: every write through
-the service updates the cache). Login, refresh and changes go to the store, and fail with
-503 while it is down; requests with an access token or an API key keep working through an
-outage.
+the service updates the cache, and `on_change` tells the other processes holding a cache,
+gateway replicas, through `veloz.runtime.credential_changes`). Login, refresh and
+changes go to the store, and fail with 503 while it is down; requests with an access
+token or an API key keep working through an outage.
 
 Until the first load (the bootstrap admin written, then users and keys read) nothing is
 trusted: `ready` is False (the readiness probe says so), a request with a credential is
@@ -159,6 +160,9 @@ class AuthService:
         self._reloaded_ns = 0
         self._loading = asyncio.Lock()
         self.load_error = ""  # why the first load has not worked yet
+        # Called after this service changed a credential in the store, so other processes
+        # holding users and keys in memory can read them again (`credential_changes`).
+        self.on_change: Callable[[], None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -461,6 +465,7 @@ class AuthService:
         )
         await self._require_store().add_api_key(record)
         self._keys[record.key_hash] = record
+        self._changed()
         return NewApiKey(
             key_id=key_id,
             name=record.name,
@@ -478,6 +483,7 @@ class AuthService:
         for key_hash, record in list(self._keys.items()):
             if record.key_id == key_id:
                 del self._keys[key_hash]
+        self._changed()
         return revoked
 
     # -- users -----------------------------------------------------------------------
@@ -500,6 +506,7 @@ class AuthService:
         if not await self._require_store().add_user(user):  # never overwrites
             raise ValueError(f"user {user_id!r} exists already")
         self._users[user_id] = user
+        self._changed()
         return user
 
     async def set_password(self, user_id: str, password: str) -> None:
@@ -528,3 +535,8 @@ class AuthService:
         await store.save_user(user)
         await store.revoke_refresh_tokens_of(user.user_id, now)
         self._users[user.user_id] = user
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 from litestar import Litestar
@@ -25,6 +26,9 @@ from veloz.research.jobs import JobsConfig, JobService
 from veloz.runtime.client import LocalEngineClient
 from veloz.runtime.live import LiveEngine, StartRefused
 from veloz.runtime.redis_events import running_redis
+
+if TYPE_CHECKING:  # redis-py is imported only by engines configured for Redis
+    from veloz.runtime.credential_changes import CredentialChanges
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ async def run_service(
 ) -> int:
     shutdown = asyncio.Event()
     auth = AuthService(settings.auth_config(), history.store if history else None, time.time_ns)
+    changes = _credential_changes(settings, auth)
     jobs = JobService(JobsConfig.of(settings))
     app = service_app(
         engine,
@@ -127,6 +132,12 @@ async def run_service(
     logger.info("serving HTTP on %s:%d", host, port)
     async with running_history(history), running_redis(engine.redis):
         await auth.start()
+        stop_listening = asyncio.Event()
+        hearing = (
+            [loop.create_task(changes.run(stop_listening), name="veloz-credentials")]
+            if changes is not None
+            else []
+        )
         try:
             try:
                 await engine.start()
@@ -139,7 +150,22 @@ async def run_service(
         finally:
             await asyncio.to_thread(jobs.close)  # the workers are stopped before the engine exits
             await auth.stop()
+            stop_listening.set()
+            await asyncio.gather(*hearing, return_exceptions=True)
+            if changes is not None:
+                await changes.close()
     return 0
+
+
+def _credential_changes(settings: Settings, auth: AuthService) -> "CredentialChanges | None":
+    """With auth on and gateways (Redis) configured: the engine hears credential changes
+    made through the gateways, and they hear its own."""
+    redis = settings.redis_config()
+    if not auth.enabled or redis is None:
+        return None
+    from veloz.runtime.credential_changes import CredentialChanges  # noqa: PLC0415
+
+    return CredentialChanges(redis, auth)
 
 
 def _listen(host: str, port: int, backlog: int) -> socket.socket:

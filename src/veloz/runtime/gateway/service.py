@@ -28,6 +28,7 @@ from veloz.persistence.projector import sleep_unless_stopped
 from veloz.persistence.redis_events import RedisConfig, connect
 from veloz.persistence.service import open_store
 from veloz.persistence.store import Store, StoreUnavailable
+from veloz.runtime.credential_changes import CredentialChanges
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
 from veloz.runtime.gateway.limits import RedisRateLimit
 from veloz.runtime.gateway.link import CALLER, Caller, EngineLink
@@ -193,6 +194,8 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
     store = open_store(history.url) if history is not None else None
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per forwarded request
     auth = AuthService(settings.auth_config(), store, time.time_ns)
+    # A key revoked or a user disabled through any replica stops working on all at once.
+    changes = CredentialChanges(redis, auth) if auth.enabled else None
     audit = AuditQueue(store, AUDIT_BACKLOG, 0.5, RETRY_MAX_S) if store is not None else None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(client, limit))
@@ -226,6 +229,8 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         loop.create_task(client.run_feed(stop), name="veloz-gateway-feed"),
         loop.create_task(_snapshots(client, stop), name="veloz-gateway-snapshot"),
     ]
+    if changes is not None:
+        tasks.append(loop.create_task(changes.run(stop), name="veloz-gateway-credentials"))
     if audit is not None:
         tasks.append(loop.create_task(audit.run(stop), name="veloz-gateway-audit"))
     logger.info(
@@ -247,6 +252,8 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         if audit is not None:
             await audit.flush()  # what the last requests left, if the store answers
         await auth.stop()
+        if changes is not None:
+            await changes.close()
         await client.follower.close()
         await client.link.close()
         if store is not None:
