@@ -231,7 +231,11 @@ def cluster(
         )
         engine.wait_ready()
         for n in range(gateways):
-            settings = env | {"VELOZ_ENGINE_URL": engine.base, "VELOZ_GATEWAY_NAME": f"gw-{n}"}
+            settings = env | {
+                "VELOZ_ENGINE_URL": engine.base,
+                "VELOZ_GATEWAY_NAME": f"gw-{n}",
+                "VELOZ_GATEWAY_AUDIT_DIR": str(directory / f"gateway-{n}-audit"),
+            }
             if flush_ms is not None:
                 settings["VELOZ_STREAM_FLUSH_MS"] = f"{flush_ms:g}"
             replica = Proc(

@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     engine_url: str | None = None
     engine_api_key: str | None = Field(None, repr=False)
     gateway_name: str = ""
+    # A gateway with a store: the spool its audit records go to before each answer, and
+    # that it imports into the store (docs/operations/scaling.md). One gateway per
+    # directory; it must outlive the process. The engine's spool is beside its journal.
+    gateway_audit_dir: Path = Path("./data/gateway-audit")
     # How long the stream hub gathers events before it writes them to each SSE and
     # WebSocket client, in ms; unset: 0 on the engine, 25 on a gateway. With a thousand
     # clients the socket writes, not the events, are what costs (docs/operations/scaling.md).

@@ -11,6 +11,8 @@ import json
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ from tests.support.gateways import (
     order_body,
     post,
 )
-from tests.support.processes import eventually
+from tests.support.processes import eventually, free_port
 from tests.support.redis import RedisServer, private_redis
 from tests.support.sample_bars import sample_path
 from veloz.api.access import required_role
@@ -344,10 +346,7 @@ def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
         # One audit record per request, written by the gateway that answered it (the
         # engine, told so by the gateway it trusts, does not write a second one).
         def audited(request_id: str) -> list[tuple[str, str]]:
-            with sqlite3.connect(tmp_path / "veloz.db") as db:
-                return db.execute(
-                    "SELECT actor, result FROM audit_log WHERE request_id = ?", (request_id,)
-                ).fetchall()
+            return audit_rows(tmp_path / "veloz.db", request_id)
 
         eventually(lambda: len(audited("role-trader")) == 1, 30, "the trader's order audited")
         time.sleep(1)  # the engine's spool, had it written one, is imported within this
@@ -364,6 +363,53 @@ def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
             ("READONLY", f"key:{admin_key_id}"),
             ("ACTIVE", f"key:{admin_key_id}"),
         ]
+
+
+def audit_rows(db_path: Path, request_id: str) -> list[tuple[str, str]]:
+    """(actor, result) of the store's audit records of `request_id`."""
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        rows: list[tuple[str, str]] = db.execute(
+            "SELECT actor, result FROM audit_log WHERE request_id = ?", (request_id,)
+        ).fetchall()
+        return rows
+
+
+def test_an_audit_record_outlives_a_kill_9_of_the_gateway_that_answered(tmp_path: Path):
+    """The record is in the gateway's spool before the answer leaves: killed right after
+    it (the store locked meanwhile, so the record cannot have gone in yet), the gateway
+    writes it to the store once it runs again on the same directory, and once only. A
+    second gateway on that directory is refused."""
+    with secured_cluster(tmp_path, 1) as (c, _redis, keys):
+        gateway = c.gateways[0]
+        headers = {"X-API-Key": keys["trader"], "X-Request-ID": "killed-after"}
+        with contextlib.closing(sqlite3.connect(tmp_path / "veloz.db", timeout=30)) as lock:
+            lock.execute("BEGIN IMMEDIATE")  # no writer but this one
+            placed = post(gateway.base, "/api/order", order_body("killed-after-1"), headers)
+            assert placed.status_code == 200, placed.text
+            gateway.stop(signal.SIGKILL)
+            lock.execute("ROLLBACK")
+        assert audit_rows(tmp_path / "veloz.db", "killed-after") == []
+        gateway.start()
+        eventually(
+            lambda: len(audit_rows(tmp_path / "veloz.db", "killed-after")) == 1,
+            30,
+            "the killed gateway's record stored after its restart",
+        )
+        time.sleep(1)
+        (row,) = audit_rows(tmp_path / "veloz.db", "killed-after")
+        assert row[0].startswith("key:") and row[1] == "200"
+
+        second = subprocess.run(
+            [sys.executable, "-m", "veloz", "gateway", "--port", str(free_port())],
+            env=gateway.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        assert "VELOZ_GATEWAY_AUDIT_DIR" in second.stderr
+        assert "in use by another gateway" in second.stderr
 
 
 def test_the_route_role_matrix_holds_through_a_gateway(tmp_path: Path):

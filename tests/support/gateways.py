@@ -117,6 +117,8 @@ def cluster(
         for n in range(gateways):
             gateway_settings = env | {"VELOZ_ENGINE_URL": engine.base} | extra
             gateway_settings["VELOZ_GATEWAY_NAME"] = f"gw-{n}"
+            # Each its own audit spool (one gateway per directory).
+            gateway_settings["VELOZ_GATEWAY_AUDIT_DIR"] = str(tmp_path / f"gateway-{n}-audit")
             replica = Process(
                 ["gateway", "--port", str(free_port()), "--host", "127.0.0.1"],
                 gateway_settings,

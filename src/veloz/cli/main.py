@@ -184,7 +184,12 @@ def gateway(
     effective = settings.model_copy(
         update={"host": host or settings.host, "port": port if port is not None else settings.port}
     )
-    raise typer.Exit(_run(run_gateway(effective, redis_config, effective.host, effective.port)))
+    try:
+        code = _run(run_gateway(effective, redis_config, effective.host, effective.port))
+    except SettingsError as exc:  # its audit directory unusable or another gateway's
+        typer.echo(f"veloz: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Audit records on their way into a store that may be down: in memory, in order, written
 in batches. At most `backlog` wait; beyond that the oldest are dropped (and counted: they
-are in the `veloz.audit` log as well). The engine's history service (projector inline)
-and a gateway replica keep their audit trail through one of these."""
+are in the `veloz.audit` log as well). The engine's history service keeps its audit trail
+through one of these when the projector runs inline; otherwise (and on a gateway) records
+go through an audit spool (`audit_spool`, `audit_import`)."""
 
 import asyncio
 import itertools

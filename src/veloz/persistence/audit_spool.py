@@ -1,21 +1,23 @@
-"""The audit spool: how audit records leave the engine without costing the order path a
-database write. The engine appends each record to a spool file; the projector process
-imports the spool into the store in batches and deletes what it has imported.
+"""The audit spool: how audit records leave the process that answered a request without
+costing it a database write. The engine appends each record to a spool file; the
+projector process imports the spool into the store in batches (`audit_import`) and
+deletes what it has imported. A gateway does both itself, on a spool of its own.
 
-Files: `<journal>/projector/audit/audit_<n>.spool` (n: 16 digits, increasing). Each
-record is framed as a u32 little-endian length then the MessagePack of the `AuditRecord`.
-The engine writes only the newest file: it starts a new one at every start and when one
-grows past `SPOOL_FILE_BYTES`, so a file with a newer one beside it is complete. The
-importer keeps its place (`import.pos`: file number and offset) and moves it only after
-the store committed the records before it.
+Files: `audit_<n>.spool` (n: 16 digits, increasing) in the spool's directory, the
+engine's `<journal>/projector/audit` (`spool_dir`), a gateway's VELOZ_GATEWAY_AUDIT_DIR.
+Each record is framed as a u32 little-endian length then the MessagePack of the
+`AuditRecord`. The writer writes only the newest file: it starts a new one at every start
+and when one grows past `SPOOL_FILE_BYTES`, so a file with a newer one beside it is
+complete. The importer keeps its place (`import.pos`: file number and offset) and moves
+it only after the store committed the records before it.
 
-Guarantee: a record the engine appended survives a crash of either process: it is in the
-file (one `write` per record, no user-space buffer) and the importer resumes from its
-place. A crash of the importer between the store's commit and saving its place imports up
-to one batch twice (at least once, never lost). A power cut may lose the newest records
-(the spool is not synced, like `VELOZ_WAL_SYNC=false`); the journal holds the orders
-themselves regardless. A record cut short by a crash at the end of a finished file is
-dropped and logged.
+Guarantee: a record the writer appended survives a crash of the writing or the importing
+process: it is in the file (one `write` per record, no user-space buffer) and the
+importer resumes from its place. A crash of the importer between the store's commit and
+saving its place imports up to one batch twice (at least once, never lost). A power cut
+may lose the newest records (the spool is not synced, like `VELOZ_WAL_SYNC=false`); the
+journal holds the orders themselves regardless. A record cut short by a crash at the end
+of a finished file is dropped and logged.
 """
 
 import logging
@@ -38,6 +40,7 @@ _POSITION = "import.pos"
 
 
 def spool_dir(journal_dir: Path) -> Path:
+    """The engine's spool, beside its journal."""
     return projector_dir(journal_dir) / "audit"
 
 
@@ -55,10 +58,11 @@ def _file_name(number: int) -> str:
 
 
 class AuditSpoolWriter:
-    """The engine's end: `append` costs an encode and one `write` system call."""
+    """The writing end (the engine, a gateway): `append` costs an encode and one `write`
+    system call."""
 
-    def __init__(self, journal_dir: Path) -> None:
-        self._dir = spool_dir(journal_dir)
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
         self._dir.mkdir(parents=True, exist_ok=True)
         self._encoder = msgspec.msgpack.Encoder(enc_hook=str)
         self._fd = -1
@@ -95,11 +99,11 @@ class SpoolBatch(msgspec.Struct):
 
 
 class AuditSpoolReader:
-    """The projector's end: `read(limit)` the next records after the saved place,
-    `commit(batch)` once the store holds them."""
+    """The importing end (`AuditImporter`): `read(limit)` the next records after the saved
+    place, `commit(batch)` once the store holds them."""
 
-    def __init__(self, journal_dir: Path) -> None:
-        self._dir = spool_dir(journal_dir)
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
         self._dir.mkdir(parents=True, exist_ok=True)
         self._decoder = msgspec.msgpack.Decoder(AuditRecord)
         self.number, self.offset = self._load_position()

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from veloz.journal.durable_mark import read_durable_mark
-from veloz.persistence.audit_queue import AUDIT_BATCH
-from veloz.persistence.audit_spool import AuditSpoolReader
+from veloz.persistence.audit_import import AuditImporter
+from veloz.persistence.audit_spool import AuditSpoolReader, spool_dir
 from veloz.persistence.projector import Projector, ProjectorStats, sleep_unless_stopped
 from veloz.persistence.projector_status import (
     STATUS_INTERVAL_S,
@@ -78,9 +78,13 @@ class ProjectorProcess:
             config.projector,
             self.stats,
         )
-        self.spool = AuditSpoolReader(journal_dir)
-        self.audit_imported = 0
-        self.audit_failed = False
+        self.audit = AuditImporter(
+            AuditSpoolReader(spool_dir(journal_dir)),
+            self.store,
+            retry_initial_s=config.projector.retry_initial_s,
+            retry_max_s=config.projector.retry_max_s,
+            poll_interval_s=config.projector.poll_interval_s,
+        )
         self.resumed = False
 
     def status(self) -> ProjectorStatus:
@@ -98,7 +102,7 @@ class ProjectorProcess:
             failures=stats.failures,
             missing_entries=stats.missing_entries,
             skipped_entries=stats.skipped_entries,
-            audit_imported=self.audit_imported,
+            audit_imported=self.audit.imported,
             redis=self.publisher.status() if self.publisher is not None else None,
         )
 
@@ -135,9 +139,7 @@ class ProjectorProcess:
             else None
         )
         await self._connect(stop)
-        await asyncio.gather(
-            self.projector.run(stop), self._import_audit(stop), return_exceptions=True
-        )
+        await asyncio.gather(self.projector.run(stop), self.audit.run(stop), return_exceptions=True)
         await reporting
         if publishing is not None:
             await asyncio.gather(publishing, return_exceptions=True)
@@ -149,7 +151,7 @@ class ProjectorProcess:
                 "history store %d entries behind at exit; projected at the next start",
                 self.projector.lag(),
             )
-        await self.import_audit()
+        await self.audit.drain()
         write_status(self.journal_dir, self.status())
         await self.store.close()
 
@@ -174,37 +176,6 @@ class ProjectorProcess:
         while not stop.is_set():
             await asyncio.to_thread(write_status, self.journal_dir, self.status())
             await sleep_unless_stopped(stop, STATUS_INTERVAL_S)
-
-    async def _import_audit(self, stop: asyncio.Event) -> None:
-        delay = self.config.projector.retry_initial_s
-        while not stop.is_set():
-            imported = await self.import_audit()
-            if self.audit_failed:
-                await sleep_unless_stopped(stop, delay)
-                delay = min(delay * 2, self.config.projector.retry_max_s)
-                continue
-            delay = self.config.projector.retry_initial_s
-            if not imported:
-                await sleep_unless_stopped(stop, self.config.projector.poll_interval_s)
-
-    async def import_audit(self) -> int:
-        """Import the spool into the store as far as it goes now; how many records."""
-        total = 0
-        while True:
-            batch = await asyncio.to_thread(self.spool.read, AUDIT_BATCH)
-            if batch.records:
-                try:
-                    await self.store.record_audits(batch.records)
-                except StoreUnavailable as exc:
-                    self.audit_failed = True
-                    logger.warning("audit records waiting in the spool for the store: %s", exc)
-                    return total
-            self.audit_failed = False
-            if (batch.number, batch.offset) == (self.spool.number, self.spool.offset):
-                return total
-            await asyncio.to_thread(self.spool.commit, batch)
-            total += len(batch.records)
-            self.audit_imported += len(batch.records)
 
 
 async def run_projector(

@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 
 from veloz.persistence.audit_queue import AuditQueue
-from veloz.persistence.audit_spool import AuditSpoolWriter
+from veloz.persistence.audit_spool import AuditSpoolWriter, spool_dir
 from veloz.persistence.projector import (
     Projector,
     ProjectorConfig,
@@ -136,7 +136,7 @@ class HistoryService:
         database is up; if it is not, keep trying in the background."""
         self._started_ns = time.time_ns()
         if self.projector is None:
-            self._spool = AuditSpoolWriter(self.journal_dir)
+            self._spool = AuditSpoolWriter(spool_dir(self.journal_dir))
         await self._try_connect()
         self._tasks = [asyncio.get_running_loop().create_task(self._run(), name="veloz-history")]
 

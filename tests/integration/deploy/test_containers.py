@@ -375,6 +375,12 @@ def test_the_gateways_follow_the_engine_and_nginx_is_in_front():
     engine_url = urlsplit(env["VELOZ_ENGINE_URL"])
     assert (engine_url.hostname, engine_url.port) == ("engine", 8080)
     assert set(gateway["depends_on"]) >= {"engine", "redis"}
+    # Its audit spool in the container's own filesystem (kept across a restart of the
+    # container), not on a tmpfs, which every stop empties.
+    spool = env["VELOZ_GATEWAY_AUDIT_DIR"]
+    assert spool.startswith("/") and not any(
+        spool.startswith(mount.split(":")[0].rstrip("/") + "/") for mount in gateway["tmpfs"]
+    )
     # Secrets: what a gateway reads, each declared, the admin password not among them.
     assert set(gateway["secrets"]) == {"jwt_secret", "database_url", "engine_api_key"}
     for secret in gateway["secrets"]:
@@ -841,11 +847,16 @@ def test_the_gateway_pod_runs_like_the_engine(rendered):
     assert pod["automountServiceAccountToken"] is False
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
-    # Stateless: no claim, no journal; only the secrets and a scratch /tmp.
+    # Stateless: no claim, no journal; only the secrets, a scratch /tmp and the emptyDir
+    # its audit spool (VELOZ_GATEWAY_AUDIT_DIR) is in, which outlives a container restart.
     assert {v["name"]: sorted(set(v) - {"name"}) for v in pod["volumes"]} == {
         "secrets": ["secret"],
         "tmp": ["emptyDir"],
+        "audit": ["emptyDir"],
     }
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    env = one(docs, "ConfigMap", "veloz-gateway-env")["data"]
+    assert env["VELOZ_GATEWAY_AUDIT_DIR"] == mounts["audit"]
     account = one(docs, "ServiceAccount", "veloz-gateway")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
 

@@ -23,12 +23,12 @@ from veloz.auth.service import AuthService, gateway_token
 from veloz.codec import encode_json
 from veloz.config import Settings
 from veloz.model.errors import CommandRejected
-from veloz.persistence.audit_queue import AuditQueue
 from veloz.persistence.projector import sleep_unless_stopped
 from veloz.persistence.redis_events import RedisConfig, connect
 from veloz.persistence.service import open_store
 from veloz.persistence.store import Store, StoreUnavailable
 from veloz.runtime.credential_changes import CredentialChanges
+from veloz.runtime.gateway.audit import GatewayAudit
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
 from veloz.runtime.gateway.limits import RedisRateLimit
 from veloz.runtime.gateway.link import CALLER, Caller, EngineLink
@@ -37,9 +37,6 @@ from veloz.runtime.service import embedded_server
 
 logger = logging.getLogger(__name__)
 
-# Audit records waiting in memory for a store that is down. A gateway killed outright
-# loses those not yet written (its last moments'); the engine's spool is not its to use.
-AUDIT_BACKLOG = 100_000
 RETRY_MAX_S = 10.0
 
 
@@ -196,7 +193,10 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
     auth = AuthService(settings.auth_config(), store, time.time_ns)
     # A key revoked or a user disabled through any replica stops working on all at once.
     changes = CredentialChanges(redis, auth) if auth.enabled else None
-    audit = AuditQueue(store, AUDIT_BACKLOG, 0.5, RETRY_MAX_S) if store is not None else None
+    # Each audit record into the gateway's own spool, imported into the store from there.
+    audit = (
+        GatewayAudit(settings.gateway_audit_dir, store, RETRY_MAX_S) if store is not None else None
+    )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(client, limit))
     ProcessCollector(namespace="veloz", registry=registry)
@@ -208,7 +208,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         http_metrics=settings.metrics,
         auth=auth,
         metrics=registry,
-        record_audit=audit.append if audit is not None else None,
+        record_audit=audit.record if audit is not None else None,
         shared_limit=limit,
         gateway=True,
     )
@@ -246,11 +246,9 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         await server.serve()
     finally:
         stop.set()
-        if audit is not None:
-            audit.wake()
         await asyncio.gather(*tasks, return_exceptions=True)
         if audit is not None:
-            await audit.flush()  # what the last requests left, if the store answers
+            await audit.close()  # what the last requests left, if the store answers
         await auth.stop()
         if changes is not None:
             await changes.close()
