@@ -398,6 +398,9 @@ def test_an_audit_record_outlives_a_kill_9_of_the_gateway_that_answered(tmp_path
         time.sleep(1)
         (row,) = audit_rows(tmp_path / "veloz.db", "killed-after")
         assert row[0].startswith("key:") and row[1] == "200"
+        figures = get(gateway.base, "/metrics").text
+        assert "veloz_gateway_audit_imported_total 0.0" not in figures
+        assert "veloz_gateway_audit_store_failing 0.0" in figures
 
         second = subprocess.run(
             [sys.executable, "-m", "veloz", "gateway", "--port", str(free_port())],
@@ -494,5 +497,8 @@ def test_a_credential_made_or_revoked_through_one_replica_holds_on_all_at_once(t
         assert revoked.status_code == 200, revoked.text
         eventually(lambda: answers(c.bases[0], 401), 3, "the revoked key refused by the other")
         assert answers(c.engine.base, 401)  # the engine heard it too
+        heard = get(c.bases[0], "/metrics").text
+        assert "veloz_gateway_credential_changes_heard_total 0.0" not in heard
+        assert "veloz_gateway_credential_changes_heard_total" in heard
         refused = post(c.bases[0], "/api/order", order_body("new-key-2"), new_key)
         assert refused.status_code == 401, refused.text

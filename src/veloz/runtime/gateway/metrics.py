@@ -1,5 +1,6 @@
 """`/metrics` of a gateway: its link to the engine, the stream it follows, the commands
-it forwarded (the app adds requests and stream clients, as on the engine)."""
+it forwarded, its audit import and the credential changes it heard (the app adds
+requests and stream clients, as on the engine)."""
 
 from collections.abc import Iterator
 
@@ -11,14 +12,24 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from veloz.observability.metrics import histogram_family
+from veloz.runtime.credential_changes import CredentialChanges
+from veloz.runtime.gateway.audit import GatewayAudit
 from veloz.runtime.gateway.client import GatewayClient
 from veloz.runtime.gateway.limits import RedisRateLimit
 
 
 class GatewayCollector(Collector):
-    def __init__(self, client: GatewayClient, limit: RedisRateLimit | None) -> None:
+    def __init__(
+        self,
+        client: GatewayClient,
+        limit: RedisRateLimit | None,
+        audit: GatewayAudit | None = None,
+        changes: CredentialChanges | None = None,
+    ) -> None:
         self._client = client
         self._limit = limit
+        self._audit = audit
+        self._changes = changes
 
     def collect(self) -> Iterator[Metric]:
         client = self._client
@@ -30,6 +41,11 @@ class GatewayCollector(Collector):
             ("stream_seq", stream.seq, "Last journal sequence applied here"),
             ("stream_length", stream.length, "Entries the Redis stream holds (XLEN)"),
             ("feed_connected", client.feed_connected, "1 while the engine's market feed is open"),
+            (
+                "audit_store_failing",
+                self._audit is not None and self._audit.importer.failing,
+                "1 while the store refuses the audit records waiting in this gateway's spool",
+            ),
         ):
             yield GaugeMetricFamily(f"veloz_gateway_{name}", help_text, value=int(value))
         for name, value, help_text in (
@@ -44,6 +60,16 @@ class GatewayCollector(Collector):
                 "rate_limit_fallbacks",
                 self._limit.fallbacks if self._limit is not None else 0,
                 "Rate-limit decisions taken per replica because Redis failed",
+            ),
+            (
+                "audit_imported",
+                self._audit.importer.imported if self._audit is not None else 0,
+                "Audit records imported from this gateway's spool into the store",
+            ),
+            (
+                "credential_changes_heard",
+                self._changes.heard if self._changes is not None else 0,
+                "Credential changes announced by other processes that made this one reload",
             ),
         ):
             yield CounterMetricFamily(f"veloz_gateway_{name}", help_text, value=value)

@@ -198,7 +198,7 @@ async def run_gateway(settings: Settings, redis: RedisConfig, host: str, port: i
         GatewayAudit(settings.gateway_audit_dir, store, RETRY_MAX_S) if store is not None else None
     )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(client, limit))
+    registry.register(GatewayCollector(client, limit, audit, changes))
     ProcessCollector(namespace="veloz", registry=registry)
     app = create_app(
         client,
