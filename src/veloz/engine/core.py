@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -38,10 +39,13 @@ from veloz.model.errors import CommandRejected, ErrorCode, InvalidTransition
 from veloz.model.events import (
     BalanceSet,
     Event,
+    OrderAccepted,
+    OrderCancelled,
     OrderCancelRejected,
     OrderCancelRequested,
     OrderDenied,
     OrderEvent,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderReport,
@@ -56,7 +60,7 @@ from veloz.oms.manager import OrderManager
 from veloz.oms.validation import conform
 from veloz.portfolio.portfolio import Portfolio
 from veloz.portfolio.positions import Position
-from veloz.risk.checks import Denial, Exposure, OrderIntent
+from veloz.risk.checks import Denial, Exposure, OrderIntent, needs_margin
 from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits, RiskLimitsError
 from veloz.risk.monitor import ModeChange, RiskAction, RiskAlert, RiskMonitor
@@ -65,6 +69,10 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 IN_FLIGHT = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL)
+# Read once for the hot paths: on Python 3.11 reading a member off its enum class
+# (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
+_BUY = OrderSide.BUY
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
 
 
 # action -> (the only mode it leaves, or None for any; the mode it sets)
@@ -140,6 +148,21 @@ class TradingCore:
         self._equity: Decimal | None = None
         self._generated_ids = 0
         self._id_prefix = f"vz-{clock.time_ns() // 1_000_000:x}-"
+        # How `apply` changes state for each kind of event.
+        self._appliers: dict[type[Event], Callable[[Any], Order | None]] = {
+            OrderSubmitted: self._apply_submitted,
+            OrderFilled: self._apply_filled,
+            OrderAccepted: self._apply_order_event,
+            OrderRejected: self._apply_order_event,
+            OrderCancelRequested: self._apply_order_event,
+            OrderCancelRejected: self._apply_order_event,
+            OrderCancelled: self._apply_order_event,
+            OrderExpired: self._apply_order_event,
+            OrderDenied: self._apply_denied,
+            TradingModeChanged: self._apply_mode,
+            StrategyChanged: self._apply_strategy,
+            BalanceSet: self._apply_balance,
+        }
 
     # -- commands ----------------------------------------------------------------------
 
@@ -300,7 +323,8 @@ class TradingCore:
                 self.stats.invalid_reports += 1
                 logger.warning("venue report refused: %s", exc)
             return None
-        if isinstance(report, OrderFilled) and self.config.value_every_quote:
+        # Exact types, as `apply` dispatches: isinstance on a Struct class is slow.
+        if type(report) is OrderFilled and self.config.value_every_quote:
             self._equity = self.portfolio.update_equity()
         try:
             self._sink.emit(report, order)
@@ -310,7 +334,7 @@ class TradingCore:
                 "a restart will recover it",
                 report.client_order_id,
             )
-        if isinstance(report, OrderRejected):
+        if type(report) is OrderRejected:
             self._act(self.monitor.on_rejection(report.ts_ns, self.mode))
         return order
 
@@ -349,29 +373,42 @@ class TradingCore:
     def risk_decision(self, event: OrderSubmitted) -> Denial | None:
         """Whether the risk engine lets this order into the book, given the book now."""
         if not self.config.record_latency:
-            return self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+            intent = _intent(event)
+            return self.risk.check(intent, self.mode, self._exposure(intent))
         started = time.perf_counter()
-        denial = self.risk.check(_intent(event), self.mode, self._exposure(event.symbol))
+        intent = _intent(event)
+        denial = self.risk.check(intent, self.mode, self._exposure(intent))
         self.stats.risk_latency.observe(time.perf_counter() - started)
         return denial
 
-    def _exposure(self, symbol: str) -> Exposure:
-        instrument = self.instruments[symbol]
+    def _exposure(self, order: OrderIntent) -> Exposure:
+        symbol = order.symbol
         portfolio = self.portfolio
         open_buy_qty, open_sell_qty, open_orders_symbol, open_orders_total = self.oms.open_exposure(
             symbol
         )
+        position_qty = portfolio.position_qty(symbol)
+        # Only what the account's check reads is worked out: a cash account is checked
+        # against its free balances, a margin account against its equity, and only for an
+        # order that can make its position larger.
+        free_quote = free_base = equity = ZERO
+        if self._margin_leverage is None:
+            instrument = self.instruments[symbol]
+            free_quote = portfolio.free(instrument.quote_asset)
+            free_base = portfolio.free(instrument.base_asset)
+        elif needs_margin(order, position_qty, open_buy_qty, open_sell_qty):
+            equity = self._current_equity()
         return Exposure(
-            position_qty=portfolio.position_qty(symbol),
+            position_qty=position_qty,
             open_buy_qty=open_buy_qty,
             open_sell_qty=open_sell_qty,
             open_orders_symbol=open_orders_symbol,
             open_orders_total=open_orders_total,
             mark=self._mids.get(symbol),
-            free_quote=portfolio.free(instrument.quote_asset),
-            free_base=portfolio.free(instrument.base_asset),
+            free_quote=free_quote,
+            free_base=free_base,
             margin_leverage=self._margin_leverage,
-            equity=self._current_equity() if self._margin_leverage is not None else ZERO,
+            equity=equity,
         )
 
     def _current_equity(self) -> Decimal:
@@ -421,48 +458,62 @@ class TradingCore:
     # -- the one place state changes -------------------------------------------------------
 
     def apply(self, event: Event) -> Order | None:
+        # Dispatched on the event's exact type: one dict lookup where a chain of class
+        # patterns costs an isinstance per kind tried (slow on msgspec's Struct classes),
+        # three times per order. A kind not in the table (none today) takes the class
+        # patterns.
+        applier = self._appliers.get(type(event))
+        if applier is not None:
+            return applier(event)
         match event:
-            case OrderSubmitted():
-                order = self.oms.add(event)
-                self.portfolio.on_submitted(order)
-                self.stats.orders_taken[(event.side, event.order_type)] += 1
-                return order
-            case OrderFilled():
-                self._equity = None
-                order = self.oms.apply(event)
-                self.stats.fills_by_side[event.side] += 1
-                strategy_id = order.strategy_id
-                realized = self.portfolio.on_fill(
-                    order,
-                    event,
-                    None
-                    if strategy_id is None
-                    else self._strategy_position(strategy_id, event.symbol),
-                )
-                if realized:
-                    self._count_closing(realized)
-                self._on_order_changed(order)
-                return order
-            # Order events before the rarer kinds, so a venue report is matched early.
-            case OrderDenied():  # before OrderEvent: a denial names an order that never existed
-                self.stats.rejections[event.reason] += 1
             case OrderEvent():
-                order = self.oms.apply(event)
-                self._on_order_changed(order)
-                return order
-            case TradingModeChanged():
-                self.mode, self.mode_reason = event.mode, event.reason
-            case StrategyChanged():
-                if event.state is StrategyState.REMOVED:
-                    self.strategies.pop(event.strategy_id, None)
-                    self.strategy_positions.pop(event.strategy_id, None)
-                else:
-                    self.strategies[event.strategy_id] = event
-            case BalanceSet():
-                self._equity = None
-                self.portfolio.on_balance_set(event.asset, event.total)
-                self.balances_seeded = True
+                return self._apply_order_event(event)
         return None
+
+    def _apply_submitted(self, event: OrderSubmitted) -> Order:
+        order = self.oms.add(event)
+        self.portfolio.on_submitted(order)
+        self.stats.orders_taken[(event.side, event.order_type)] += 1
+        return order
+
+    def _apply_filled(self, event: OrderFilled) -> Order:
+        self._equity = None
+        order = self.oms.apply(event)
+        self.stats.fills_by_side[event.side] += 1
+        strategy_id = order.strategy_id
+        realized = self.portfolio.on_fill(
+            order,
+            event,
+            None if strategy_id is None else self._strategy_position(strategy_id, event.symbol),
+        )
+        if realized:
+            self._count_closing(realized)
+        self._on_order_changed(order)
+        return order
+
+    def _apply_order_event(self, event: OrderEvent) -> Order:
+        order = self.oms.apply(event)
+        self._on_order_changed(order)
+        return order
+
+    def _apply_denied(self, event: OrderDenied) -> None:
+        # A denial names an order that never existed: counted, not an order event.
+        self.stats.rejections[event.reason] += 1
+
+    def _apply_mode(self, event: TradingModeChanged) -> None:
+        self.mode, self.mode_reason = event.mode, event.reason
+
+    def _apply_strategy(self, event: StrategyChanged) -> None:
+        if event.state is StrategyState.REMOVED:
+            self.strategies.pop(event.strategy_id, None)
+            self.strategy_positions.pop(event.strategy_id, None)
+        else:
+            self.strategies[event.strategy_id] = event
+
+    def _apply_balance(self, event: BalanceSet) -> None:
+        self._equity = None
+        self.portfolio.on_balance_set(event.asset, event.total)
+        self.balances_seeded = True
 
     def _count_closing(self, realized: Decimal) -> None:
         """A fill that realised PnL closed (part of) a position: count it won or lost."""
@@ -530,14 +581,14 @@ class TradingCore:
         )
 
     def _reference_price(self, command: SubmitOrder) -> Decimal | None:
-        if command.order_type is not OrderType.MARKET:
+        if command.order_type is not _MARKET:
             return None
         quote = self._quotes.get(command.symbol)
         if quote is None:
             raise CommandRejected(
                 f"no market data for {command.symbol} yet", code=ErrorCode.NO_MARKET_DATA
             )
-        return quote.ask if command.side is OrderSide.BUY else quote.bid
+        return quote.ask if command.side is _BUY else quote.bid
 
     def _next_client_order_id(self) -> str:
         self._generated_ids += 1
@@ -552,5 +603,5 @@ def _intent(event: OrderSubmitted) -> OrderIntent:
         side=event.side,
         qty=event.qty,
         price=price,
-        is_limit=event.order_type is OrderType.LIMIT,
+        is_limit=event.order_type is _LIMIT,
     )

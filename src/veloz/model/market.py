@@ -17,6 +17,10 @@ class QuoteTick(msgspec.Struct, gc=False, frozen=True, kw_only=True):
 
     @property
     def mid(self) -> Decimal:
+        if self.bid == self.ask:
+            # No spread (a backtest's bar price, a locked book): the price itself, as the
+            # division below would give it, without the arithmetic.
+            return self.bid
         return (self.bid + self.ask) / 2
 
 

@@ -115,7 +115,10 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
                 f"event for {event.client_order_id} applied to {self.client_order_id}",
                 code=ErrorCode.MISMATCHED_ORDER,
             )
-        if isinstance(event, OrderFilled) and event.trade_id in self.trade_ids:
+        # Events are told apart by their exact type, as `_APPLICABLE_IN` knows them: an
+        # isinstance that fails on a msgspec Struct class is slow, and each order event
+        # is checked on the order path.
+        if type(event) is OrderFilled and event.trade_id in self.trade_ids:
             # Checked before the status: a venue re-sending a fill of a filled order is a
             # duplicate to ignore, not an illegal transition to alarm on.
             raise InvalidTransition(
@@ -130,9 +133,9 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
                 f"{type(event).__name__} cannot apply to order {self.client_order_id} "
                 f"in status {self.status}"
             )
-        if isinstance(event, OrderFilled):
+        if type(event) is OrderFilled:
             self._check_fill(event)
-        elif isinstance(event, OrderRejected) and (
+        elif type(event) is OrderRejected and (
             self.venue_order_id is not None or self.executed_qty > _ZERO
         ):
             raise InvalidTransition(
@@ -141,30 +144,29 @@ class Order(msgspec.Struct, gc=False, kw_only=True, rename={"order_type": "type"
             )
 
     def apply(self, event: OrderEvent) -> None:
-        self.check(event)
-        if isinstance(event, OrderCancelRejected) and self.status is not _PENDING_CANCEL:
-            return  # "too late to cancel": nothing about the order changes
-        match event:
-            case OrderFilled():  # first: the most frequent report
-                self._fill(event)
-            case OrderAccepted():
-                self.venue_order_id = event.venue_order_id
-                if self.status is _PENDING_NEW:
-                    self.status = _ACCEPTED
-            case OrderRejected():
-                self.status = S.REJECTED
-                self.reason = event.reason
-            case OrderCancelRequested():
-                self.status = S.PENDING_CANCEL
-            case OrderCancelRejected():
-                self.status = self._working_status()
-                self.reason = event.reason
-            case OrderCancelled():
-                self.status = S.CANCELLED
-                self.reason = event.reason
-            case OrderExpired():
-                self.status = S.EXPIRED
-                self.reason = event.reason
+        self.check(event)  # so the event is one of `_APPLICABLE_IN`'s exact types
+        if type(event) is OrderFilled:  # first: the most frequent report
+            self._fill(event)
+        elif type(event) is OrderAccepted:
+            self.venue_order_id = event.venue_order_id
+            if self.status is _PENDING_NEW:
+                self.status = _ACCEPTED
+        elif type(event) is OrderRejected:
+            self.status = S.REJECTED
+            self.reason = event.reason
+        elif type(event) is OrderCancelRequested:
+            self.status = S.PENDING_CANCEL
+        elif type(event) is OrderCancelRejected:
+            if self.status is not _PENDING_CANCEL:
+                return  # "too late to cancel": nothing about the order changes
+            self.status = self._working_status()
+            self.reason = event.reason
+        elif type(event) is OrderCancelled:
+            self.status = S.CANCELLED
+            self.reason = event.reason
+        elif type(event) is OrderExpired:
+            self.status = S.EXPIRED
+            self.reason = event.reason
         if event.ts_ns > self.last_ts_ns:  # max(last_ts_ns, ts_ns)
             self.last_ts_ns = event.ts_ns
 

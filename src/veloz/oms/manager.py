@@ -14,6 +14,7 @@ from veloz.model.sizes import ItemSize
 # Read once for the hot paths: on Python 3.11 reading a member off its enum class
 # (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
+_ZERO = Decimal(0)
 
 
 class OrderManager:
@@ -136,10 +137,16 @@ class OrderManager:
     def apply(self, event: OrderEvent) -> Order:
         # `_known(event)`, called only to raise: an Order is always true.
         order = self._orders.get(event.client_order_id) or self._known(event)
-        before, leaves_before = order.status, order.leaves_qty
+        before, executed_before = order.status, order.executed_qty
         order.apply(event)  # checks the event first: a refused one changes nothing
-        self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before
         status = order.status
+        # What the order may still execute moves only with a fill or once it is final:
+        # not for an acknowledgement or a cancel request, the other half of the reports.
+        if order.executed_qty is not executed_before or (
+            status in FINAL_STATUSES and before not in FINAL_STATUSES
+        ):
+            leaves_before = _ZERO if before in FINAL_STATUSES else order.order_qty - executed_before
+            self._leaves[(order.symbol, order.side)] += order.leaves_qty - leaves_before
         if status is not before:
             client_order_id = order.client_order_id
             del self._by_status[before][client_order_id]
@@ -165,7 +172,9 @@ class OrderManager:
     def _count_open(self, order: Order, sign: int) -> None:
         self._open_count += sign
         self._open_by_symbol[order.symbol] += sign
-        self._leaves[(order.symbol, order.side)] += sign * order.leaves_qty
+        leaves = order.leaves_qty
+        # Added or taken off as it is: an int times a Decimal converts the int first.
+        self._leaves[(order.symbol, order.side)] += leaves if sign > 0 else -leaves
 
     def _evict(self) -> None:
         while len(self._final) > self._final_cap:

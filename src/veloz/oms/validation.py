@@ -22,6 +22,8 @@ from veloz.model.instruments import Instrument
 # (`OrderSide.BUY`) takes the slow attribute path of a class with `__getattr__`.
 LIMIT = OrderType.LIMIT
 BUY = OrderSide.BUY
+# Decimals are compared with a Decimal zero: against the int 0 each comparison converts it.
+ZERO = Decimal(0)
 
 
 def conform(order: SubmitOrder, instrument: Instrument, reference: Decimal | None) -> SubmitOrder:
@@ -58,7 +60,7 @@ def conform(order: SubmitOrder, instrument: Instrument, reference: Decimal | Non
 def _on_grid(value: Decimal, increment: Decimal, rounding: str) -> Decimal:
     """`value` itself when on the grid (the common case costs one remainder), else the
     nearest grid point in the direction of `rounding`."""
-    if value % increment == 0:
+    if value % increment == ZERO:
         return value
     return (value / increment).to_integral_value(rounding) * increment
 
@@ -71,7 +73,7 @@ def _check_size(qty: Decimal, instrument: Instrument, order: SubmitOrder, is_lim
             low, name = max(low, instrument.market_min_qty), "MARKET_LOT_SIZE"
         if instrument.market_max_qty is not None and instrument.market_max_qty > 0:
             high, name = min(high, instrument.market_max_qty), "MARKET_LOT_SIZE"
-    if qty < low or qty <= 0:
+    if qty < low or qty <= ZERO:
         step = instrument.size_increment
         rounded = f" (rounded down to the step {step})" if qty != order.qty else ""
         raise CommandRejected(f"{name}: qty {qty}{rounded} is below the minimum {low} for {symbol}")

@@ -83,6 +83,9 @@ class BalanceBook:
         """Apply a trade's effect on one asset: release `release` from locked into free,
         then add `delta` (negative for what was paid) to free."""
         balance = self._balances.get(asset) or self._get(asset)
+        if not release:  # the other asset of a trade, or a margin account: nothing held
+            balance.free += delta
+            return
         locked = balance.locked
         if locked < release:  # min(release, locked)
             release = locked

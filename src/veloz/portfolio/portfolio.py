@@ -106,7 +106,7 @@ class Portfolio:
     def on_final(self, order: Order) -> None:
         """The order is FILLED, CANCELLED, REJECTED or EXPIRED: free what it still holds."""
         lock = self._locks.pop(order.client_order_id, None)
-        if lock is not None:
+        if lock is not None and lock.remaining:  # a filled order has released it all
             self._book.unlock(lock.asset, lock.remaining)
 
     def on_balance_set(self, asset: str, total: Decimal) -> None:
@@ -124,7 +124,10 @@ class Portfolio:
         equity, valuation, marks = ZERO, self.valuation_asset, self._marks
         for balance in self._book.live():
             asset = balance.asset
-            price = ONE if asset == valuation else marks.get(asset + valuation)
+            if asset == valuation:  # priced at one: counted as it is
+                equity += balance.free + balance.locked
+                continue
+            price = marks.get(asset + valuation)
             if price is not None:
                 equity += (balance.free + balance.locked) * price
         return equity

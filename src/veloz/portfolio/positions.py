@@ -91,18 +91,21 @@ class Position(msgspec.Struct, gc=False, kw_only=True):
             self._reduce(base_delta, quote_delta)
 
     def _reduce(self, base_delta: Decimal, quote_delta: Decimal) -> None:
+        """A flow against the position: reduce it, close it, or close it and open the
+        other side with the rest (a flip)."""
         qty, cost = self.qty, self.cost
         held, flowed = abs(qty), abs(base_delta)
-        closed = held if held < flowed else flowed  # min(flowed, held)
-        # Exact shares when the whole position or the whole flow is involved, so a full
-        # close leaves cost at exactly zero and a plain reduction realises exactly the flow.
-        closed_cost = cost if closed == held else cost * closed / held
-        closing_flow = quote_delta if closed == flowed else quote_delta * closed / flowed
-        self.realized_pnl += closing_flow - closed_cost
-        self.cost = cost - closed_cost
-        self.qty = qty - closed.copy_sign(qty)
-        opening = flowed - closed
-        if opening:
-            # A flip: the remainder opens a position on the other side at its share of the flow.
-            self.qty = opening.copy_sign(base_delta)
-            self.cost = -(quote_delta - closing_flow)
+        if flowed <= held:
+            # The whole flow closes: its share of the cost is exact when it is the whole
+            # position (cost left at exactly zero), and the flow itself is realised.
+            closed_cost = cost if flowed == held else cost * flowed / held
+            self.realized_pnl += quote_delta - closed_cost
+            self.cost = cost - closed_cost
+            self.qty = qty + base_delta  # opposite signs: |qty| less the flow
+            return
+        # A flip: the whole position closes at its share of the flow, and the remainder
+        # opens the other side at the rest of the flow.
+        closing_flow = quote_delta * held / flowed
+        self.realized_pnl += closing_flow - cost
+        self.qty = qty + base_delta  # the remainder, with the flow's sign
+        self.cost = -(quote_delta - closing_flow)

@@ -5,6 +5,7 @@ so concurrent submissions cannot race past a limit that only filled positions wo
 Each denial carries a stable reason code that the engine journals, counts and answers with.
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
@@ -32,6 +33,7 @@ class Exposure(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     free_base: Decimal
     # A margin account (net position may go short) checks margin, not free balances.
     margin_leverage: Decimal | None = None
+    # Read only for an order that `needs_margin`: the engine values it for those alone.
     equity: Decimal = Decimal(0)
 
 
@@ -48,11 +50,62 @@ class Denial(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+Check = Callable[[OrderIntent, SymbolLimits, int | None, Exposure], "Denial | None"]
+
+
 def pre_trade(
     order: OrderIntent, limits: SymbolLimits, max_open_total: int | None, exposure: Exposure
 ) -> Denial | None:
     """The first limit `order` breaks, or None if it fits them all."""
-    for check in (_size, _notional, _price_band, _open_orders, _position, _balance):
+    return run_checks(checks_for(limits, max_open_total), order, limits, max_open_total, exposure)
+
+
+def worst_position(
+    order: OrderIntent, position_qty: Decimal, open_buy_qty: Decimal, open_sell_qty: Decimal
+) -> Decimal:
+    """The position if this order and every open one on its side filled: the worst case."""
+    if order.side is BUY:
+        return position_qty + open_buy_qty + order.qty
+    return position_qty - open_sell_qty - order.qty
+
+
+def needs_margin(
+    order: OrderIntent, position_qty: Decimal, open_buy_qty: Decimal, open_sell_qty: Decimal
+) -> bool:
+    """Whether `order` could leave a margin account holding more than it holds now: only
+    such an order has its margin checked against the equity (`_margin`)."""
+    worst = worst_position(order, position_qty, open_buy_qty, open_sell_qty)
+    return abs(worst) > abs(position_qty)
+
+
+def checks_for(limits: SymbolLimits, max_open_total: int | None) -> tuple[Check, ...]:
+    """The checks that can deny an order under these limits, in the order they run. A
+    check whose limits are all None passes every order, so it is left out: the risk
+    engine works this out once per set of limits, not on every order."""
+    checks: list[Check] = []
+    if limits.min_qty is not None or limits.max_qty is not None:
+        checks.append(_size)
+    if limits.min_notional is not None or limits.max_notional is not None:
+        checks.append(_notional)
+    if limits.price_band_pct is not None:
+        checks.append(_price_band)
+    if limits.max_open_orders is not None or max_open_total is not None:
+        checks.append(_open_orders)
+    if limits.max_position_qty is not None or limits.max_position_notional is not None:
+        checks.append(_position)
+    checks.append(_balance)  # funds or margin: always checked
+    return tuple(checks)
+
+
+def run_checks(
+    checks: tuple[Check, ...],
+    order: OrderIntent,
+    limits: SymbolLimits,
+    max_open_total: int | None,
+    exposure: Exposure,
+) -> Denial | None:
+    """The first denial of `checks` (from `checks_for(limits, max_open_total)`)."""
+    for check in checks:
         denial = check(order, limits, max_open_total, exposure)
         if denial is not None:
             return denial
@@ -131,10 +184,9 @@ def _position(
     """The position if this order and every open one on its side filled: the worst case."""
     if limits.max_position_qty is None and limits.max_position_notional is None:
         return None
-    if order.side is BUY:
-        worst = exposure.position_qty + exposure.open_buy_qty + order.qty
-    else:
-        worst = exposure.position_qty - exposure.open_sell_qty - order.qty
+    worst = worst_position(
+        order, exposure.position_qty, exposure.open_buy_qty, exposure.open_sell_qty
+    )
     if limits.max_position_qty is not None and abs(worst) > limits.max_position_qty:
         return Denial(
             reason=DenialReason.MAX_POSITION_EXCEEDED,
@@ -175,14 +227,15 @@ def _balance(
 def _margin(order: OrderIntent, exposure: Exposure, leverage: Decimal) -> Denial | None:
     """A margin account may hold a position worth up to `leverage` times its equity, in
     the worst case of every open order on the order's side filling too."""
-    if order.side is BUY:
-        worst = exposure.position_qty + exposure.open_buy_qty + order.qty
-    else:
-        worst = exposure.position_qty - exposure.open_sell_qty - order.qty
+    worst = worst_position(
+        order, exposure.position_qty, exposure.open_buy_qty, exposure.open_sell_qty
+    )
     size = abs(worst)
+    if size <= abs(exposure.position_qty):
+        return None  # no larger than now: nothing more to hold margin for
     need = size * (exposure.mark or order.price)
     allowed = exposure.equity * leverage
-    if need > allowed and size > abs(exposure.position_qty):
+    if need > allowed:
         return Denial(
             reason=DenialReason.INSUFFICIENT_MARGIN,
             message=f"a position worth {need} would exceed {allowed} "

@@ -10,8 +10,14 @@ import msgspec
 
 from veloz.model.enums import TradingMode
 from veloz.model.errors import DenialReason
-from veloz.risk.checks import Denial, Exposure, OrderIntent, pre_trade
-from veloz.risk.limits import LoadedLimits, RiskLimitsError, builtin_limits, load_limits
+from veloz.risk.checks import Check, Denial, Exposure, OrderIntent, checks_for, run_checks
+from veloz.risk.limits import (
+    LoadedLimits,
+    RiskLimitsError,
+    SymbolLimits,
+    builtin_limits,
+    load_limits,
+)
 from veloz.risk.portfolio_risk import historical_var, returns
 from veloz.risk.rate import TokenBucket
 
@@ -41,6 +47,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
 class RiskEngine:
     def __init__(self, config: RiskConfig, now_ns: Callable[[], int]) -> None:
         self._loaded = config.limits or builtin_limits()
+        # Per symbol, its limits and the checks that can deny under them (`checks_for`),
+        # worked out on the symbol's first order after each (re)load of the limits.
+        self._plans: dict[str, tuple[SymbolLimits, tuple[Check, ...]]] = {}
         self._limits_path = config.limits_path
         self._bucket = (
             TokenBucket(config.order_rate_limit, now_ns) if config.order_rate_limit else None
@@ -87,6 +96,7 @@ class RiskEngine:
         if self._limits_path is None:
             raise RiskLimitsError("no risk limits file is configured (VELOZ_RISK_LIMITS_FILE)")
         self._loaded = load_limits(Path(self._limits_path))
+        self._plans.clear()
         return self._loaded
 
     def check(self, order: OrderIntent, mode: TradingMode, exposure: Exposure) -> Denial | None:
@@ -104,5 +114,13 @@ class RiskEngine:
                 message=f"more than {self._bucket.rate_per_s:g} orders/s; retry in "
                 f"{self._bucket.retry_after_s():.3f} s",
             )
+        symbol_limits, checks = self._plans.get(order.symbol) or self._plan(order.symbol)
+        max_open_total = self._loaded.limits.max_open_orders
+        return run_checks(checks, order, symbol_limits, max_open_total, exposure)
+
+    def _plan(self, symbol: str) -> tuple[SymbolLimits, tuple[Check, ...]]:
         limits = self._loaded.limits
-        return pre_trade(order, limits.for_symbol(order.symbol), limits.max_open_orders, exposure)
+        symbol_limits = limits.for_symbol(symbol)
+        checks = checks_for(symbol_limits, limits.max_open_orders)
+        self._plans[symbol] = (symbol_limits, checks)
+        return symbol_limits, checks

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from veloz.model.enums import OrderSide
-from veloz.risk.checks import Exposure, OrderIntent, pre_trade
+from veloz.risk.checks import Exposure, OrderIntent, checks_for, needs_margin, pre_trade
 from veloz.risk.limits import SymbolLimits
 from veloz.risk.rate import TokenBucket
 
@@ -126,6 +126,30 @@ def test_free_balance_after_what_open_orders_hold():
         reason(intent("5.01", side=SELL), SymbolLimits(), seen=exposure(free_base=D(5)))
         == "insufficient_balance"
     )
+
+
+def test_only_the_checks_a_limit_is_set_for_run_and_the_balance_check_always():
+    assert [check.__name__ for check in checks_for(SymbolLimits(), None)] == ["_balance"]
+    limits = SymbolLimits(max_qty=D(1), price_band_pct=D(5), max_position_notional=D(9))
+    assert [check.__name__ for check in checks_for(limits, 3)] == [
+        "_size",
+        "_price_band",
+        "_open_orders",
+        "_position",
+        "_balance",
+    ]
+
+
+def test_margin_is_checked_only_for_an_order_that_grows_the_position():
+    # Long 1 with no equity valued: flipping to short 1 holds no more, so it passes; going
+    # short 1.5 needs margin, and is checked against the equity.
+    margin = {"margin_leverage": D(1), "position_qty": D(1)}
+    flip, beyond = intent("2", side=SELL, limit=False), intent("2.5", side=SELL, limit=False)
+    assert not needs_margin(flip, D(1), D(0), D(0))
+    assert needs_margin(beyond, D(1), D(0), D(0))
+    assert reason(flip, SymbolLimits(), seen=exposure(**margin)) is None
+    assert reason(beyond, SymbolLimits(), seen=exposure(**margin)) == "insufficient_margin"
+    assert reason(beyond, SymbolLimits(), seen=exposure(**margin, equity=D(150))) is None
 
 
 def test_the_bucket_allows_a_burst_of_the_rate_then_holds_to_it():

@@ -297,7 +297,13 @@ class SimExchange:
             qty = available if available < order.qty else order.qty  # min(order.qty, available)
             if qty > ZERO:
                 self._liquidity.take(quote, side, qty)
-                price = taker_price(side, quote, self._slippage, order.price)
+                # A MARKET order takes the touch with slippage: the price `_accept` just
+                # locked its funds at, from this same quote.
+                price = (
+                    order.lock_price
+                    if order.price is None
+                    else taker_price(side, quote, self._slippage, order.price)
+                )
                 self._fill(order, instrument, qty, price, TAKER)
         elif order.time_in_force is FOK:
             self._expire(order, "fok_not_fillable")
@@ -363,16 +369,19 @@ class SimExchange:
             release = hold(order, instrument, qty)[1]
             if locked < release:  # min(share, locked)
                 release = locked
+            order.locked = locked - release
         else:
             # Nothing left to release (always, in a margin account): min(share, locked) is
             # `locked` itself, as a share is never negative.
             release = locked
-        order.locked = locked - release
+        paid_delta, received_delta = -paid_qty, received_qty
         fee, fee_asset = fill.fee, fill.fee_asset
-        paid_fee = fee if fee_asset == paid else ZERO
-        received_fee = fee if fee_asset == received else ZERO
-        self._balances.settle(paid, -paid_qty - paid_fee, release=release)
-        self._balances.settle(received, received_qty - received_fee)
+        if fee_asset == paid:
+            paid_delta -= fee
+        elif fee_asset == received:
+            received_delta -= fee
+        self._balances.settle(paid, paid_delta, release=release)
+        self._balances.settle(received, received_delta)
 
     def _expire(self, order: SimOrder, reason: str) -> None:
         self._finish(order, OrderStatus.EXPIRED, reason)
@@ -385,8 +394,9 @@ class SimExchange:
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str = "") -> None:
         """Make the order final and give back whatever it still holds."""
         order.status, order.reason = status, reason
-        self._balances.unlock(order.lock_asset, order.locked)
-        order.locked = ZERO
+        if order.locked:  # nothing left after a full fill, nor ever in a margin account
+            self._balances.unlock(order.lock_asset, order.locked)
+            order.locked = ZERO
         self._remember_final(order)
 
     def _remember_final(self, order: SimOrder) -> None:

@@ -18,6 +18,9 @@ import msgspec
 from veloz.model.market import PriceBar
 from veloz.strategy.base import POSITIVE, Strategy, StrategyParams, require_positive
 
+# Compared with a Decimal zero: against the int 0 each comparison converts it.
+ZERO = Decimal(0)
+
 
 class EmaCrossParams(StrategyParams, frozen=True, kw_only=True):
     fast: Annotated[int, msgspec.Meta(ge=1, le=10_000, description="fast EMA period (bars)")] = 10
@@ -48,6 +51,10 @@ class EmaCross(Strategy):
         assert isinstance(params, EmaCrossParams)
         self._fast_alpha = 2.0 / (params.fast + 1)
         self._slow_alpha = 2.0 / (params.slow + 1)
+        # The weight each EMA keeps of itself, `1 - alpha`: the same float on every bar,
+        # worked out once.
+        self._fast_keep = 1.0 - self._fast_alpha
+        self._slow_keep = 1.0 - self._slow_alpha
         self._slow_period = params.slow
         self._qty = params.qty
         self._closes = 0
@@ -61,9 +68,8 @@ class EmaCross(Strategy):
         prev_fast, prev_slow = self._fast, self._slow
         if closes == 1:
             prev_fast = prev_slow = close  # seeded, then updated with the same close
-        fast_alpha, slow_alpha = self._fast_alpha, self._slow_alpha
-        fast = self._fast = fast_alpha * close + (1.0 - fast_alpha) * prev_fast
-        slow = self._slow = slow_alpha * close + (1.0 - slow_alpha) * prev_slow
+        fast = self._fast = self._fast_alpha * close + self._fast_keep * prev_fast
+        slow = self._slow = self._slow_alpha * close + self._slow_keep * prev_slow
         # Ready after `slow` closes; compared once it was ready on the previous bar too.
         if closes <= self._slow_period:
             return
@@ -74,7 +80,7 @@ class EmaCross(Strategy):
 
     def _target(self, target: Decimal) -> None:
         delta = target - self.ctx.position()
-        if delta > 0:
+        if delta > ZERO:
             self.ctx.buy_market(delta)
-        elif delta < 0:
+        elif delta < ZERO:
             self.ctx.sell_market(-delta)
