@@ -48,6 +48,7 @@ HANDBOOK = {
     "VelozOrphanOrders",
     "VelozRedisLagging",
     "VelozGatewayLagging",
+    "VelozGatewayAuditStuck",
 }
 
 
