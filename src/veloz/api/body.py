@@ -29,13 +29,21 @@ _object = msgspec.json.Decoder(dict[str, Any])
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def is_form(content_type: str) -> bool:
+    """A `Content-Type` header's value names a form (else the body is read as JSON)."""
+    return content_type.split(";", maxsplit=1)[0].strip().lower() in _FORM_TYPES
+
+
 async def read_fields(request: AnyRequest, *, required: bool = True) -> dict[str, Any]:
     """The body's fields: a JSON object, or a form. An empty body is `{}` unless required."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in _FORM_TYPES:
+    if is_form(request.headers.get("content-type", "")):
         form = await request.form()
         return {key: form.get(key) for key in form}
-    raw = await request.body()
+    return json_fields(await request.body(), required=required)
+
+
+def json_fields(raw: bytes, *, required: bool = True) -> dict[str, Any]:
+    """A JSON body's fields; an empty body is `{}` unless required."""
     if not raw.strip():
         if required:
             raise CommandRejected(

@@ -115,15 +115,33 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
+class ErrorAnswer(msgspec.Struct, frozen=True):
+    """What an error is answered with: status, body and extra headers."""
+
+    status: int
+    body: ErrorBody
+    headers: dict[str, str]
+
+
+def domain_answer(exc: VelozError) -> ErrorAnswer:
     status = http_status(exc.code)
     retry_after = getattr(exc, "retry_after_s", 0)
     headers = {"retry-after": str(max(1, round(retry_after + 0.5)))} if status == 429 else {}
-    return Response(
-        ErrorBody(exc.code, exc.message, exc.reason), status_code=status, headers=headers
-    )
+    return ErrorAnswer(status, ErrorBody(exc.code, exc.message, exc.reason), headers)
+
+
+def http_answer(exc: HTTPException) -> ErrorAnswer:
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
+    return ErrorAnswer(exc.status_code, ErrorBody(code, str(exc.detail)), {})
+
+
+def domain_error(_: Request[Any, Any, Any], exc: VelozError) -> Response[ErrorBody]:
+    return _response(domain_answer(exc))
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
-    code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
-    return Response(ErrorBody(code, str(exc.detail)), status_code=exc.status_code)
+    return _response(http_answer(exc))
+
+
+def _response(answer: ErrorAnswer) -> Response[ErrorBody]:
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)

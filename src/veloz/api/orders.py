@@ -2,7 +2,6 @@
 
 from typing import Annotated, TypeVar
 
-import structlog
 from litestar import Controller, Response, get, post
 from litestar.params import FromQuery, QueryParameter
 
@@ -10,6 +9,7 @@ from veloz.api.body import AnyRequest, body_operation, read_fields
 from veloz.api.deps import Client
 from veloz.api.errors import MAX_TS_NS, error_responses
 from veloz.api.json import NumberJSONResponse
+from veloz.api.order_entry import OrderEntry, place_order
 from veloz.engine.views.orders import (
     CancelAllAnswer,
     OrderAnswer,
@@ -25,7 +25,6 @@ from veloz.model.commands import (
     SubmitOrder,
     parse_cancel_all_orders,
     parse_cancel_order,
-    parse_submit_order,
 )
 from veloz.model.queries import OrderQuery, TradeQuery, parse_status_filter
 
@@ -43,14 +42,12 @@ class OrdersController(Controller):
         summary="Place an order; answered once it is durable in the journal",
         operation_class=body_operation(SubmitOrder),
         responses=error_responses(409, 413, 422, 423, 429, 503),
+        middleware=[OrderEntry()],
     )
     async def place(self, request: AnyRequest, engine_client: Client) -> OrderAnswer:
-        command = parse_submit_order(await read_fields(request))
-        structlog.contextvars.bind_contextvars(
-            client_order_id=command.client_order_id, symbol=command.symbol
-        )
-        placed = await engine_client.submit_order(command)
-        return OrderAnswer.of(placed.order)
+        # A JSON body is answered by the route's own middleware (`order_entry`) and never
+        # reaches here; a form does.
+        return await place_order(engine_client, await read_fields(request))
 
     @post(
         "/cancel",

@@ -174,3 +174,22 @@ async def test_risk_denials_answer_422_with_the_reason(api, engine):
     assert (body["error"], body["reason"]) == ("risk_rejected", "insufficient_balance")
     assert "needs 5000000" in body["message"] and engine.oms.get("big") is None
     assert engine.stats.rejections["insufficient_balance"] == 1
+
+
+async def test_a_fault_in_the_engine_is_answered_500_in_the_apis_shape(
+    api, engine, monkeypatch, caplog
+):
+    """A bug, not a refusal: logged with its traceback, answered `{"error", "message"}`
+    with the answer's usual headers, never as if the order were placed."""
+
+    def broken(command: object) -> object:
+        raise RuntimeError("a bug in the engine")
+
+    monkeypatch.setattr(engine, "submit", broken)
+    response = await place(api, ORDER, headers={"X-Request-ID": "fault-1"})
+    assert response.status_code == 500, response.text
+    assert response.json() == {"error": "internal_error", "message": "internal error"}
+    assert response.headers["x-request-id"] == "fault-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "a bug in the engine" in caplog.text
+    assert engine.oms.get("a1") is None
