@@ -501,8 +501,9 @@ def _params(body: bytes, scope: Scope) -> dict[str, Any]:
     """The request's parameters for the audit trail: the JSON or form body and the query,
     with secret fields replaced by ***."""
     params: dict[str, Any] = {}
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    params.update({k: v[0] if len(v) == 1 else v for k, v in query.items()})
+    if query_string := scope.get("query_string", b""):
+        query = parse_qs(query_string.decode("latin-1"))
+        params.update({k: v[0] if len(v) == 1 else v for k, v in query.items()})
     if body:
         try:
             decoded = msgspec.json.decode(body)

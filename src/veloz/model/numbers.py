@@ -24,6 +24,7 @@ what is shown is the nearest value at the shown precision, unbiased when many sh
 figures are added up.
 """
 
+import functools
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
@@ -74,6 +75,7 @@ _CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _QUANTUM = [Decimal(1).scaleb(-places) for places in range(19)]
 
 
+@functools.lru_cache(maxsize=4096)  # a few increments, asked for by every decimal shown
 def places_of(increment: Decimal) -> int:
     """0.01 -> 2, 1 -> 0, 10 -> 0."""
     return max(0, -increment.normalize().as_tuple().exponent)  # type: ignore[operator]
