@@ -153,7 +153,6 @@ def create_app(
     app.state.stream_flush_s = stream_flush_interval(settings, gateway)
     # For the order route's fast lane (`order_entry`), which runs before dependencies are.
     app.state.engine_client = client
-    app.state.max_body_bytes = max_body_bytes
     app.state.metrics = metrics
     app.state.memory = memory
     app.state.research_jobs = research_jobs

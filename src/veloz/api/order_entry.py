@@ -11,17 +11,20 @@ answer them (`errors.domain_answer`, `errors.http_answer`).
 """
 
 import logging
+import sys
 from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from veloz.api.body import is_form, json_fields
-from veloz.api.errors import ErrorAnswer, domain_answer, http_answer
+from veloz.api.errors import ErrorAnswer, ErrorBody, domain_answer, http_answer
+from veloz.api.headers import header_pairs
 from veloz.codec import encode_json
 from veloz.engine.client import EngineClient
 from veloz.engine.views.orders import OrderAnswer
@@ -48,8 +51,8 @@ class _Disconnected(Exception):
 
 
 class OrderEntry(ASGIMiddleware):
-    """On `place`, the order route's handler; the app sets `state.engine_client` and
-    `state.max_body_bytes` (`create_app`)."""
+    """On `place`, the order route's handler; the app sets `state.engine_client`
+    (`create_app`), and the body limit is the route's own, as Litestar resolves it."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -57,10 +60,11 @@ class OrderEntry(ASGIMiddleware):
         if is_form(_header(scope, b"content-type")):
             await next_app(scope, receive, send)
             return
-        state = scope["litestar_app"].state
+        route: HTTPRouteHandler = scope["route_handler"]  # type: ignore[assignment]  # POST
+        limit = route.resolve_request_max_body_size()
         try:
-            body = await _read_body(scope, receive, state.max_body_bytes)
-            answer = await place_order(state.engine_client, json_fields(body))
+            body = await _read_body(scope, receive, limit)
+            answer = await place_order(scope["litestar_app"].state.engine_client, json_fields(body))
         except _Disconnected:
             return
         except VelozError as exc:
@@ -73,17 +77,17 @@ class OrderEntry(ASGIMiddleware):
             # What Litestar's handler would have caught: logged with its traceback here,
             # answered in the API's error shape.
             logger.exception("POST /api/order failed")
-            await _answer(
-                send,
-                500,
-                encode_json({"error": ErrorCode.INTERNAL_ERROR, "message": "internal error"}),
-            )
+            internal = ErrorBody(ErrorCode.INTERNAL_ERROR, "internal error")
+            await _answer_error(send, ErrorAnswer(500, internal, {}))
             return
         await _answer(send, 200, encode_json(answer))
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, refused as Litestar refuses it when it is over `limit`."""
+async def _read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes:
+    """The whole body, refused as Litestar refuses it when it is over `limit` (None: no
+    limit)."""
+    if limit is None:
+        limit = sys.maxsize
     announced = _header(scope, b"content-length")
     if announced.isdigit() and int(announced) > limit:
         raise RequestEntityTooLarge
@@ -110,8 +114,7 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 async def _answer_error(send: Send, error: ErrorAnswer) -> None:
-    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    await _answer(send, error.status, encode_json(error.body), extra)
+    await _answer(send, error.status, encode_json(error.body), header_pairs(error.headers))
 
 
 async def _answer(
