@@ -7,7 +7,7 @@ the request is on its way; their outcome arrives later as reports.
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -98,3 +98,14 @@ class Venue(Protocol):
     async def ping(self) -> float:
         """Round-trip time to the venue in seconds; raises if unreachable."""
         ...
+
+
+@runtime_checkable
+class QueueingVenue(Venue, Protocol):
+    """A venue that queues requests itself and answers them later (the simulated one):
+    handing it a request cannot wait on anything, so it takes requests at once, in the
+    order they are handed over, without a task each. A refusal (not connected) raises."""
+
+    def submit_nowait(self, order: VenueOrder) -> None: ...
+
+    def cancel_nowait(self, client_order_id: str, symbol: str) -> None: ...

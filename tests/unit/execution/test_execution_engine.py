@@ -142,3 +142,36 @@ async def test_drain_waits_for_answers_not_only_for_the_queue():
 def test_the_bound_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         ExecutionEngine(SlowVenue(), lambda coid, exc: None, max_in_flight=0)  # type: ignore[arg-type]
+
+
+async def test_a_queueing_venue_takes_each_request_at_once_in_order(make_rig):
+    rig = make_rig()
+    await rig.venue.connect()
+    engine = ExecutionEngine(rig.venue, lambda coid, exc: None)
+    # No worker started: the sim venue is handed requests directly, not through tasks.
+    rig.quote("49990", "50010")
+    engine.send_order(rig.request(OrderSide.BUY, "0.01", "49000", client_order_id="a"))
+    engine.send_cancel("a", "BTCUSDT")
+    engine.send_order(rig.request(OrderSide.BUY, "0.01", "48000", client_order_id="b"))
+    assert engine.sent_orders == 2 and engine.sent_cancels == 1 and engine.in_flight == 0
+    await rig.wait(lambda r: r.client_order_id == "b")
+    assert rig.kinds("a") == ["OrderAccepted", "OrderCancelled"]
+    assert rig.kinds("b") == ["OrderAccepted"]
+    await asyncio.wait_for(engine.drain(), 1)
+    await rig.venue.close()
+
+
+async def test_a_queueing_venue_that_refuses_reports_the_error_on_a_later_iteration(make_rig):
+    rig = make_rig()  # never connected: the venue refuses every request
+    failures: list[tuple[str, str]] = []
+    engine = ExecutionEngine(rig.venue, lambda coid, exc: failures.append((coid, str(exc))))
+    engine.send_order(rig.request(OrderSide.BUY, "0.01", "49000", client_order_id="a"))
+    engine.send_cancel("b", "BTCUSDT")
+    # The caller is still handing over its batch: nothing is reported from inside it.
+    assert failures == []
+    await asyncio.sleep(0)
+    assert failures == [
+        ("a", "sim venue is not connected"),
+        ("b", "sim venue is not connected"),
+    ]
+    assert engine.send_errors == 2 and engine.sent_orders == 0 and engine.sent_cancels == 0

@@ -120,6 +120,14 @@ class SimVenue:
     async def cancel(self, client_order_id: str, symbol: str) -> None:
         self._enqueue(_CancelRequest(client_order_id, symbol))
 
+    # QueueingVenue: the ExecutionEngine hands requests over without a task each.
+
+    def submit_nowait(self, order: VenueOrder) -> None:
+        self._enqueue(order)
+
+    def cancel_nowait(self, client_order_id: str, symbol: str) -> None:
+        self._enqueue(_CancelRequest(client_order_id, symbol))
+
     async def query(self, client_order_id: str, symbol: str) -> VenueOrderState | None:
         self._require_connected()
         return self._exchange.query(client_order_id, symbol)
