@@ -32,7 +32,7 @@ from litestar.types import (
 )
 
 from veloz.api.errors import http_status
-from veloz.api.headers import header_pairs, set_headers
+from veloz.api.headers import header_pairs, request_headers, set_headers
 from veloz.api.request_context import request_id_of
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthError, AuthService, Principal, gateway_token
@@ -246,7 +246,7 @@ class AccessControl(ASGIMiddleware):
         websocket = scope["type"] == ScopeType.WEBSOCKET
         method = "WS" if websocket else str(scope.get("method", "GET"))
         route = str(scope.get("path_template", scope.get("path", "")))
-        headers = _headers(scope)
+        headers = request_headers(scope)
         call = _Call(
             scope,
             method,
@@ -491,10 +491,6 @@ class AccessControl(ASGIMiddleware):
                 self._record_audit(record)
             except Exception:  # the request is answered regardless: the log line has it
                 audit_log.exception("audit record of %s not kept", record.action)
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def _params(body: bytes, scope: Scope) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from veloz.api.body import is_form, json_fields
 from veloz.api.errors import ErrorAnswer, ErrorBody, domain_answer, http_answer
-from veloz.api.headers import header_pairs
+from veloz.api.headers import header_pairs, request_header
 from veloz.codec import encode_json
 from veloz.engine.client import EngineClient
 from veloz.engine.views.orders import OrderAnswer
@@ -57,7 +57,7 @@ class OrderEntry(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if is_form(_header(scope, b"content-type")):
+        if is_form(request_header(scope, b"content-type")):
             await next_app(scope, receive, send)
             return
         route: HTTPRouteHandler = scope["route_handler"]  # type: ignore[assignment]  # POST
@@ -88,7 +88,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes
     limit)."""
     if limit is None:
         limit = sys.maxsize
-    announced = _header(scope, b"content-length")
+    announced = request_header(scope, b"content-length")
     if announced.isdigit() and int(announced) > limit:
         raise RequestEntityTooLarge
     chunks: list[bytes] = []
@@ -104,13 +104,6 @@ async def _read_body(scope: Scope, receive: Receive, limit: int | None) -> bytes
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
 
 
 async def _answer_error(send: Send, error: ErrorAnswer) -> None:

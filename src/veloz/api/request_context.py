@@ -12,7 +12,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from veloz.api.headers import set_headers
+from veloz.api.headers import request_header, set_headers
 
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A new id is this process's random prefix and a counter (32 hex digits, as a uuid4's):
@@ -34,7 +34,7 @@ class RequestContext(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        given = request_header(scope, b"x-request-id")
         request_id = given if _ACCEPTABLE_ID.fullmatch(given) else new_request_id()
         scope.setdefault("state", {})[_STATE_KEY] = request_id
         echoed = [(b"x-request-id", request_id.encode("latin-1"))]

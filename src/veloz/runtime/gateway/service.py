@@ -19,6 +19,7 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from veloz.api.app import create_app
+from veloz.api.headers import request_headers
 from veloz.auth.service import AuthService, gateway_token
 from veloz.codec import encode_json
 from veloz.config import Settings
@@ -78,7 +79,7 @@ def gateway_asgi(
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         client = scope.get("client")
         chain = [h for h in (headers.get("x-forwarded-for", ""),) if h]
         chain.append(client[0] if client else "unknown")
