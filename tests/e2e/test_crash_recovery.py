@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +42,8 @@ class Round:
         # Three lines in four are orders; kill well before the last of them is acked.
         self.kill_after = rng.randint(20, WRITERS * ORDERS_PER_WRITER * 3 // 4 - 60)
         self.killed = threading.Event()
+        # The engine's child processes when it was killed (its journal's sync helper).
+        self.children: list[int] = []
         self._write_lock = threading.Lock()
         self._round = round_no
         self._rng = random.Random(rng.random())
@@ -101,7 +104,31 @@ class Round:
                 self.acked.add(event["client_order_id"])
                 if len(self.acked) >= self.kill_after and not self.killed.is_set():
                     self.killed.set()
+                    self.children = _children(self.process.pid)
                     self.process.kill()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _assert_exit(pids: list[int], message: str) -> None:
+    """Each of `pids` (no longer our children: init reaps them) is gone within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if _running(pid)]
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{message}: {alive}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _final_state(wal_dir: Path, acked: set[str]) -> tuple[dict[str, Any], dict[str, Any], int]:
@@ -173,6 +200,8 @@ def test_every_acknowledged_order_survives_kill_9(tmp_path: Path):
         crash.run()
         assert crash.killed.is_set(), f"seed {seed}: round {round_no} ended before the kill"
         assert crash.process.returncode == -9
+        assert crash.children, "the engine had no sync helper"
+        _assert_exit(crash.children, f"seed {seed}: a child outlived the killed engine")
         acked |= crash.acked
 
     states, status, exit_code = _final_state(wal_dir, acked)

@@ -67,15 +67,24 @@ class Engine:
         return ready["components"]["database"]  # type: ignore[no-any-return]
 
     def projector_pid(self) -> int | None:
+        # The engine's children: the projector and the journal's sync helper.
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         pids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return pids[0] if pids else None
+        projectors = [pid for pid in pids if b"projector" in _cmdline(pid)]
+        return projectors[0] if projectors else None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         self.process.wait(timeout=60)
         self.log.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it has exited meanwhile
+        return b""
 
 
 @contextmanager

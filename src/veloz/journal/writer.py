@@ -2,9 +2,16 @@
 
 `append` frames an entry, gives it the next sequence number and queues it; it returns at
 once with the sequence and a future that completes when the entry is durable. One flusher
-task writes whatever has queued since the last write in a single `write` + `fdatasync` on
-a dedicated thread, so entries that arrive while a sync is in flight share the next one:
-throughput is batches per second times batch size, not one entry per fsync.
+task writes whatever has queued since the last write in a single `write` and makes it
+durable with one `fdatasync`, so entries that arrive while a sync is in flight share the
+next one: throughput is batches per second times batch size, not one entry per fsync.
+
+Where: the `write` on the event loop (a copy into the page cache, microseconds), the
+`fdatasync` in the sync helper process (`sync_helper.py`: a thread would contend for the
+GIL with the order path). A batch that rotates the segment, or is larger than
+`INLINE_WRITE_BYTES` (a checkpoint of a big book), is written on the writer's thread
+instead, so the loop never waits on an fsync or a long copy; if the helper is gone the
+thread syncs too.
 
 With `sync=False` the future completes once the bytes are in the OS (a process crash loses
 nothing) and `fdatasync` runs every `flush_interval_ms` (a power loss may lose that window).
@@ -16,6 +23,7 @@ its numbered name when it reaches the marker.
 """
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -35,7 +43,13 @@ from veloz.journal.segments import (
     segment_name,
 )
 from veloz.journal.stats import JournalStats
+from veloz.journal.sync_helper import SyncHelper, SyncHelperGone
 from veloz.model.errors import ErrorCode, VelozError
+
+logger = logging.getLogger(__name__)
+
+# A batch up to this size is written on the event loop; a larger one on the thread.
+INLINE_WRITE_BYTES = 1024 * 1024
 
 
 class JournalConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +119,11 @@ class JournalWriter:
         self._pending: list[bytes | _Rotate] = []
         self._pending_future: BatchDurability | None = None
         self._pending_entries = 0
+        self._pending_bytes = 0
+        self._pending_rotates = False
+        # Bumped at each rotation: tells the sync helper to open the new segment.
+        self._generation = 0
+        self._sync_helper: SyncHelper | None = None
         self._inflight: BatchDurability | None = None
         self._failure: str | None = None
         self._closing = False
@@ -145,6 +164,11 @@ class JournalWriter:
         self._mark = DurableMarkWriter(self._dir)
         self._mark.publish(self.durable_seq)
         fsync_directory(self._dir)
+        if self._config.sync:
+            try:
+                self._sync_helper = SyncHelper(self._dir)
+            except OSError as exc:
+                logger.error("journal sync helper not started (%s); syncing on a thread", exc)
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_loop(), name="veloz-journal-flusher"
         )
@@ -173,6 +197,9 @@ class JournalWriter:
             self._fd = -1
         if self._mark is not None:
             self._mark.close()
+        if self._sync_helper is not None:
+            self._sync_helper.close()
+            self._sync_helper = None
         self._executor.shutdown(wait=True)
         self._lock.release()
 
@@ -230,7 +257,10 @@ class JournalWriter:
         self._pending.append(frame)
         if isinstance(frame, bytes):
             self._pending_entries += 1
+            self._pending_bytes += len(frame)
             self._segment_bytes += len(frame)
+        else:
+            self._pending_rotates = True
 
     def _queue_rotation(self, ts_ns: int) -> None:
         finished = self._segment_first_seq
@@ -262,22 +292,36 @@ class JournalWriter:
                 self._wakeup.clear()
                 continue
             items, future, entries = self._pending, self._pending_future, self._pending_entries
+            on_thread = self._pending_rotates or self._pending_bytes > INLINE_WRITE_BYTES
             self._pending, self._pending_future, self._pending_entries = [], None, 0
+            self._pending_bytes, self._pending_rotates = 0, False
             last_seq = self._next_seq - 1  # every entry up to here is in `items` or before
             assert future is not None
             self._inflight = future
             try:
-                await loop.run_in_executor(
-                    self._executor, self._write_batch, items, entries, last_seq
-                )
+                if on_thread:
+                    written = await loop.run_in_executor(self._executor, self._write_items, items)
+                else:
+                    written = self._write_items(items)
+                if self._config.sync:
+                    await self._make_durable()
+                else:
+                    self._dirty = True
+                # Readers in other processes go as far as this; published once durable.
+                if self._mark is not None:
+                    self._mark.publish(last_seq)
             except OSError as exc:
                 self._fail(exc, future)
                 return
             self._inflight = None
             self.durable_seq = last_seq
+            self._stats.batch_size.observe(entries)
+            self._stats.entries_written += entries
+            self._stats.bytes_written += written
             future.set_result(None)
 
-    def _write_batch(self, items: list[bytes | _Rotate], entries: int, last_seq: int) -> None:
+    def _write_items(self, items: list[bytes | _Rotate]) -> int:
+        """Write a batch, rotating where it says so; returns the bytes written."""
         chunk: list[bytes] = []
         written = 0
         for item in items:
@@ -287,19 +331,21 @@ class JournalWriter:
                 self._rotate(item)
             else:
                 chunk.append(item)
-        written += self._write_all(b"".join(chunk))
-        if self._config.sync:
-            started = time.perf_counter()
-            os.fdatasync(self._fd)
-            self._stats.fsync_seconds.observe(time.perf_counter() - started)
-        else:
-            self._dirty = True
-        # Readers in other processes go as far as this; published only once synced.
-        if self._mark is not None:
-            self._mark.publish(last_seq)
-        self._stats.batch_size.observe(entries)
-        self._stats.entries_written += entries
-        self._stats.bytes_written += written
+        return written + self._write_all(b"".join(chunk))
+
+    async def _make_durable(self) -> None:
+        helper = self._sync_helper
+        if helper is not None:
+            try:
+                seconds = await helper.sync(self._generation)
+            except SyncHelperGone as exc:
+                logger.error("journal sync helper lost (%s); syncing on a thread from now", exc)
+                self._sync_helper = None
+                helper.close()
+            else:
+                self._stats.fsync_seconds.observe(seconds)
+                return
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._timed_sync)
 
     def _write_all(self, data: bytes) -> int:
         view = memoryview(data)
@@ -315,6 +361,7 @@ class JournalWriter:
         os.rename(self._dir / CURRENT_NAME, finished)
         self._fd = os.open(self._dir / CURRENT_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         fsync_directory(self._dir)
+        self._generation += 1
         self._stats.rotations += 1
         self._apply_retention(marker.keep_from_seq, marker.reader_floor_seq)
 
