@@ -510,9 +510,14 @@ def _params(body: bytes, scope: Scope) -> dict[str, Any]:
     return {k: "***" if k.lower() in SECRET_PARAMS else _storable(v) for k, v in params.items()}
 
 
+_PLAIN = frozenset({str, float, bool, type(None)})
+
+
 def _storable(value: Any) -> Any:
     """`value` with integers too large for the stores' encodings (beyond 64 bits) as text:
     a client may send anything, and its audit record must still be kept."""
+    if type(value) in _PLAIN:  # most of every order's fields: nothing to look into
+        return value
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
