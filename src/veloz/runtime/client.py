@@ -85,11 +85,9 @@ class LocalEngineClient:
         return [self._answered(ack) for ack in await self._engine.cancel_all(command.symbol)]
 
     def _answered(self, ack: OrderAck) -> OrderView:
-        """The order an acknowledgement is about, as it stands now: the engine answers
-        and the caller resumes in one step of the loop, so nothing changed it since."""
-        order = self._engine.oms.get(ack.client_order_id)
-        assert order is not None, f"acknowledged order {ack.client_order_id} is not held"
-        return OrderView.of(order)
+        """The order an acknowledgement is about, as it stands now (for one submit or
+        cancel, as it was acknowledged: the caller resumes in the same step of the loop)."""
+        return OrderView.of(ack.order)
 
     async def order(self, client_order_id: str) -> OrderView:
         order = self._engine.oms.get(client_order_id)

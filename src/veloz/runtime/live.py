@@ -136,6 +136,10 @@ class OrderAck(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     status: OrderStatus
     venue_order_id: str | None = None
     created: bool = True
+    # The order itself (it goes on changing), for an answer built after the engine may
+    # have let go of it: `cancel_all` answers once its last cancel is durable, and an
+    # order cancelled early may be final and retired from memory by then.
+    order: Order
 
 
 class LiveEngine:
@@ -797,4 +801,5 @@ def _ack(order: Order, *, created: bool) -> OrderAck:
         status=order.status,
         venue_order_id=order.venue_order_id,
         created=created,
+        order=order,
     )
