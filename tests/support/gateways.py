@@ -156,6 +156,7 @@ class SseReader:
     def follow(self, base: str) -> None:
         """Read from `base`, resuming after the last id seen (if any)."""
         self.close()
+        self.base = base
         self._stop = threading.Event()
         self.connected = threading.Event()
         self.error = None  # the old connection's end (its gateway killed) is not news
@@ -197,6 +198,13 @@ class SseReader:
             self.error = exc
         finally:
             self.connected.set()
+
+    def resume_if_ended(self) -> None:
+        """What a browser's EventSource does when the server ends a stream (a client
+        that fell a mailbox behind is detached, `api/stream_hub.py`): connect again with
+        the last id seen, to be served the rest from the replay ring."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            self.follow(self.base)
 
     def close(self) -> None:
         self._stop.set()
