@@ -516,9 +516,7 @@ _PLAIN = frozenset({str, float, bool, type(None)})
 def _storable(value: Any) -> Any:
     """`value` with integers too large for the stores' encodings (beyond 64 bits) as text:
     a client may send anything, and its audit record must still be kept."""
-    if type(value) in _PLAIN:  # most of every order's fields: nothing to look into
-        return value
-    if isinstance(value, bool):
+    if type(value) in _PLAIN:  # most of every order's fields, and bool before int
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
