@@ -23,6 +23,7 @@ MAX_DECIMAL_DIGITS = 30
 # Orders of magnitude a price or quantity may span: wide enough for any listed market,
 # narrow enough that grid arithmetic stays exact within Decimal's 28-digit context.
 MIN_EXPONENT, MAX_EXPONENT = -12, 12
+_DIGITS_BOUND = 10**MAX_DECIMAL_DIGITS
 MAX_STRATEGY_ID_LENGTH = 64
 
 # The fields as the request bodies document them (the parsers enforce the same rules).
@@ -122,8 +123,8 @@ def parse_submit_order(fields: Mapping[str, object]) -> SubmitOrder:
     Accepts `type` or `order_type`, `qty`/`price` as numbers or strings. Raises
     CommandRejected(bad_params) naming the first field that is wrong.
     """
-    unknown = sorted(set(fields) - _SUBMIT_FIELDS)
-    if unknown:
+    if not _SUBMIT_FIELDS.issuperset(fields):
+        unknown = sorted(set(fields) - _SUBMIT_FIELDS)
         raise CommandRejected(f"unknown field(s): {', '.join(unknown)}")
     symbol = _required_str(fields, "symbol").upper()
     side = _enum(OrderSide, _required_str(fields, "side").upper(), "side")
@@ -206,17 +207,28 @@ def parse_positive_decimal(value: object, name: str) -> Decimal:
     Floats are taken through their shortest repr (0.1 -> Decimal('0.1')), which is what
     a JSON client meant when it wrote 0.1.
     """
-    if value is None or value == "":
-        raise CommandRejected(f"{name} is required")
-    if isinstance(value, bool):
-        raise CommandRejected(f"{name} must be a number, not a boolean")
+    # Exact types first (every order has two such fields). `short`: the number was read
+    # from at most MAX_DECIMAL_DIGITS characters or is an integer below 10**30, so it
+    # cannot hold too many digits and the costlier count is skipped.
     try:
-        if isinstance(value, Decimal):
-            number = value
+        if type(value) is float:
+            text = repr(value)
+            number, short = Decimal(text), len(text) <= MAX_DECIMAL_DIGITS
+        elif type(value) is int:
+            number, short = Decimal(value), -_DIGITS_BOUND < value < _DIGITS_BOUND
+        elif type(value) is str and value:
+            text = value.strip()
+            number, short = Decimal(text), len(text) <= MAX_DECIMAL_DIGITS
+        elif value is None or value == "":
+            raise CommandRejected(f"{name} is required")
+        elif isinstance(value, bool):
+            raise CommandRejected(f"{name} must be a number, not a boolean")
+        elif isinstance(value, Decimal):
+            number, short = value, False
         elif isinstance(value, (int, str)):
-            number = Decimal(str(value).strip())  # str() of a >4300-digit int: ValueError
+            number, short = Decimal(str(value).strip()), False
         elif isinstance(value, float):
-            number = Decimal(repr(value))
+            number, short = Decimal(repr(value)), False
         else:
             raise CommandRejected(f"{name} must be a number")
     except (InvalidOperation, ValueError):
@@ -225,7 +237,7 @@ def parse_positive_decimal(value: object, name: str) -> Decimal:
         raise CommandRejected(f"{name} must be finite")
     if number <= 0:
         raise CommandRejected(f"{name} must be greater than zero")
-    if len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+    if not short and len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:
         raise CommandRejected(f"{name} has more than {MAX_DECIMAL_DIGITS} significant digits")
     if not MIN_EXPONENT <= number.adjusted() < MAX_EXPONENT:
         raise CommandRejected(

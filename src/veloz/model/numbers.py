@@ -153,15 +153,18 @@ def plain(value: Decimal, places: int | None = None) -> str:
     exactly `places` places."""
     if places is not None and value.is_finite():
         quantum = _QUANTUM[places] if places < len(_QUANTUM) else Decimal(1).scaleb(-places)
-        value = value.quantize(quantum, context=_CONTEXT)
+        value = _CONTEXT.quantize(value, quantum)
     if not value and value.is_signed():
         value = value.copy_abs()  # -0.00 reads 0.00
-    return format(value, "f")
+    # str() is several times cheaper than format() and writes the same digits, except in
+    # scientific notation (a positive exponent, or below 1e-6): then format() is asked.
+    text = str(value)
+    return format(value, "f") if "E" in text else text
 
 
 def ratio(value: Decimal) -> str:
     """A unitless ratio: at most RATIO_PLACES places, no trailing zeros."""
-    rounded = value.quantize(_QUANTUM[RATIO_PLACES], context=_CONTEXT)
+    rounded = _CONTEXT.quantize(value, _QUANTUM[RATIO_PLACES])
     text = format(rounded, "f").rstrip("0").rstrip(".") if rounded else "0"
     return "0" if text in ("", "-0") else text
 

@@ -301,5 +301,31 @@ def test_parse_positive_decimal_accepts_or_refuses_with_command_rejected(value):
 
 
 def test_parse_positive_decimal_refuses_a_huge_int_with_command_rejected():
-    with pytest.raises(CommandRejected):
+    with pytest.raises(CommandRejected, match="more than 30 significant digits"):
         parse_positive_decimal(10**5000, "qty")
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        # Longer than the digits limit as text, within it as digits: counted, accepted.
+        ("  0.00000000001000000000000000000  ", True),
+        (" " * 40 + "5", True),
+        ("1." + "0" * 30, False),  # 31 digits: trailing zeros are significant
+        (10**MAX_DECIMAL_DIGITS - 1, False),  # 30 digits, but 1e29 is out of range
+        (Decimal("1." + "0" * 30), False),  # a Decimal is always counted
+    ],
+)
+def test_digits_are_counted_when_the_text_could_hold_too_many(value, ok):
+    if ok:
+        assert parse_positive_decimal(value, "qty") == Decimal(str(value).strip())
+    else:
+        with pytest.raises(CommandRejected, match=r"significant digits|between"):
+            parse_positive_decimal(value, "qty")
+
+
+def test_an_empty_value_is_missing_and_a_blank_one_is_not_a_number():
+    with pytest.raises(CommandRejected, match="qty is required"):
+        parse_positive_decimal("", "qty")
+    with pytest.raises(CommandRejected, match="qty must be a number, got '   '"):
+        parse_positive_decimal("   ", "qty")

@@ -49,6 +49,10 @@ class OrderAnswer(OrderView, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, order: Order | OrderView) -> "OrderAnswer":
+        if type(order) is OrderView:
+            # The view's fields are the answer's and already typed: copied without the
+            # conversion's checks, about half its cost on every order placed.
+            return cls(**msgspec.structs.asdict(order))
         return msgspec.convert(order, cls, from_attributes=True)
 
 
