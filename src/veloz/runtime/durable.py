@@ -87,7 +87,7 @@ class DurableGate:
         try:
             seq, durable = journal.append(entry_type, payload, event.ts_ns)
         except JournalUnavailable as exc:
-            raise _refused(exc) from None
+            raise refused(exc) from None
         self.last_durable = durable
         if self._bus.has_subscribers:
             # Copied now: the order keeps changing before the batch is durable.
@@ -177,7 +177,7 @@ class DurableGate:
                 core.refuse_cancel(request[0], "journal_unavailable")
 
 
-def _refused(error: JournalUnavailable) -> CommandRejected:
+def refused(error: JournalUnavailable) -> CommandRejected:
     return CommandRejected(error.message, code=ErrorCode.JOURNAL_UNAVAILABLE)
 
 
@@ -186,7 +186,7 @@ async def durable(batch: BatchDurability) -> None:
     try:
         await batch
     except JournalUnavailable as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
 
 
 def _succeeded(future: asyncio.Future[None]) -> bool:

@@ -43,7 +43,7 @@ from veloz.journal.framing import EntryType, Record
 from veloz.journal.recovery import recover
 from veloz.journal.segments import JournalLocked
 from veloz.journal.stats import JournalStats
-from veloz.journal.writer import JournalConfig, JournalWriter
+from veloz.journal.writer import JournalConfig, JournalUnavailable, JournalWriter
 from veloz.market.engine import MarketData, MarketDataConfig, MarketDataEngine
 from veloz.market.replay import ReplayBarSource
 from veloz.market.sim import SimMarketConfig
@@ -66,7 +66,7 @@ from veloz.risk.engine import RiskConfig, RiskEngine
 from veloz.risk.limits import LoadedLimits
 from veloz.risk.watcher import watch_file
 from veloz.runtime.binance import BinanceConfig, BinanceLink
-from veloz.runtime.durable import DurableGate, durable
+from veloz.runtime.durable import DurableGate, durable, refused
 from veloz.runtime.factories import build_market, build_venue
 from veloz.strategy.host import RunningStrategy, StrategyHost, StrategySpec
 
@@ -566,10 +566,14 @@ class LiveEngine:
             if pending is not None:
                 await durable(pending)
             return _ack(order, created=False)
-        # The batch awaited directly: one coroutine less to create and to resume, per order.
+        # The batch awaited here, not through `durable()`: one coroutine less to create and
+        # to resume, per order.
         batch = self.gate.last_durable
         assert batch is not None  # the submission was just appended to it
-        await durable(batch)
+        try:
+            await batch
+        except JournalUnavailable as exc:
+            raise refused(exc) from None
         if self.config.record_latency:
             self.stats.order_latency.observe(time.perf_counter() - started)
         return _ack(order, created=True)

@@ -2,6 +2,7 @@
 idempotency, and every kind of bad input answered 4xx with nothing changed."""
 
 import errno
+import json
 import os
 from typing import Any
 
@@ -94,6 +95,57 @@ async def test_oversize_body_is_413(api, engine):
     response = await place(api, ORDER | {"strategy_id": "x" * 10_000})
     assert response.status_code == 413 and response.json()["error"] == "body_too_large"
     assert len(engine.oms) == 0
+
+
+async def _chunks(body: bytes, size: int) -> Any:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_a_body_in_several_messages_is_read_whole(api, engine):
+    body = json.dumps(ORDER).encode()
+    response = await api.post(
+        "/api/order", content=_chunks(body, 7), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    assert engine.oms.get("a1") is not None
+
+
+async def test_a_body_over_the_limit_in_several_messages_is_413(api, engine):
+    body = json.dumps(ORDER | {"strategy_id": "x" * 10_000}).encode()
+    response = await api.post(
+        "/api/order", content=_chunks(body, 1_000), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["error"] == "body_too_large"
+    assert len(engine.oms) == 0
+
+
+async def test_a_client_gone_before_its_body_is_not_answered(api, engine):
+    sent: list[Any] = []
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/order",
+        "raw_path": b"/api/order",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"veloz.test"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("veloz.test", 80),
+        "state": {},
+    }
+    await api.app(scope, gone, send)
+    assert sent == [] and len(engine.oms) == 0
 
 
 async def test_trading_modes_answer_423_and_cancels_still_work(api, engine):
