@@ -69,12 +69,17 @@ class OrderEntry:
                 await app(scope, receive, send)
                 return
             try:
+                limit = _limit(scope)
+                # Refused before a byte is read (no `100 Continue` for it either).
+                announced = request_header(scope, b"content-length")
+                if announced.isdigit() and int(announced) > limit:
+                    raise RequestEntityTooLarge
                 # Nearly always the whole body in one message.
                 message = await receive()
                 body: bytes = message.get("body", b"")  # type: ignore[assignment]
                 if message["type"] != "http.request" or message.get("more_body", False):
-                    body = await _read_rest(scope, receive, message)
-                elif len(body) > _limit(scope):
+                    body = await _read_rest(receive, message, limit)
+                elif len(body) > limit:
                     raise RequestEntityTooLarge
                 client: EngineClient = scope["litestar_app"].state.engine_client
                 placed = await client.submit_order(order_command(json_fields(body)))
@@ -107,13 +112,9 @@ def _limit(scope: Scope) -> int:
     return sys.maxsize if limit is None else limit
 
 
-async def _read_rest(scope: Scope, receive: Receive, first: ReceiveMessage) -> bytes:
+async def _read_rest(receive: Receive, first: ReceiveMessage, limit: int) -> bytes:
     """The whole body from its `first` message on, refused as Litestar refuses one over
-    the route's limit."""
-    limit = _limit(scope)
-    announced = request_header(scope, b"content-length")
-    if announced.isdigit() and int(announced) > limit:
-        raise RequestEntityTooLarge
+    the route's `limit`."""
     chunks: list[bytes] = []
     size = 0
     message = first

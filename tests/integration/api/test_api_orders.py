@@ -120,16 +120,8 @@ async def test_a_body_over_the_limit_in_several_messages_is_413(api, engine):
     assert len(engine.oms) == 0
 
 
-async def test_a_client_gone_before_its_body_is_not_answered(api, engine):
-    sent: list[Any] = []
-
-    async def gone() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
+def _order_scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -139,13 +131,38 @@ async def test_a_client_gone_before_its_body_is_not_answered(api, engine):
         "raw_path": b"/api/order",
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"host", b"veloz.test"), (b"content-type", b"application/json")],
+        "headers": [(b"host", b"veloz.test"), (b"content-type", b"application/json"), *headers],
         "client": ("127.0.0.1", 5000),
         "server": ("veloz.test", 80),
         "state": {},
     }
-    await api.app(scope, gone, send)
+
+
+async def test_a_client_gone_before_its_body_is_not_answered(api, engine):
+    sent: list[Any] = []
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await api.app(_order_scope(), gone, send)
     assert sent == [] and len(engine.oms) == 0
+
+
+async def test_an_announced_body_over_the_limit_is_413_before_it_is_read(api, engine):
+    sent: list[Any] = []
+
+    async def never_read() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await api.app(_order_scope((b"content-length", b"100000")), never_read, send)
+    assert sent[0]["status"] == 413 and b"body_too_large" in sent[1]["body"]
+    assert len(engine.oms) == 0
 
 
 async def test_trading_modes_answer_423_and_cancels_still_work(api, engine):
