@@ -12,6 +12,7 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute, WebSocketRoute
 
+from tests.support.asgi import http_scope
 from veloz.api.access import PUBLIC, ROUTE_ROLES, required_role, route_template
 from veloz.auth.roles import Role
 from veloz.auth.service import AuthConfig, AuthService, gateway_token
@@ -337,25 +338,14 @@ async def test_every_mutation_leaves_an_audit_row_without_secrets(secured: Secur
 async def test_a_mutation_is_audited_before_the_client_sees_its_answer(secured: Secured):
     """A kill -9 right after the answer must not lose the record of what was done."""
     body = b'{"side":"BUY","symbol":"BTCUSDT","qty":0.01,"price":40000}'
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/order",
-        "raw_path": b"/api/order",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"veloz.test"),
-            (b"content-type", b"application/json"),
-            (b"x-api-key", secured.keys[Role.TRADER].encode()),
-            (b"x-request-id", b"audit-first"),
-        ],
-        "client": CLIENT,
-        "server": ("veloz.test", 80),
-    }
+    scope = http_scope(
+        "POST",
+        "/api/order",
+        (b"content-type", b"application/json"),
+        (b"x-api-key", secured.keys[Role.TRADER].encode()),
+        (b"x-request-id", b"audit-first"),
+        client=CLIENT,
+    )
     audited_at_answer: list[list[str]] = []
 
     async def receive() -> dict[str, object]:

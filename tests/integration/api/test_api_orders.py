@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.asgi import http_scope
 from tests.support.engine import wait_for_status
 from veloz.engine.views.orders import OrderAnswer
 from veloz.journal.framing import EntryType
@@ -121,21 +122,7 @@ async def test_a_body_over_the_limit_in_several_messages_is_413(api, engine):
 
 
 def _order_scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/order",
-        "raw_path": b"/api/order",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"veloz.test"), (b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("veloz.test", 80),
-        "state": {},
-    }
+    return http_scope("POST", "/api/order", (b"content-type", b"application/json"), *headers)
 
 
 async def test_a_client_gone_before_its_body_is_not_answered(api, engine):
