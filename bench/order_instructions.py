@@ -156,13 +156,16 @@ class _Driver:
         async def one_connection() -> None:
             for _ in left:
                 if route == "health":
-                    status = await self._call("GET", "/health", b"")
+                    request = self._call("GET", "/health", b"")
                 else:
                     body = (
                         b'{"side":"BUY","symbol":"BTCUSDT","qty":0.001,"price":40000,'
                         b'"client_order_id":"i%d-%d"}' % (prefix, next(self._ids))
                     )
-                    status = await self._call("POST", "/api/order", body)
+                    request = self._call("POST", "/api/order", body)
+                # A task per request, as uvicorn runs them: what a request binds to its
+                # log context ends with it.
+                status = await asyncio.create_task(request)
                 if status != 200:
                     raise RuntimeError(f"{route} answered {status}")
 
