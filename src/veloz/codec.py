@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect
 
 from veloz.journal.framing import EntryType
 from veloz.model.events import (
@@ -24,7 +25,7 @@ from veloz.model.events import (
     StrategyChanged,
     TradingModeChanged,
 )
-from veloz.model.numbers import render
+from veloz.model.numbers import render, render_flat
 
 ENTRY_TYPE_OF: dict[type[Event], EntryType] = {
     OrderSubmitted: EntryType.OrderNew,
@@ -91,7 +92,51 @@ def decode_msgpack(payload: bytes, kind: type[_T]) -> _T:
 
 def encode_json(value: Any) -> bytes:
     """`value` as JSON, its decimals rendered by the one rule (`numbers.render`)."""
+    kind = type(value)
+    decimals = _FLAT[kind] if kind in _FLAT else _flat_decimals(kind)
+    if decimals is not None:
+        return _json_encoder.encode(render_flat(value, decimals))
     return _json_encoder.encode(render(to_builtins(value)))
+
+
+_SCALARS = (
+    msgspec.inspect.StrType,
+    msgspec.inspect.IntType,
+    msgspec.inspect.FloatType,
+    msgspec.inspect.BoolType,
+    msgspec.inspect.NoneType,
+    msgspec.inspect.EnumType,
+    msgspec.inspect.LiteralType,
+    msgspec.inspect.DecimalType,
+)
+
+
+_FLAT: dict[type, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _flat_decimals(kind: type) -> tuple[tuple[str, str], ...] | None:
+    """For a Struct type whose fields are all scalars: its decimal fields, as (attribute,
+    JSON name) pairs; None for anything else (rendered through `to_builtins`). Worked out
+    once per type."""
+    _FLAT[kind] = None
+    if not issubclass(kind, msgspec.Struct):
+        return None
+    info = msgspec.inspect.type_info(kind)
+    if not isinstance(info, msgspec.inspect.StructType) or info.array_like:
+        return None
+    decimals = []
+    for field in info.fields:
+        options = (
+            field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        )
+        if not all(isinstance(option, _SCALARS) for option in options):
+            return None
+        if any(isinstance(option, msgspec.inspect.DecimalType) for option in options):
+            decimals.append((field.name, field.encode_name))
+    if decimals and kind.__struct_config__.omit_defaults:
+        return None  # a rendered default would no longer be left out
+    _FLAT[kind] = found = tuple(decimals)
+    return found
 
 
 def to_builtins(value: Any) -> Any:

@@ -175,6 +175,30 @@ def render(tree: Any) -> Any:
     return _render(tree, _shown[0])
 
 
+# What a flat Struct's rendering reads of it besides its decimals: the names the
+# precision rules look at (`Precisions.of_field`).
+_CONTEXT_FIELDS = ("symbol", "fee_asset", "asset")
+
+
+def render_flat(value: Any, decimals: tuple[tuple[str, str], ...]) -> Any:
+    """A copy of the Struct `value` with each of its `decimals` ((attribute, JSON name)
+    pairs) that holds a Decimal replaced by its rendered JSON number, by the same rule as
+    `render`; for a Struct whose fields are all scalars, so that it can be encoded as it
+    is instead of built into a dict and walked (an order's answer: about half the cost)."""
+    precisions = _shown[0]
+    holder: dict[str, Any] = {name: getattr(value, name, None) for name in _CONTEXT_FIELDS}
+    changes: dict[str, msgspec.Raw] = {}
+    for attribute, name in decimals:
+        number = getattr(value, attribute)
+        if type(number) is Decimal:
+            holder[name] = number
+            if name in _RATIO:
+                changes[attribute] = _number(ratio(number))
+            else:
+                changes[attribute] = _number(plain(number, precisions.of_field(name, holder)))
+    return msgspec.structs.replace(value, **changes) if changes else value
+
+
 def _number(text: str) -> msgspec.Raw:
     return msgspec.Raw(text.encode())
 
