@@ -25,7 +25,7 @@ from veloz.model.events import (
     StrategyChanged,
     TradingModeChanged,
 )
-from veloz.model.numbers import render, render_flat
+from veloz.model.numbers import CONTEXT_FIELDS, render, render_flat
 
 ENTRY_TYPE_OF: dict[type[Event], EntryType] = {
     OrderSubmitted: EntryType.OrderNew,
@@ -93,9 +93,9 @@ def decode_msgpack(payload: bytes, kind: type[_T]) -> _T:
 def encode_json(value: Any) -> bytes:
     """`value` as JSON, its decimals rendered by the one rule (`numbers.render`)."""
     kind = type(value)
-    decimals = _FLAT[kind] if kind in _FLAT else _flat_decimals(kind)
-    if decimals is not None:
-        return _json_encoder.encode(render_flat(value, decimals))
+    plan = _FLAT[kind] if kind in _FLAT else _flat_plan(kind)
+    if plan is not None:
+        return _json_encoder.encode(render_flat(value, *plan))
     return _json_encoder.encode(render(to_builtins(value)))
 
 
@@ -111,20 +111,22 @@ _SCALARS = (
 )
 
 
-_FLAT: dict[type, tuple[tuple[str, str], ...] | None] = {}
+# (attribute, JSON name) pairs: a flat Struct's decimal fields, then the fields the
+# precision rules read beside them (`numbers.CONTEXT_FIELDS`).
+_FlatPlan = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+_FLAT: dict[type, _FlatPlan | None] = {}
 
 
-def _flat_decimals(kind: type) -> tuple[tuple[str, str], ...] | None:
-    """For a Struct type whose fields are all scalars: its decimal fields, as (attribute,
-    JSON name) pairs; None for anything else (rendered through `to_builtins`). Worked out
-    once per type."""
+def _flat_plan(kind: type) -> _FlatPlan | None:
+    """For a Struct type whose fields are all scalars, what rendering it reads; None for
+    anything else (rendered through `to_builtins`). Worked out once per type."""
     _FLAT[kind] = None
     if not issubclass(kind, msgspec.Struct):
         return None
     info = msgspec.inspect.type_info(kind)
     if not isinstance(info, msgspec.inspect.StructType) or info.array_like:
         return None
-    decimals = []
+    decimals, context = [], []
     for field in info.fields:
         options = (
             field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
@@ -133,10 +135,12 @@ def _flat_decimals(kind: type) -> tuple[tuple[str, str], ...] | None:
             return None
         if any(isinstance(option, msgspec.inspect.DecimalType) for option in options):
             decimals.append((field.name, field.encode_name))
+        if field.encode_name in CONTEXT_FIELDS:
+            context.append((field.name, field.encode_name))
     if decimals and kind.__struct_config__.omit_defaults:
         return None  # a rendered default would no longer be left out
-    _FLAT[kind] = found = tuple(decimals)
-    return found
+    _FLAT[kind] = plan = (tuple(decimals), tuple(context))
+    return plan
 
 
 def to_builtins(value: Any) -> Any:

@@ -111,6 +111,12 @@ class Defaults(msgspec.Struct, omit_defaults=True):
     symbol: str = "BTCUSDT"
 
 
+class SymbolRenamed(msgspec.Struct, rename={"instrument": "symbol", "symbol": "name"}):
+    instrument: str  # JSON "symbol": its precisions apply
+    symbol: str  # JSON "name": not a symbol to the rules
+    price: Decimal
+
+
 class Nested(msgspec.Struct):
     fills: list[Decimal]
 
@@ -123,6 +129,8 @@ class Nested(msgspec.Struct):
         Defaults(),
         Defaults(Decimal("0.1")),
         Nested([Decimal("1E-8"), Decimal("2")]),
+        SymbolRenamed("BTCUSDT", "ETHBTC", Decimal("40000.123")),
+        SymbolRenamed("ETHBTC", "BTCUSDT", Decimal("0.0512345678")),
     ],
 )
 def test_renamed_ratio_defaulted_and_nested_structs_encode_as_their_dicts_render(value):
