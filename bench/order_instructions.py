@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit, figure, record
+from tests.support.asgi import http_scope
 from tests.support.processes import veloz_env
 
 NAME = "order_instructions"
@@ -172,27 +173,13 @@ class _Driver:
         await asyncio.gather(*(one_connection() for _ in range(CONCURRENCY)))
 
     async def _call(self, method: str, path: str, body: bytes) -> int:
-        headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"bench")]
+        headers = [(b"user-agent", b"bench")]
         if body:
             headers += [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "server": ("127.0.0.1", 8080),
-            "client": ("127.0.0.1", 50000),
-            "scheme": "http",
-            "method": method,
-            "root_path": "",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "headers": headers,
-            "state": {},
-        }
+        scope = http_scope(method, path, *headers, client=("127.0.0.1", 50000))
         sent = False
         statuses: list[int] = []
 

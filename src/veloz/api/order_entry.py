@@ -18,7 +18,15 @@ import structlog
 from litestar.exceptions import HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from veloz.api.body import is_form, json_fields
 from veloz.api.errors import ErrorAnswer, ErrorBody, domain_answer, http_answer
@@ -100,7 +108,7 @@ class OrderEntry:
                 return
             answer = encode_json(OrderAnswer.of(placed.order))
             await send(_start(200, answer))
-            await send({"type": "http.response.body", "body": answer, "more_body": False})
+            await send(_body(answer))
 
         return order_entry
 
@@ -134,7 +142,7 @@ async def _read_rest(receive: Receive, first: ReceiveMessage, limit: int) -> byt
 async def _answer_error(send: Send, error: ErrorAnswer) -> None:
     body = encode_json(error.body)
     await send(_start(error.status, body, header_pairs(error.headers)))
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send(_body(body))
 
 
 def _start(
@@ -145,3 +153,7 @@ def _start(
         "status": status,
         "headers": [_JSON, (b"content-length", str(len(body)).encode()), *(extra or ())],
     }
+
+
+def _body(body: bytes) -> HTTPResponseBodyEvent:
+    return {"type": "http.response.body", "body": body, "more_body": False}

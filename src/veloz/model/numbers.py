@@ -195,11 +195,17 @@ def render_flat(
         number = getattr(value, attribute)
         if type(number) is Decimal:
             holder[name] = number
-            if name in _RATIO:
-                changes[attribute] = _number(ratio(number))
-            else:
-                changes[attribute] = _number(plain(number, precisions.of_field(name, holder)))
+            changes[attribute] = _field_number(name, number, holder, precisions)
     return msgspec.structs.replace(value, **changes) if changes else value
+
+
+def _field_number(
+    name: str, value: Decimal, holder: dict[str, Any], precisions: Precisions
+) -> msgspec.Raw:
+    """Field `name` of the object `holder` (its JSON names), holding `value`, rendered."""
+    if name in _RATIO:
+        return _number(ratio(value))
+    return _number(plain(value, precisions.of_field(name, holder)))
 
 
 def _number(text: str) -> msgspec.Raw:
@@ -222,10 +228,7 @@ def _render_object(node: dict[str, Any], precisions: Precisions) -> dict[str, An
     for name, value in node.items():
         kind = type(value)
         if kind is Decimal:
-            if name in _RATIO:
-                out[name] = _number(ratio(value))
-            else:
-                out[name] = _number(plain(value, precisions.of_field(name, node)))
+            out[name] = _field_number(name, value, node, precisions)
         elif kind is list and name in _BOOK_SIDES:
             out[name] = _book_side(value, node.get("symbol"), precisions)
         elif kind is dict or kind is list:
