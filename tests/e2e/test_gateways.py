@@ -345,6 +345,19 @@ def test_roles_and_the_audit_trail_hold_through_a_gateway(tmp_path: Path):
         denied = post(base, "/api/order", order_body("in-readonly"), as_role["trader"])
         assert denied.status_code == 423 and denied.json()["error"] == "trading_disabled"
         assert post(base, "/api/admin/readwrite", None, as_role["admin"]).status_code == 200
+        # The log level reaches the engine, then the gateway that took it. The engine runs
+        # at `warn`, so its line about the change shows only once it logs at `debug`.
+        debug = {"level": "debug"}
+        assert post(base, "/api/admin/log-level", debug, as_role["trader"]).status_code == 403
+        level = post(base, "/api/admin/log-level", debug, as_role["admin"])
+        assert level.status_code == 200, level.text
+        assert level.json()["applied_to"] == ["engine", "gateway"]
+        engine_log = c.engine.log_path
+        eventually(
+            lambda: "admin log-level debug (engine)" in engine_log.read_text(errors="replace"),
+            10,
+            "the engine logging at debug",
+        )
 
         # One audit record per request, written by the gateway that answered it (the
         # engine, told so by the gateway it trusts, does not write a second one).

@@ -14,7 +14,7 @@ from veloz.api.errors import error_responses
 from veloz.engine.views.admin import CheckpointAnswer, LogLevelAnswer, ModeAnswer, ReloadAnswer
 from veloz.model.enums import ModeAction
 from veloz.model.errors import CommandRejected
-from veloz.observability.logs import LEVELS, set_level
+from veloz.observability.logs import LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class AdminController(Controller):
         "/log-level",
         status_code=200,
         responses=error_responses(413),
-        summary="Change the log level at runtime",
+        summary="Change the engine's log level (and the answering gateway's) until it stops",
         operation_class=body_operation(SetLogLevel),
     )
     async def log_level(self, request: AnyRequest, engine_client: Client) -> LogLevelAnswer:
@@ -86,10 +86,9 @@ class AdminController(Controller):
         level = fields.get("level")
         if not isinstance(level, str) or level.lower() not in LEVELS:
             raise CommandRejected("level must be one of debug, info, warn, error")
-        set_level(level.lower())
-        logger.info("admin log-level %s", level.lower())
-        mode = (await engine_client.health()).mode
-        return LogLevelAnswer(mode=mode, level=level.lower())
+        answer = await engine_client.set_log_level(level.lower())
+        logger.info("admin log-level %s (%s)", answer.level, ", ".join(answer.applied_to))
+        return answer
 
     @post(
         "/reload-config",

@@ -14,7 +14,12 @@ from typing import Protocol
 
 from veloz.engine.bus import BusMessage
 from veloz.engine.views.account import Account, AccountStatus, EquityHistory, Ping, Positions
-from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
+from veloz.engine.views.admin import (
+    CheckpointAnswer,
+    LogLevelAnswer,
+    ModeAnswer,
+    ReloadAnswer,
+)
 from veloz.engine.views.audit import AuditLog
 from veloz.engine.views.execution import Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
@@ -129,6 +134,11 @@ class EngineClient(Protocol):
     async def set_mode(self, action: ModeAction, actor: str) -> ModeAnswer: ...
 
     async def reset_breaker(self, actor: str) -> ModeAnswer: ...
+
+    async def set_log_level(self, level: str) -> LogLevelAnswer:
+        """The engine's log level from now until it stops (`level`: a key of
+        `observability.logs.LEVELS`); a gateway sets its own too, once the engine has."""
+        ...
 
     async def reload_risk_limits(self, actor: str) -> ReloadAnswer:
         """Raises `bad_limits` for an invalid file; the limits in force stay."""

@@ -20,7 +20,12 @@ from veloz.engine.views.account import (
     Ping,
     Positions,
 )
-from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
+from veloz.engine.views.admin import (
+    CheckpointAnswer,
+    LogLevelAnswer,
+    ModeAnswer,
+    ReloadAnswer,
+)
 from veloz.engine.views.audit import AuditItem, AuditLog
 from veloz.engine.views.execution import BalanceMismatch, OrphanOrder, Orphans
 from veloz.engine.views.health import Health, Probe, Readiness
@@ -50,6 +55,7 @@ from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import OrderFilled
 from veloz.model.orders import Order
 from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
+from veloz.observability.logs import set_level
 from veloz.persistence.service import HistoryService
 from veloz.persistence.store import StoreUnavailable
 from veloz.risk.portfolio_risk import exposures
@@ -378,6 +384,10 @@ class LocalEngineClient:
         before = self._engine.mode
         mode = await self._engine.reset_breaker(actor)
         return ModeAnswer(mode=mode, changed=mode is not before)
+
+    async def set_log_level(self, level: str) -> LogLevelAnswer:
+        set_level(level)
+        return LogLevelAnswer(mode=self._engine.mode, level=level, applied_to=["engine"])
 
     async def reload_risk_limits(self, actor: str) -> ReloadAnswer:
         loaded = self._engine.reload_risk_limits(actor)

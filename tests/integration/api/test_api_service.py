@@ -1,5 +1,6 @@
 """Health, market, account, config, admin and the OpenAPI document (in process)."""
 
+import logging
 from decimal import Decimal
 
 from tests.support.engine import quote, wait_for_status
@@ -102,8 +103,11 @@ async def test_admin_modes_are_idempotent_and_never_clear_the_wrong_mode(api, en
     assert not_in_maintenance == {"ok": True, "mode": "READONLY", "changed": False}
     assert (await api.post("/api/admin/readwrite")).json()["mode"] == "ACTIVE"
     assert (await api.post("/api/admin/readwrite")).json()["changed"] is False
+    logging.getLogger().setLevel(logging.INFO)
     level = await api.post("/api/admin/log-level", json={"level": "warn"})
     assert level.status_code == 200 and level.json()["level"] == "warn"
+    assert level.json()["applied_to"] == ["engine"]
+    assert logging.getLogger().level == logging.WARNING
     assert (await api.post("/api/admin/log-level", json={"level": "loud"})).status_code == 400
     assert (await api.post("/api/admin/log-level", json={})).status_code == 400
     first = (await api.post("/api/admin/checkpoint")).json()["seq"]

@@ -1,9 +1,11 @@
 """The gateway's state view, with the engine played by an HTTP mock: open orders from a
 snapshot then the stream, taken again after a gap; engine reads kept until an event and
-fetched once for simultaneous callers; the engine's errors answered as its own."""
+fetched once for simultaneous callers; the engine's errors answered as its own; a log level
+set on the engine before the gateway takes it."""
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -29,6 +31,8 @@ class Engine:
         self.open: list[Order] = []
         self.calls: list[str] = []
         self.positions_wait: asyncio.Event | None = None
+        self.log_levels: list[Any] = []
+        self.refuse_commands = False
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -47,6 +51,13 @@ class Engine:
             # The engine's history store did not answer: it says so in a header.
             headers = {"X-VeloZ-History": "unavailable"}
             return httpx.Response(200, json={"count": 0, "trades": []}, headers=headers)
+        if path == "/api/admin/log-level":
+            if self.refuse_commands:
+                return httpx.Response(403, json={"error": "forbidden", "message": "admin only"})
+            level = json.loads(request.content)["level"]
+            self.log_levels.append(level)
+            answer = {"ok": True, "mode": "ACTIVE", "level": level, "applied_to": ["engine"]}
+            return httpx.Response(200, json=answer)
         if path == "/api/risk/status":
             return httpx.Response(503, json={"error": "store_unavailable", "message": "db down"})
         return httpx.Response(404, json={"error": "not_found", "message": path})
@@ -154,3 +165,32 @@ async def test_an_engine_that_does_not_answer_is_not_ready():
     assert not ready.ok and ready.components["engine"].status == "unreachable"
     assert json.loads(msgspec.json.encode(ready))["served_by"] == "gateway"
     await link.close()
+
+
+@pytest.fixture
+def root_level():
+    """The root logger's level, as it was before the test."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.WARNING)
+    yield root
+    root.setLevel(before)
+
+
+async def test_a_log_level_reaches_the_engine_then_the_gateway(
+    gateway: GatewayClient, engine: Engine, root_level: logging.Logger
+):
+    answer = await gateway.set_log_level("debug")
+    assert engine.log_levels == ["debug"]
+    assert (answer.level, answer.applied_to) == ("debug", ["engine", "gateway"])
+    assert root_level.level == logging.DEBUG
+
+
+async def test_a_log_level_the_engine_refuses_changes_nothing(
+    gateway: GatewayClient, engine: Engine, root_level: logging.Logger
+):
+    engine.refuse_commands = True
+    with pytest.raises(CommandRejected) as refused:
+        await gateway.set_log_level("debug")
+    assert refused.value.code is ErrorCode.FORBIDDEN
+    assert root_level.level == logging.WARNING

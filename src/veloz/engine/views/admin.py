@@ -15,6 +15,9 @@ class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool = True
     mode: TradingMode
     level: str
+    # The processes now logging at `level`: "engine", and "gateway" when a gateway took
+    # the command (its other replicas and the projector keep theirs).
+    applied_to: list[str]
 
 
 class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):

@@ -38,7 +38,12 @@ from veloz.codec import encode_json
 from veloz.engine.activity import ActivityLog
 from veloz.engine.bus import BusMessage, EventBus, Journaled
 from veloz.engine.views.account import Account, AccountStatus, EquityHistory, Ping, Positions
-from veloz.engine.views.admin import CheckpointAnswer, ModeAnswer, ReloadAnswer
+from veloz.engine.views.admin import (
+    CheckpointAnswer,
+    LogLevelAnswer,
+    ModeAnswer,
+    ReloadAnswer,
+)
 from veloz.engine.views.audit import AuditLog
 from veloz.engine.views.execution import Orphans
 from veloz.engine.views.feed import FeedError, FeedReader
@@ -62,6 +67,7 @@ from veloz.model.enums import OPEN_STATUSES, EnginePhase, ModeAction, TradingMod
 from veloz.model.errors import CommandRejected, ErrorCode
 from veloz.model.events import OrderEvent
 from veloz.model.queries import AuditQuery, OrderQuery, TradeQuery
+from veloz.observability.logs import set_level
 from veloz.persistence.redis_events import RedisConfig
 from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.link import EngineLink
@@ -471,6 +477,17 @@ class GatewayClient:
     async def reset_breaker(self, actor: str) -> ModeAnswer:
         body = await self.link.command("POST", "/api/admin/reset-breaker")
         return msgspec.json.decode(body, type=ModeAnswer)
+
+    async def set_log_level(self, level: str) -> LogLevelAnswer:
+        # The engine first: if it does not take the level, this gateway keeps its own.
+        body = await self.link.command(
+            "POST", "/api/admin/log-level", msgspec.json.encode({"level": level})
+        )
+        engine = msgspec.json.decode(body, type=LogLevelAnswer)
+        set_level(level)
+        return LogLevelAnswer(
+            mode=engine.mode, level=engine.level, applied_to=[*engine.applied_to, "gateway"]
+        )
 
     async def reload_risk_limits(self, actor: str) -> ReloadAnswer:
         body = await self.link.command("POST", "/api/admin/reload-config")
