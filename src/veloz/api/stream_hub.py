@@ -14,9 +14,10 @@ callbacks of the current loop iteration, so what is published together (a journa
 leaves in one write per client, and a client that falls behind gets everything queued in
 one write. With a thousand clients the writes, not the events, are what costs; a
 `flush_interval_s` above zero also caps the wake-ups at one per interval, trading that
-much latency for CPU (`bench/sse_fanout.py --flush-ms`). The hub also posts keep-alive
-comments to SSE clients and closes every mailbox when the service shuts down. What an
-event contains is `veloz.engine.views`' business; resuming reads `engine.activity`.
+much latency for CPU (`bench/sse_fanout.py --flush-ms`); a mailbox that becomes half full
+wakes its client at once regardless, so a burst does not fill it first. The hub also posts
+keep-alive comments to SSE clients and closes every mailbox when the service shuts down.
+What an event contains is `veloz.engine.views`' business; resuming reads `engine.activity`.
 """
 
 import asyncio
@@ -87,21 +88,24 @@ class Mailbox(Generic[Frame]):
     hold together). The hub offers without waiting and wakes the client when it chooses;
     the client takes what has accumulated in one batch."""
 
-    __slots__ = ("_bytes", "_items", "_limit", "_queued", "_waiter", "closed")
+    __slots__ = ("_bytes", "_half", "_items", "_limit", "_queued", "_waiter", "closed")
 
     def __init__(self, limit: int, queued: QueuedBytes | None = None) -> None:
         if limit < 1:
             raise ValueError("a mailbox holds at least one item")
         self._items: list[Frame] = []
         self._limit = limit
+        self._half = max(1, limit // 2)
         self._queued = queued or QueuedBytes()
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.closed: Closed | None = None
 
     def offer(self, item: Frame) -> bool:
-        """Queue `item` without waking the taker; False only when the mailbox is full or
-        the hub's mailboxes hold all the bytes they may. A closed mailbox ignores it."""
+        """Queue `item`; False only when the mailbox is full or the hub's mailboxes hold
+        all the bytes they may. A closed mailbox ignores it. The taker is woken when the
+        mailbox becomes half full, whenever the hub would wake it: a burst (a gateway
+        catching up on its stream) must not fill it before the hub's next flush."""
         if self.closed is not None:
             return True
         if len(self._items) >= self._limit:
@@ -112,6 +116,8 @@ class Mailbox(Generic[Frame]):
         self._items.append(item)
         self._bytes += size
         queued.bytes += size
+        if len(self._items) == self._half:
+            self.wake()
         return True
 
     def _release(self) -> None:

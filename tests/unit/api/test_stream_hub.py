@@ -96,11 +96,23 @@ async def test_take_returns_what_is_queued_once_woken():
     mailbox.offer(b"1")
     mailbox.offer(b"2")
     await asyncio.sleep(0)
-    assert not taking.done()  # offering does not wake: the hub decides when
+    assert not taking.done()  # offering does not wake: the hub decides when (below half)
     mailbox.wake()
     assert await taking == [b"1", b"2"]
     mailbox.offer(b"3")
     assert await mailbox.take() == [b"3"]  # something queued: no waiting at all
+
+
+async def test_a_mailbox_half_full_wakes_its_taker_at_once():
+    mailbox: Mailbox[bytes] = Mailbox(10)
+    taking = asyncio.create_task(mailbox.take())
+    await asyncio.sleep(0)
+    for n in range(4):
+        mailbox.offer(b"%d" % n)
+    await asyncio.sleep(0)
+    assert not taking.done()
+    mailbox.offer(b"4")  # the fifth of ten: a burst, whenever the hub would wake it
+    assert await asyncio.wait_for(taking, 1) == [b"0", b"1", b"2", b"3", b"4"]
 
 
 async def test_after_a_quiet_spell_an_event_goes_out_at_once_then_wakes_are_batched(engine):

@@ -31,6 +31,11 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 LENGTH_EVERY_S = 5.0
+# Entries applied between two turns of the event loop. Catching up (after Redis or the
+# gateway was away) a read brings up to `batch` entries at once; applied in one go, they
+# would reach a stream client's mailbox before it could write any, and fill it. In
+# chunks, the clients the hub woke write theirs in between (`api.stream_hub.Mailbox`).
+APPLY_CHUNK = 100
 
 
 @dataclass(slots=True)
@@ -150,7 +155,10 @@ class StreamFollower:
         )
         self.stats.connected = True
         for _stream, entries in answer:
-            self._apply(entries)
+            for start in range(0, len(entries), APPLY_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                self._apply(entries[start : start + APPLY_CHUNK])
         if not answer:
             await self._look_at_the_end()
         if time.monotonic() >= self._length_due:
