@@ -33,6 +33,7 @@ class Engine:
         self.positions_wait: asyncio.Event | None = None
         self.log_levels: list[Any] = []
         self.refuse_commands = False
+        self.answers_before_applied_to = False  # an engine of the version before
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -56,7 +57,9 @@ class Engine:
                 return httpx.Response(403, json={"error": "forbidden", "message": "admin only"})
             level = json.loads(request.content)["level"]
             self.log_levels.append(level)
-            answer = {"ok": True, "mode": "ACTIVE", "level": level, "applied_to": ["engine"]}
+            answer = {"ok": True, "mode": "ACTIVE", "level": level}
+            if not self.answers_before_applied_to:
+                answer["applied_to"] = ["engine"]
             return httpx.Response(200, json=answer)
         if path == "/api/risk/status":
             return httpx.Response(503, json={"error": "store_unavailable", "message": "db down"})
@@ -194,3 +197,12 @@ async def test_a_log_level_the_engine_refuses_changes_nothing(
         await gateway.set_log_level("debug")
     assert refused.value.code is ErrorCode.FORBIDDEN
     assert root_level.level == logging.WARNING
+
+
+async def test_an_engine_from_before_applied_to_is_understood(
+    gateway: GatewayClient, engine: Engine, root_level: logging.Logger
+):
+    engine.answers_before_applied_to = True
+    answer = await gateway.set_log_level("error")
+    assert answer.applied_to == ["engine", "gateway"]
+    assert root_level.level == logging.ERROR

@@ -16,8 +16,9 @@ class LogLevelAnswer(msgspec.Struct, frozen=True, kw_only=True):
     mode: TradingMode
     level: str
     # The processes now logging at `level`: "engine", and "gateway" when a gateway took
-    # the command (its other replicas and the projector keep theirs).
-    applied_to: list[str]
+    # the command (its other replicas and the projector keep theirs). The default is how
+    # a gateway reads the answer of an engine from before the field (a rolling upgrade).
+    applied_to: list[str] = msgspec.field(default_factory=lambda: ["engine"])
 
 
 class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
