@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 
 import httpx
-import msgspec
 import redis
 
 from tests.support.redis import private_redis
@@ -15,22 +14,24 @@ from tests.unit.model.order_builders import submitted
 from veloz.api.stream_hub import GATEWAY_FLUSH_INTERVAL_S, StreamHub
 from veloz.codec import encode_event
 from veloz.engine.bus import Journaled
-from veloz.model.orders import Order
-from veloz.persistence.redis_events import RedisConfig
+from veloz.journal.framing import Record
+from veloz.persistence.redis_events import EventFold, RedisConfig
 from veloz.runtime.gateway.client import GatewayClient, GatewayConfig
 from veloz.runtime.gateway.follower import StreamFollower
 from veloz.runtime.gateway.link import EngineLink
 
 
 def write_entries(url: str, stream: str, count: int) -> None:
+    """`count` order submissions as the engine's publisher writes them (`EventFold`)."""
+    fold = EventFold()
+    fold.reset()
     client = redis.Redis.from_url(url)
     pipeline = client.pipeline()
     for seq in range(1, count + 1):
         event = submitted(f"burst-{seq}")
         entry_type, payload = encode_event(event)
-        order = msgspec.msgpack.encode(Order.from_submitted(event))
-        fields = {"entry_type": int(entry_type), "payload": payload, "order": order}
-        pipeline.xadd(stream, fields, id=f"{seq}-0")  # type: ignore[arg-type]
+        fields = fold.apply(Record(0, int(entry_type), seq, event.ts_ns, payload))
+        pipeline.xadd(stream, fields, id=f"{seq}-0")  # type: ignore[arg-type]  # too narrow
     pipeline.execute()
     client.close()
 
